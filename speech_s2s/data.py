@@ -1,0 +1,224 @@
+"""Corpora in the LibriSpeech layout, JSONL manifests, cached features and length-bucketed batches.
+
+Layout read: <split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac beside
+<speaker>-<chapter>.trans.txt, whose lines are "<utterance-id> TRANSCRIPT".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile
+import torch
+from tqdm import tqdm
+
+from speech_s2s.audio import load_audio
+from speech_s2s.features import LogMel
+from speech_s2s.text import TranscriptError, Vocabulary
+
+AUDIO_SUFFIXES = (".flac", ".wav")
+
+
+class CorpusError(ValueError):
+    """A corpus file is missing or malformed; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: str  # path to the audio file
+    text: str  # transcript as written in the corpus
+    duration: float  # seconds
+    speaker: str
+
+
+def _find_audio(directory: Path, utterance_id: str) -> Path | None:
+    for suffix in AUDIO_SUFFIXES:
+        candidate = directory / f"{utterance_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_transcript_file(path: Path, vocabulary: Vocabulary, problems: list[str]) -> list[Utterance]:
+    speaker, chapter = path.parent.parent.name, path.parent.name
+    prefix = f"{speaker}-{chapter}-"
+    utterances = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        problems.append(f"{path}: not UTF-8 text ({error.reason})")
+        return []
+    for number, line in enumerate(lines, start=1):
+        where = f"{path}:{number}"
+        if not line.strip():
+            problems.append(f"{where}: empty line")
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            problems.append(f"{where}: expected '<utterance-id> TRANSCRIPT', got {line.strip()!r}")
+            continue
+        utterance_id, text = parts
+        if not utterance_id.startswith(prefix):
+            problems.append(f"{where}: utterance id {utterance_id!r} does not start with {prefix!r}")
+            continue
+        try:
+            vocabulary.encode(text)
+        except TranscriptError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        audio = _find_audio(path.parent, utterance_id)
+        if audio is None:
+            problems.append(f"{where}: audio file {utterance_id}.flac is missing")
+            continue
+        try:
+            info = soundfile.info(str(audio))
+        except Exception as error:
+            problems.append(f"{audio}: unreadable audio ({str(error).splitlines()[0]})")
+            continue
+        utterances.append(Utterance(utterance_id, str(audio), text.strip(), info.frames / info.samplerate, speaker))
+    return utterances
+
+
+def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary()) -> list[Utterance]:
+    """Every utterance under `root` (one split, e.g. LibriSpeech/train-clean-100), sorted by id.
+
+    Raises CorpusError on the first problem found (with a count of the others): a malformed or
+    empty transcript line, characters the vocabulary cannot spell, a missing audio file, or
+    an audio file no transcript mentions.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CorpusError(f"{root}: no such corpus directory")
+    transcript_files = sorted(root.glob("*/*/*.trans.txt"))
+    if not transcript_files:
+        raise CorpusError(f"{root}: no <speaker>/<chapter>/*.trans.txt files (is this a LibriSpeech split?)")
+    problems: list[str] = []
+    utterances: list[Utterance] = []
+    for path in tqdm(transcript_files, desc=f"reading {root.name}", unit="chapter", leave=False):
+        utterances.extend(_read_transcript_file(path, vocabulary, problems))
+    transcribed = {Path(u.audio) for u in utterances}
+    for suffix in AUDIO_SUFFIXES:
+        for audio in sorted(root.glob(f"*/*/*{suffix}")):
+            if audio not in transcribed and not any(audio.stem in p for p in problems):
+                problems.append(f"{audio}: no transcript line for this audio file")
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise CorpusError(problems[0] + more)
+    return sorted(utterances, key=lambda u: u.id)
+
+
+def write_manifest(utterances: list[Utterance], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        for utterance in utterances:
+            handle.write(json.dumps(dataclasses.asdict(utterance)) + "\n")
+    os.replace(temporary, path)
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    utterances = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                utterances.append(Utterance(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as error:
+                raise CorpusError(f"{path}:{number}: not a manifest line ({error})") from None
+    return utterances
+
+
+def load_corpus(source: str | Path, vocabulary: Vocabulary = Vocabulary()) -> list[Utterance]:
+    """A manifest (.jsonl) or a LibriSpeech-layout directory."""
+    source = Path(source)
+    return read_manifest(source) if source.suffix == ".jsonl" else read_librispeech(source, vocabulary)
+
+
+@dataclass
+class FeatureSet:
+    """Utterances with their raw log-mel features [T, F] (float16 to halve memory) and token ids."""
+
+    utterances: list[Utterance]
+    features: list[torch.Tensor]
+    targets: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def num_frames(self) -> list[int]:
+        return [f.shape[0] for f in self.features]
+
+
+def compute_features(utterances: list[Utterance], logmel: LogMel, vocabulary: Vocabulary, cache: str | Path | None = None) -> FeatureSet:
+    """Load audio, compute log-mel, encode transcripts; reuse `cache` if it was made from the same ids."""
+    ids = [u.id for u in utterances]
+    if cache is not None and Path(cache).is_file():
+        stored = torch.load(cache, weights_only=True)
+        if stored["ids"] == ids:
+            return FeatureSet(utterances, stored["features"], [torch.tensor(vocabulary.encode(u.text)) for u in utterances])
+    features = []
+    for utterance in tqdm(utterances, desc="features", unit="utt"):
+        samples = torch.from_numpy(load_audio(utterance.audio))
+        feats, _ = logmel(samples[None], torch.tensor([samples.shape[0]]))
+        features.append(feats[0].to(torch.float16))
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(str(cache) + ".tmp")
+        torch.save({"ids": ids, "features": features}, temporary)
+        os.replace(temporary, cache)
+    return FeatureSet(utterances, features, [torch.tensor(vocabulary.encode(u.text)) for u in utterances])
+
+
+def feature_stats(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and standard deviation over all frames (float64 sums for accuracy)."""
+    total = torch.zeros(features[0].shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    count = 0
+    for f in features:
+        f = f.double()
+        total += f.sum(0)
+        squares += (f * f).sum(0)
+        count += f.shape[0]
+    mean = total / count
+    return mean.float(), (squares / count - mean * mean).clamp_min(0).sqrt().float()
+
+
+def make_batches(num_frames: list[int], max_frames: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:
+    """Group utterances of similar length so each padded batch holds at most `max_frames` frames.
+
+    Deterministic in (seed, epoch), so a resumed run rebuilds the same batches. With shuffle off
+    the batches come shortest first (a curriculum, as in SortaGrad).
+    """
+    rng = random.Random(seed * 100003 + epoch)
+    jitter = [rng.random() for _ in num_frames]  # breaks ties differently each epoch
+    order = sorted(range(len(num_frames)), key=lambda i: (num_frames[i], jitter[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = max(num_frames[index], max((num_frames[i] for i in current), default=0))
+        if current and longest * (len(current) + 1) > max_frames:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(feature_set: FeatureSet, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> feats [B, T, F] float32, frame counts [B], targets [B, L] (0-padded), target lengths [B]."""
+    feats = [feature_set.features[i].float() for i in indices]
+    targets = [feature_set.targets[i] for i in indices]
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    target_lengths = torch.tensor([t.shape[0] for t in targets])
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    padded_targets = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True)
+    return padded, lengths, padded_targets, target_lengths

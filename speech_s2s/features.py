@@ -1,0 +1,130 @@
+"""Log-mel features, global mean/variance normalisation and SpecAugment.
+
+Shapes: B batch, S samples, T frames, F mel bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+from torch import nn
+
+from speech_s2s.audio import SAMPLE_RATE
+
+# Floor inside the log: far below the quietest speech energy, so it only guards log(0).
+LOG_FLOOR = 1e-10
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 400  # 25 ms window at 16 kHz
+    hop_length: int = 160  # 10 ms hop: 100 frames per second
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = SAMPLE_RATE / 2
+
+
+class LogMel(nn.Module):
+    """Waveforms [B, S] -> log-mel [B, T, F], with T = 1 + S // hop per utterance.
+
+    Matches `librosa.feature.melspectrogram` (Slaney mel scale and norm, periodic Hann, centred
+    frames with zero padding, power 2) before the log. Zero padding means a padded batch gives the
+    same frames for each utterance as that utterance alone.
+    """
+
+    def __init__(self, config: FeatureConfig = FeatureConfig()):
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.n_fft,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="constant",
+            norm="slaney",
+            mel_scale="slaney",
+        )
+
+    def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
+        return 1 + torch.div(num_samples, self.config.hop_length, rounding_mode="floor")
+
+    def power(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Mel power spectrogram [B, F, T'] (before the log), as librosa lays it out."""
+        return self.mel(waveforms)
+
+    @torch.no_grad()
+    def forward(self, waveforms: torch.Tensor, num_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = torch.log(self.power(waveforms).clamp_min(LOG_FLOOR)).transpose(1, 2)
+        lengths = self.num_frames(num_samples)
+        mask = torch.arange(feats.shape[1])[None, :] < lengths[:, None]
+        return feats * mask[..., None], lengths
+
+
+class GlobalMVN(nn.Module):
+    """Subtract the training set's mean and divide by its standard deviation, per mel bin.
+
+    The statistics are buffers, so they travel inside every checkpoint with the weights.
+    """
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_mels))
+        self.register_buffer("std", torch.ones(n_mels))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp_min(1e-5))
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
+        return (feats - self.mean) / self.std * mask[..., None]
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    freq_masks: int = 2
+    freq_width: int = 27  # up to 27 of 80 bins, as in LibriSpeech SpecAugment (Park et al. 2019)
+    time_masks: int = 2
+    time_width: int = 40  # frames
+    time_width_ratio: float = 0.1  # no mask wider than this share of the utterance
+    time_warp: int = 0  # max warp in frames; 0 disables
+
+
+def _time_warp(feats: torch.Tensor, length: int, warp: int, generator: torch.Generator) -> torch.Tensor:
+    """Move one point of the time axis by up to `warp` frames, stretching both sides linearly."""
+    if length <= 2 * warp + 2:
+        return feats
+    centre = int(torch.randint(warp + 1, length - warp - 1, (1,), generator=generator))
+    shift = int(torch.randint(-warp, warp + 1, (1,), generator=generator))
+    left = torch.nn.functional.interpolate(feats[None, None, :centre], size=(centre + shift, feats.shape[1]), mode="bilinear", align_corners=False)
+    right = torch.nn.functional.interpolate(feats[None, None, centre:length], size=(length - centre - shift, feats.shape[1]), mode="bilinear", align_corners=False)
+    warped = feats.clone()
+    warped[:length] = torch.cat([left[0, 0], right[0, 0]], dim=0)
+    return warped
+
+
+def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, config: SpecAugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Mask random frequency bands and time spans of normalised features [B, T, F] (masked to 0 = the mean)."""
+    out = feats.clone()
+    num_bins = feats.shape[2]
+    for b, length in enumerate(lengths.tolist()):
+        if config.time_warp > 0:
+            out[b] = _time_warp(out[b], length, config.time_warp, generator)
+        for _ in range(config.freq_masks):
+            width = int(torch.randint(0, config.freq_width + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, num_bins - width), (1,), generator=generator))
+            out[b, :, start : start + width] = 0.0
+        max_width = min(config.time_width, int(config.time_width_ratio * length))
+        for _ in range(config.time_masks):
+            width = int(torch.randint(0, max_width + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, length - width), (1,), generator=generator))
+            out[b, start : start + width, :] = 0.0
+    return out

@@ -1,0 +1,46 @@
+"""Pictures people look at: learning curves and attention alignments, as PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_learning_curve(history: list[dict], path: str | Path) -> None:
+    """history rows: {"step", "train_loss"} per logging interval and {"step", "dev_loss", "dev_wer"} per validation."""
+    train = [(r["step"], r["train_loss"]) for r in history if "train_loss" in r]
+    dev = [(r["step"], r["dev_loss"], r["dev_wer"], r.get("dev_cer", float("nan"))) for r in history if "dev_loss" in r]
+    fig, (loss_axis, wer_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        loss_axis.plot(*zip(*train), label="train", alpha=0.8)
+    if dev:
+        steps, losses, wers, cers = zip(*dev)
+        loss_axis.plot(steps, losses, "o-", label="dev")
+        wer_axis.plot(steps, [100 * w for w in wers], "o-", label="dev WER (greedy)")
+        wer_axis.plot(steps, [100 * c for c in cers], "s--", label="dev CER (greedy)")
+    loss_axis.set(xlabel="update", ylabel="joint loss", title="loss", yscale="log")
+    wer_axis.set(xlabel="update", ylabel="%", title="dev error rate")
+    for axis in (loss_axis, wer_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_attention(weights: np.ndarray, text: str, path: str | Path, title: str = "") -> None:
+    """weights [L, T]: one row per output token (the text, then <eos>)."""
+    fig, axis = plt.subplots(figsize=(max(6, weights.shape[1] / 10), max(4, weights.shape[0] / 8)))
+    axis.imshow(weights, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis")
+    labels = list(text) + ["<eos>"]
+    if len(labels) == weights.shape[0] and len(labels) <= 120:
+        axis.set_yticks(range(len(labels)), [c if c != " " else "␣" for c in labels], fontsize=6)
+    axis.set(xlabel="encoder frame", ylabel="output token", title=title or "attention alignment")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

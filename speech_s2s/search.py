@@ -1,0 +1,252 @@
+"""Decoding: batched greedy search and joint CTC/attention beam search (Watanabe et al., 2017).
+
+The searchers talk to the model through three things only: `encode`, the decoder's `step` with a
+reorderable state, and the CTC log-probabilities. T frames, V vocabulary, N live hypotheses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import torch
+
+from speech_s2s.decoder import DecoderState, Memory
+from speech_s2s.encoder import EncoderOutput
+from speech_s2s.model import Seq2Seq
+from speech_s2s.text import BLANK_ID, EOS_ID
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    beam_size: int = 1  # 1 = greedy search
+    ctc_weight: float = 0.3  # share of the CTC prefix score in the joint score (beam search only)
+    lm_weight: float = 0.0  # shallow fusion weight of the language model, if one is given
+    length_bonus: float = 0.0  # added per emitted token; counters the search's bias to short output
+    length_normalization: bool = False  # rank finished hypotheses by score per token
+    # End-of-sentence rules against LAS's well-known failures: never emit more tokens than the CTC
+    # branch has frames (it could not align them), and stop at once on input CTC hears as silence.
+    max_tokens_per_ctc_frame: float = 1.0
+    stop_on_ctc_silence: bool = True
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]
+    score: float  # the joint score the search ranks by
+    attention_score: float = 0.0
+    ctc_score: float = 0.0
+    lm_score: float = 0.0
+
+
+@dataclass
+class DecodingResult:
+    tokens: list[int]
+    text: str
+    score: float
+    hypotheses: list[Hypothesis] = field(default_factory=list, repr=False)
+
+
+class LanguageModel(Protocol):
+    """What shallow fusion needs from a language model over the same vocabulary."""
+
+    def initial_state(self, batch_size: int) -> object: ...
+
+    def step(self, tokens: torch.Tensor, state: object) -> tuple[torch.Tensor, object]: ...
+
+    def select_state(self, state: object, index: torch.Tensor) -> object: ...
+
+
+def ctc_is_silent(ctc_log_probs: torch.Tensor, length: int) -> bool:
+    """True when CTC's best path over the first `length` frames is all blank."""
+    return bool((ctc_log_probs[:length].argmax(-1) == BLANK_ID).all())
+
+
+def max_output_tokens(ctc_length: int, options: DecodingOptions) -> int:
+    return max(1, math.ceil(ctc_length * options.max_tokens_per_ctc_frame))
+
+
+@torch.no_grad()
+def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions()) -> list[list[int]]:
+    """Batched attention greedy search: the most likely token each step until <eos> or the length cap."""
+    memory = model.prepare_memory(encoded)
+    batch = memory.values.shape[0]
+    limits = torch.tensor([max_output_tokens(int(n), options) for n in encoded.ctc_lengths])
+    finished = torch.zeros(batch, dtype=torch.bool)
+    if options.stop_on_ctc_silence:
+        ctc = model.ctc_log_probs(encoded)
+        finished |= torch.tensor([ctc_is_silent(ctc[b], int(encoded.ctc_lengths[b])) for b in range(batch)])
+    tokens = torch.full((batch,), EOS_ID, dtype=torch.long, device=memory.values.device)
+    state = model.decoder.initial_state(memory)
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    for step in range(int(limits.max())):
+        if bool(finished.all()):
+            break
+        logits, state = model.decoder.step(tokens, state, memory)
+        logits[:, BLANK_ID] = NEG_INF
+        tokens = logits.argmax(dim=1)
+        for b in range(batch):
+            if finished[b]:
+                continue
+            if int(tokens[b]) == EOS_ID or step >= int(limits[b]):
+                finished[b] = True
+            else:
+                outputs[b].append(int(tokens[b]))
+    return outputs
+
+
+class CTCPrefixScorer:
+    """CTC prefix probabilities for one utterance, for all extensions of all hypotheses at once.
+
+    For a prefix g, r_n[t] and r_b[t] are the log-probabilities that frames 0..t emit exactly g,
+    ending in a non-blank or a blank frame. Extending g by token c (Watanabe et al., 2017):
+        r_n'[t] = logaddexp(r_n'[t-1], phi[t-1]) + x[t, c],   r_b'[t] = logaddexp(r_b'[t-1], r_n'[t-1]) + x[t, blank]
+    with phi = logaddexp(r_b, r_n), or r_b alone when c repeats g's last token. Both recursions are
+    linear in the probability domain, so dividing by cumulative products turns them into
+    log-cumulative-sums: one vectorised pass over time instead of a Python loop per frame.
+    """
+
+    def __init__(self, log_probs: torch.Tensor):
+        """log_probs [T, V] for one utterance (its real frames only)."""
+        self.x = log_probs.double()
+        self.length, self.vocab_size = self.x.shape
+        self.cum_x = self.x.cumsum(0).T  # [V, T]
+        self.cum_blank = self.cum_x[BLANK_ID]  # [T]
+
+    def initial(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r_n, r_b) [1, T] of the empty prefix: all frames blank."""
+        r_b = self.cum_blank.clone()[None, :]
+        return torch.full_like(r_b, NEG_INF), r_b
+
+    def extend(self, r_n: torch.Tensor, r_b: torch.Tensor, last_tokens: torch.Tensor, empty: torch.Tensor):
+        """For N prefixes (r_n, r_b [N, T], last token [N], empty [N] bool) and every token c:
+        returns new (r_n, r_b) [N, V, T] and prefix scores psi [N, V]; psi[:, EOS] is the full score."""
+        n, steps = r_n.shape
+        phi = torch.logaddexp(r_n, r_b)[:, None, :].expand(n, self.vocab_size, steps).clone()
+        phi[torch.arange(n), last_tokens] = r_b  # a repeated token needs a blank in between
+        start = torch.where(empty[:, None], self.x[0][None, :], torch.full_like(self.x[0][None, :], NEG_INF))  # [N, V]
+        cum_x = self.cum_x[None]  # [1, V, T]
+        # A[t] = r_n'[t] - C[t] = logaddexp(A[0], logcumsumexp_{s<t}(phi[s] - C[s]))
+        shifted = torch.cat([torch.full((n, self.vocab_size, 1), NEG_INF, dtype=phi.dtype), torch.logcumsumexp(phi - cum_x, dim=2)[..., :-1]], dim=2)
+        new_r_n = torch.logaddexp((start - cum_x[..., 0])[..., None], shifted) + cum_x
+        blank_shifted = torch.cat([torch.full((n, self.vocab_size, 1), NEG_INF, dtype=phi.dtype), torch.logcumsumexp(new_r_n - self.cum_blank, dim=2)[..., :-1]], dim=2)
+        new_r_b = blank_shifted + self.cum_blank
+        psi = torch.logsumexp(torch.cat([start[..., None], phi[..., :-1] + self.x.T[None, :, 1:]], dim=2), dim=2)
+        psi[:, EOS_ID] = torch.logaddexp(r_n[:, -1], r_b[:, -1])
+        psi[:, BLANK_ID] = NEG_INF
+        return new_r_n, new_r_b, psi
+
+
+@torch.no_grad()
+def beam_search_one(
+    model: Seq2Seq,
+    memory: Memory,
+    ctc_log_probs: torch.Tensor,
+    options: DecodingOptions,
+    lm: LanguageModel | None = None,
+) -> list[Hypothesis]:
+    """Joint CTC/attention beam search for one utterance; memory has batch 1, ctc_log_probs is [T, V].
+    Returns finished hypotheses, best first."""
+    beam = options.beam_size
+    ctc = CTCPrefixScorer(ctc_log_probs) if options.ctc_weight > 0 else None
+    use_lm = lm is not None and options.lm_weight > 0
+    max_len = max_output_tokens(ctc_log_probs.shape[0], options)
+    running = [Hypothesis([], 0.0)]
+    state: DecoderState = model.decoder.initial_state(memory)
+    r_n, r_b = ctc.initial() if ctc else (None, None)
+    lm_state = lm.initial_state(1) if use_lm else None
+    finished: list[Hypothesis] = []
+
+    def final_score(h: Hypothesis) -> float:
+        return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
+
+    for step in range(max_len + 1):
+        n = len(running)
+        last = torch.tensor([h.tokens[-1] if h.tokens else EOS_ID for h in running])
+        logits, state = model.decoder.step(last, state, memory.select(torch.zeros(n, dtype=torch.long)))
+        attention_lp = torch.log_softmax(logits, dim=-1).double()  # [N, V]
+        base = torch.tensor([h.attention_score for h in running], dtype=torch.float64)[:, None]
+        attention_total = base + attention_lp
+        joint = (1 - options.ctc_weight) * attention_total if ctc else attention_total.clone()
+        if ctc:
+            empty = torch.tensor([not h.tokens for h in running])
+            new_r_n, new_r_b, psi = ctc.extend(r_n, r_b, last, empty)
+            joint = joint + options.ctc_weight * psi
+        if use_lm:
+            lm_lp, lm_state_next = lm.step(last, lm_state)
+            lm_total = torch.tensor([h.lm_score for h in running], dtype=torch.float64)[:, None] + lm_lp.double()
+            joint = joint + options.lm_weight * lm_total
+        joint = joint + options.length_bonus * torch.tensor([len(h.tokens) + 1 for h in running], dtype=torch.float64)[:, None]
+        joint[:, BLANK_ID] = NEG_INF
+        if step == max_len:  # out of room: every hypothesis must end here
+            joint[:, EOS_ID + 1 :] = NEG_INF
+        order = joint.flatten().argsort(descending=True)
+        keep_rows, keep_tokens = [], []
+        for flat in order[: 2 * beam].tolist():
+            row, token = divmod(flat, joint.shape[1])
+            score = float(joint[row, token])
+            if score == NEG_INF:
+                break
+            hyp = Hypothesis(
+                running[row].tokens + ([] if token == EOS_ID else [token]),
+                score,
+                float(attention_total[row, token]),
+                float(psi[row, token]) if ctc else 0.0,
+                float(lm_total[row, token]) if use_lm else 0.0,
+            )
+            if token == EOS_ID:
+                finished.append(hyp)
+            elif len(keep_rows) < beam:
+                keep_rows.append((row, hyp))
+                keep_tokens.append(token)
+        if not keep_rows:
+            break
+        rows = torch.tensor([row for row, _ in keep_rows])
+        running = [hyp for _, hyp in keep_rows]
+        state = state.select(rows)
+        if ctc:
+            tokens = torch.tensor(keep_tokens)
+            r_n, r_b = new_r_n[rows, tokens], new_r_b[rows, tokens]
+        if use_lm:
+            lm_state = lm.select_state(lm_state_next, rows)
+        # Scores only fall as hypotheses grow, so once enough have finished and the best live one
+        # trails the best finished one, no live hypothesis can overtake it.
+        if len(finished) >= beam and max(h.score for h in running) < max(h.score for h in finished):
+            break
+    finished.sort(key=final_score, reverse=True)
+    return finished
+
+
+def decode(
+    model: Seq2Seq,
+    feats: torch.Tensor,
+    lengths: torch.Tensor,
+    options: DecodingOptions = DecodingOptions(),
+    lm: LanguageModel | None = None,
+) -> list[DecodingResult]:
+    """Raw log-mel [B, T, F] with frame counts -> one result per utterance."""
+    model.eval()
+    with torch.no_grad():
+        encoded = model.encode(feats, lengths)
+        if options.beam_size <= 1:
+            return [DecodingResult(t, model.vocabulary.decode(t), 0.0) for t in greedy_search(model, encoded, options)]
+        ctc_log_probs = model.ctc_log_probs(encoded)
+        memory = model.prepare_memory(encoded)
+        results = []
+        for b in range(feats.shape[0]):
+            ctc_lp = ctc_log_probs[b, : int(encoded.ctc_lengths[b])]
+            if options.stop_on_ctc_silence and ctc_is_silent(ctc_lp, ctc_lp.shape[0]):
+                results.append(DecodingResult([], "", 0.0))
+                continue
+            hyps = beam_search_one(model, memory.select(torch.tensor([b])), ctc_lp, options, lm)
+            best = hyps[0] if hyps else Hypothesis([], NEG_INF)
+            results.append(DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps))
+        return results
+
+
+def with_overrides(options: DecodingOptions, **overrides) -> DecodingOptions:
+    """`DecodingOptions` with some fields replaced, ignoring overrides given as None."""
+    return replace(options, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,26 @@
+from pathlib import Path
+
+import pytest
+
+from speech_s2s.attention import AttentionConfig
+from speech_s2s.decoder import DecoderConfig
+from speech_s2s.encoder import EncoderConfig
+from speech_s2s.model import ModelConfig
+
+DATA = Path(__file__).parent / "data"
+MINI_CORPUS = DATA / "mini"  # 4 espeak-ng utterances in the LibriSpeech layout
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """A model small enough to train in seconds on CPU: 3 pyramid layers, CTC at 4x, attention at 8x."""
+    config = ModelConfig(
+        encoder=EncoderConfig(hidden_size=64, num_layers=3, reduce_before=(0, 1, 2), ctc_layer=1, dropout=0.0),
+        decoder=DecoderConfig(embedding_size=32, hidden_size=128, dropout=0.0, attention=AttentionConfig(attention_size=64)),
+        label_smoothing=0.0,
+    )
+    return ModelConfig(**{**config.__dict__, **overrides})
+
+
+@pytest.fixture
+def mini_corpus() -> Path:
+    return MINI_CORPUS

@@ -1,0 +1,43 @@
+import librosa
+import numpy as np
+import torch
+
+from speech_s2s.features import FeatureConfig, LogMel, SpecAugmentConfig, spec_augment
+
+
+def test_mel_power_matches_librosa():
+    config = FeatureConfig()
+    samples = np.random.default_rng(0).normal(0, 0.1, 24000).astype(np.float32)
+    expected = librosa.feature.melspectrogram(
+        y=samples, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.n_fft,
+        n_mels=config.n_mels, center=True, pad_mode="constant", power=2.0,
+    )
+    ours = LogMel(config).power(torch.from_numpy(samples)[None])[0].numpy()
+    assert ours.shape == expected.shape == (80, 1 + 24000 // 160)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
+def test_padded_batch_gives_each_utterance_its_own_frames():
+    logmel = LogMel()
+    rng = np.random.default_rng(1)
+    waves = [torch.from_numpy(rng.normal(0, 0.1, n).astype(np.float32)) for n in (16000, 9999, 4321)]
+    batch = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+    feats, lengths = logmel(batch, torch.tensor([w.shape[0] for w in waves]))
+    for b, wave in enumerate(waves):
+        alone, alone_length = logmel(wave[None], torch.tensor([wave.shape[0]]))
+        assert int(lengths[b]) == int(alone_length[0]) == 1 + wave.shape[0] // 160
+        torch.testing.assert_close(feats[b, : lengths[b]], alone[0], rtol=1e-5, atol=1e-5)
+        assert torch.all(feats[b, lengths[b] :] == 0)
+
+
+def test_spec_augment_masks_inside_lengths_and_is_seeded():
+    feats = torch.ones(2, 100, 80)
+    lengths = torch.tensor([100, 50])
+    config = SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=2, time_width=20, time_width_ratio=0.2)
+    first = spec_augment(feats, lengths, config, torch.Generator().manual_seed(3))
+    again = spec_augment(feats, lengths, config, torch.Generator().manual_seed(3))
+    assert torch.equal(first, again)
+    assert (first == 0).any() and (first == 1).any()
+    # no time mask wider than 20% of the utterance: some of every bin survives in each frame that is not time-masked
+    masked_frames = (first[1] == 0).all(dim=1).sum()
+    assert masked_frames <= 2 * 10

@@ -1,0 +1,81 @@
+import itertools
+import math
+
+import torch
+
+from conftest import tiny_config
+from speech_s2s.model import Seq2Seq
+from speech_s2s.search import CTCPrefixScorer, DecodingOptions, beam_search_one, decode, greedy_search
+from speech_s2s.text import BLANK_ID, EOS_ID
+
+T, V = 5, 4  # frames, vocabulary (blank, eos, two letters)
+
+
+def _collapse(path):
+    out, previous = [], None
+    for token in path:
+        if token != previous and token != BLANK_ID:
+            out.append(token)
+        previous = token
+    return out
+
+
+def _brute_force(log_probs, prefix, exact):
+    """log P(CTC output == prefix) or log P(output starts with prefix), summing over all V^T paths."""
+    total = 0.0
+    for path in itertools.product(range(V), repeat=T):
+        output = _collapse(path)
+        if (output == prefix) if exact else (output[: len(prefix)] == prefix):
+            total += math.exp(sum(float(log_probs[t, path[t]]) for t in range(T)))
+    return math.log(total)
+
+
+def test_ctc_prefix_scores_equal_brute_force_sums_over_paths():
+    torch.manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(T, V, dtype=torch.float64), dim=-1)
+    scorer = CTCPrefixScorer(log_probs)
+    r_n, r_b = scorer.initial()
+    prefix, last = [], torch.tensor([EOS_ID])
+    for token in (2, 2, 3):
+        new_r_n, new_r_b, psi = scorer.extend(r_n, r_b, last, torch.tensor([not prefix]))
+        assert math.isclose(float(psi[0, EOS_ID]), _brute_force(log_probs, prefix, exact=True), rel_tol=1e-9)
+        for candidate in (2, 3):
+            assert math.isclose(float(psi[0, candidate]), _brute_force(log_probs, prefix + [candidate], exact=False), rel_tol=1e-9)
+        prefix.append(token)
+        r_n, r_b, last = new_r_n[:, token], new_r_b[:, token], torch.tensor([token])
+
+
+def _random_model_and_input(seed=0):
+    torch.manual_seed(seed)
+    model = Seq2Seq(tiny_config()).eval()
+    feats = torch.randn(2, 60, 80)
+    lengths = torch.tensor([60, 41])
+    return model, feats * (torch.arange(60)[None, :, None] < lengths[:, None, None]), lengths
+
+
+def test_beam_of_one_without_ctc_equals_greedy():
+    model, feats, lengths = _random_model_and_input()
+    options = DecodingOptions(beam_size=1, ctc_weight=0.0, stop_on_ctc_silence=False)
+    encoded = model.encode(feats, lengths)
+    greedy = greedy_search(model, encoded, options)
+    memory = model.prepare_memory(encoded)
+    ctc = model.ctc_log_probs(encoded)
+    for b in range(2):
+        hyps = beam_search_one(model, memory.select(torch.tensor([b])), ctc[b, : encoded.ctc_lengths[b]], DecodingOptions(beam_size=1, ctc_weight=0.0), None)
+        assert hyps[0].tokens == greedy[b]
+
+
+def test_output_never_exceeds_ctc_frames():
+    model, feats, lengths = _random_model_and_input(1)
+    encoded = model.encode(feats, lengths)
+    for tokens, frames in zip(greedy_search(model, encoded, DecodingOptions(stop_on_ctc_silence=False)), encoded.ctc_lengths.tolist()):
+        assert len(tokens) <= frames
+
+
+def test_input_ctc_hears_as_silence_decodes_to_nothing():
+    model, feats, lengths = _random_model_and_input(2)
+    with torch.no_grad():
+        model.ctc_head.bias.fill_(-50.0)
+        model.ctc_head.bias[BLANK_ID] = 50.0  # CTC now sees blank everywhere
+    for beam in (1, 3):
+        assert [r.text for r in decode(model, feats, lengths, DecodingOptions(beam_size=beam))] == ["", ""]
