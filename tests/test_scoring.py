@@ -1,0 +1,35 @@
+import pytest
+
+from speech_s2s.cli import main
+from speech_s2s.scoring import ScoringError, read_kaldi_text, score
+
+
+def test_counts_substitutions_deletions_insertions_case_insensitively():
+    result = score(
+        {"u1": "THE CAT SAT ON THE MAT", "u2": "HELLO WORLD"},
+        {"u1": "the cat sat on a mat today", "u2": "hello"},
+    )
+    assert (result.substitutions, result.deletions, result.insertions, result.words) == (1, 1, 1, 8)
+    assert result.wer == pytest.approx(3 / 8)
+    assert result.worst(1)[0].id == "u2"
+
+
+def test_missing_hypothesis_scores_as_deletions():
+    result = score({"a": "ONE TWO", "b": "THREE"}, {"a": "one two"})
+    assert result.missing == 1 and result.deletions == 1 and result.wer == pytest.approx(1 / 3)
+
+
+def test_duplicate_ids_are_an_error_naming_file_and_line(tmp_path):
+    path = tmp_path / "hyp.txt"
+    path.write_text("a ONE\nb TWO\na THREE\n")
+    with pytest.raises(ScoringError, match=f"{path}:3: utterance id 'a' appears twice"):
+        read_kaldi_text(path)
+
+
+def test_score_command_prints_wer_and_worst(tmp_path, capsys):
+    (tmp_path / "ref").write_text("a THE CAT\nb A DOG\n")
+    (tmp_path / "hyp").write_text("a the cat\nb a frog\n")
+    assert main(["score", "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp"), "--worst", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("%WER 25.00 [ 1 / 4, 0 ins, 0 del, 1 sub ]")
+    assert "REF: A DOG" in out and "HYP: A FROG" in out

@@ -1,0 +1,72 @@
+"""Time training updates (forward + backward + Adam) for model configurations on real batches.
+
+Prints the median seconds per update and audio seconds trained per wall second, per config,
+so batch size, width and thread count are chosen by measurement. Example:
+    python tools/bench_train_step.py --corpus /work/corpus/dev-tts --threads 2 --max-frames 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+
+import torch
+
+from speech_s2s.data import collate, compute_features, feature_stats, make_batches, read_librispeech
+from speech_s2s.model import ModelConfig, Seq2Seq
+
+CANDIDATES = {
+    "enc256-dec512": dict(encoder_hidden=256, decoder_hidden=512, attention=256),
+    "enc224-dec320": dict(encoder_hidden=224, decoder_hidden=320, attention=128),
+    "enc192-dec320": dict(encoder_hidden=192, decoder_hidden=320, attention=128),
+}
+
+
+def build(encoder_hidden: int, decoder_hidden: int, attention: int) -> Seq2Seq:
+    base = ModelConfig()
+    decoder = dataclasses.replace(
+        base.decoder, hidden_size=decoder_hidden, embedding_size=64,
+        attention=dataclasses.replace(base.decoder.attention, attention_size=attention),
+    )
+    return Seq2Seq(dataclasses.replace(base, encoder=dataclasses.replace(base.encoder, hidden_size=encoder_hidden), decoder=decoder))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-frames", type=int, default=5000)
+    parser.add_argument("--updates", type=int, default=8)
+    parser.add_argument("--configs", nargs="+", default=list(CANDIDATES))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    utterances = read_librispeech(args.corpus)[:400]
+    for name in args.configs:
+        model = build(**CANDIDATES[name])
+        features = compute_features(utterances, model.logmel, model.vocabulary)
+        model.normalizer.set_stats(*feature_stats(features.features))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        frames = features.num_frames()
+        batches = make_batches(frames, args.max_frames, seed=0, epoch=1)[: args.updates + 1]
+        timings, audio = [], []
+        for indices in batches:
+            feats, lengths, targets, target_lengths = collate(features, indices)
+            start = time.perf_counter()
+            loss = model.loss(model.encode(feats, lengths), targets, target_lengths).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            timings.append(time.perf_counter() - start)
+            audio.append(float(lengths.sum()) / 100)
+        timings, audio = timings[1:], audio[1:]  # the first update pays one-off allocation costs
+        parameters = sum(p.numel() for p in model.parameters()) / 1e6
+        print(
+            f"{name}: {parameters:.1f}M params, threads {args.threads}, max_frames {args.max_frames}: "
+            f"median {statistics.median(timings):.2f} s/update, {sum(audio) / sum(timings):.1f} audio s per s"
+        )
+
+
+if __name__ == "__main__":
+    main()
