@@ -232,19 +232,22 @@ def _run_prepare(args) -> int:
 
 
 def _add_train_lm(sub) -> None:
-    from speech_s2s.lm import CharLMTrainConfig
+    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig
 
     p = sub.add_parser("train-lm", help="train a character LSTM LM for shallow fusion")
     p.add_argument("--text", nargs="+", required=True, help="text files (one sentence per line; a leading 'utt-id' is stripped with --kaldi) or corpora")
     p.add_argument("--kaldi", action="store_true", help="lines are 'utt-id TEXT'")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int, default=CharLMTrainConfig().steps)
+    p.add_argument("--batch-size", type=int, default=CharLMTrainConfig().batch_size)
+    p.add_argument("--hidden", type=int, default=CharLMConfig().hidden_size)
+    p.add_argument("--layers", type=int, default=CharLMConfig().num_layers)
     p.add_argument("--threads", type=int)
     p.set_defaults(run=_run_train_lm)
 
 
 def _run_train_lm(args) -> int:
-    from speech_s2s.lm import CharLMTrainConfig, save_lm, train_char_lm
+    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig, save_lm, train_char_lm
     from speech_s2s.text import TranscriptError, Vocabulary
 
     vocabulary, sentences = Vocabulary(), []
@@ -257,9 +260,31 @@ def _run_train_lm(args) -> int:
                 return _fail(f"{name}:{number}: {error}")
             if text.strip():
                 sentences.append(text)
-    model = train_char_lm(sentences, train=CharLMTrainConfig(steps=args.steps))
+    config = CharLMConfig(hidden_size=args.hidden, num_layers=args.layers)
+    model = train_char_lm(sentences, config, CharLMTrainConfig(steps=args.steps, batch_size=args.batch_size))
     save_lm(model, args.out)
     print(f"{args.out}: character LM trained on {len(sentences)} sentences")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="copy a trained model into a (smaller) file for shipping")
+    p.add_argument("--model", required=True, help="trained model (.safetensors), e.g. EXP/best.safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from speech_s2s.model import CheckpointError, load_model, save_model
+
+    try:
+        model = load_model(args.model)
+    except CheckpointError as error:
+        return _fail(str(error))
+    save_model(model, args.out, torch.float16 if args.half else None)
+    size = Path(args.out).stat().st_size / 2**20
+    print(f"{args.out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, {size:.1f} MiB")
     return 0
 
 
@@ -267,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm):
+    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export):
         add(sub)
     return parser
 

@@ -45,7 +45,7 @@ class CharLM(nn.Module):
         self.config = config
         self.vocabulary = Vocabulary(config.vocabulary)
         self.embedding = nn.Embedding(len(self.vocabulary), config.embedding_size)
-        self.lstm = nn.LSTM(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout)
+        self.lstm = nn.LSTM(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.output = nn.Linear(config.hidden_size, len(self.vocabulary))
 
     def forward(self, tokens: torch.Tensor, state=None):

@@ -135,12 +135,17 @@ class Seq2Seq(nn.Module):
         return LossOutput(loss, attention, ctc, accuracy, weights)
 
 
-def save_model(model: Seq2Seq, path: str | Path) -> None:
-    """Write weights and config to a safetensors file, atomically (temp file, then rename)."""
+def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Write weights and config to a safetensors file, atomically (temp file, then rename).
+
+    dtype=torch.float16 halves the file (for shipping); `load_model` restores float32.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "speech_s2s", "format_version": str(FORMAT_VERSION), "config": json.dumps(dataclasses.asdict(model.config))}
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    if dtype is not None:
+        tensors = {name: t.to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
     temporary = path.with_name(path.name + ".tmp")
     save_file(tensors, str(temporary), metadata=metadata)
     os.replace(temporary, path)
@@ -166,6 +171,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
     if metadata.get("format") != "speech_s2s" or "config" not in metadata:
         raise CheckpointError(f"{path}: not a speech_s2s model (no speech_s2s config in its metadata)")
     model = Seq2Seq(config_from_json(metadata["config"]))
+    tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")

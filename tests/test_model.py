@@ -56,3 +56,17 @@ def test_safetensors_file_without_our_config_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(CheckpointError, match="not a speech_s2s model"):
         load_model(path)
+
+
+def test_half_precision_export_is_half_the_size_and_decodes_the_same(tmp_path):
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_config()).eval()
+    save_model(model, tmp_path / "full.safetensors")
+    save_model(model, tmp_path / "half.safetensors", torch.float16)
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded = load_model(half)
+    assert all(t.dtype == torch.float32 for t in loaded.state_dict().values() if t.is_floating_point())
+    waves, samples = _batch([12000])
+    feats, lengths = model.features(waves, samples)
+    assert decode(loaded, feats, lengths)[0].text == decode(model, feats, lengths)[0].text

@@ -713,6 +713,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--benchmark", type=int, default=0, metavar="N",
                     help="only measure engine throughput on N rounds of 4 sentences")
     ap.add_argument("--plan-only", action="store_true", help="write metadata, synthesise nothing")
+    ap.add_argument("--lm-text", metavar="FILE", default=None,
+                    help="write every train-pool sentence (never Sense and Sensibility) here, one per line, "
+                         "for language-model training, then exit")
     args = ap.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = set(args.engines) - set(ENGINES)
@@ -729,6 +732,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     speakers = build_speakers(args.seed, args.engines)
     if args.benchmark:
         benchmark(args, speakers)
+        return 0
+    if args.lm_text:
+        train_pool, _, _ = build_text_pools(Path(args.austen_dir) if args.austen_dir else None, args.seed)
+        atomic_write_text(Path(args.lm_text), "".join(f"{text}\n" for _, text in train_pool))
+        LOG.info("%s: %d training sentences for a language model", args.lm_text, len(train_pool))
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,85 @@
+"""The `speech-s2s` commands, run as a user would (in-process through cli.main)."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import MINI_CORPUS
+from speech_s2s.cli import main
+from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
+
+# What the bundled model hears in the bundled sample (a held-out voice reading a held-out sentence).
+SAMPLE_ID = BUNDLED_SAMPLE.name.split(".")[0]
+SAMPLE_TEXT = (BUNDLED_SAMPLE.parent / "sample.txt").read_text().split(maxsplit=1)[1].strip().lower()
+
+
+def test_bundled_model_is_small_enough_to_ship():
+    assert BUNDLED_MODEL.stat().st_size <= 25 * 1024 * 1024
+
+
+@pytest.mark.parametrize("beam", ["1", "4"])
+def test_transcribe_bundled_sample_with_bundled_model(capsys, beam):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", beam]) == 0
+    assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+
+
+def test_bad_file_in_batch_fails_alone_and_the_rest_are_transcribed(tmp_path, capsys):
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio" * 100)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    good = tmp_path / "good.flac"
+    shutil.copy(BUNDLED_SAMPLE, good)
+    code = main(["transcribe", str(broken), str(good), str(empty), "--output-format", "jsonl"])
+    captured = capsys.readouterr()
+    assert code == 1
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(line["path"], line["text"]) for line in lines] == [(str(good), SAMPLE_TEXT)]
+    errors = captured.err.splitlines()
+    assert errors[0].startswith(f"speech-s2s: error: {broken}: not a readable audio file")
+    assert errors[1] == f"speech-s2s: error: {empty}: empty file"
+    assert errors[2] == "speech-s2s: error: 2 of 3 files could not be transcribed"
+
+
+def test_file_list_and_output_file(tmp_path):
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"{BUNDLED_SAMPLE}\n")
+    out = tmp_path / "hyp.txt"
+    assert main(["transcribe", "--file-list", str(listing), "--output", str(out)]) == 0
+    assert out.read_text() == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+
+
+def test_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
+    bogus = tmp_path / "model.safetensors"
+    bogus.write_bytes(b"\x00" * 64)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(bogus)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"speech-s2s: error: {bogus}: not a safetensors model file") and err.count("\n") == 1
+
+
+def test_prepare_writes_manifest_and_references(tmp_path, capsys):
+    assert main(["prepare", str(MINI_CORPUS), "--out", str(tmp_path / "m.jsonl"), "--text", str(tmp_path / "ref.txt")]) == 0
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 4
+    assert (tmp_path / "ref.txt").read_text().splitlines()[0] == "900-1-0001 THE CAT SAT"
+
+
+def test_train_command_on_a_broken_corpus_names_file_and_line(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(MINI_CORPUS, corpus)
+    transcript = corpus / "900" / "1" / "900-1.trans.txt"
+    transcript.write_text(transcript.read_text().replace("900-1-0003 SHE WAS HERE", "900-1-0003"))
+    assert main(["train", "--train", str(corpus), "--dev", str(MINI_CORPUS), "--exp", str(tmp_path / "exp")]) == 1
+    assert f"{transcript}:3: expected '<utterance-id> TRANSCRIPT'" in capsys.readouterr().err
+
+
+def test_train_then_transcribe_end_to_end(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    args = ["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
+            "--encoder-layers", "3", "--decoder-hidden", "64", "--max-frames", "400", "--threads", "1"]
+    assert main(args + ["--max-steps", "3"]) == 0
+    assert main(args + ["--max-steps", "5", "--resume"]) == 0  # continues the same run from step 3 to step 5
+    assert torch.load(exp / "checkpoint.pt", weights_only=True)["state"]["step"] == 5
+    assert main(["transcribe", str(MINI_CORPUS / "900" / "1" / "900-1-0001.flac"), "--model", str(exp / "last.safetensors")]) == 0
+    assert capsys.readouterr().out.startswith("900-1-0001")
