@@ -29,7 +29,9 @@ def _read_any(path: Path) -> tuple[np.ndarray, int]:
 
         samples, rate = librosa.load(str(path), sr=None, mono=False)
     except Exception:
-        raise AudioError(f"{path}: not a readable audio file ({first_reason})") from None
+        samples = np.zeros(0, dtype=np.float32)
+    if samples.size == 0:  # ffmpeg "decodes" some junk to nothing: that is not audio either
+        raise AudioError(f"{path}: not a readable audio file ({first_reason})")
     samples = np.atleast_2d(samples).T.astype(np.float32)  # librosa gives [C, S]
     return samples, int(rate)
 

@@ -83,6 +83,7 @@ def _run_transcribe(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- train
 def _add_train(sub) -> None:
+    from speech_s2s.features import SpecAugmentConfig
     from speech_s2s.training import TrainConfig
 
     d = TrainConfig()
@@ -105,6 +106,10 @@ def _add_train(sub) -> None:
     p.add_argument("--sampling-probability", type=float, default=d.sampling_probability)
     p.add_argument("--no-spec-augment", action="store_true")
     p.add_argument("--time-warp", type=int, default=0, help="SpecAugment time warp in frames (0 = off)")
+    p.add_argument("--freq-masks", type=int, default=SpecAugmentConfig().freq_masks, help="SpecAugment frequency masks per utterance")
+    p.add_argument("--freq-mask-width", type=int, default=SpecAugmentConfig().freq_width, help="widest frequency mask, in mel bins")
+    p.add_argument("--time-masks", type=int, default=SpecAugmentConfig().time_masks, help="SpecAugment time masks per utterance")
+    p.add_argument("--time-mask-width", type=int, default=SpecAugmentConfig().time_width, help="widest time mask, in frames")
     p.add_argument("--curriculum-epochs", type=int, default=d.curriculum_epochs)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes (resume later)")
@@ -156,7 +161,10 @@ def _run_train(args) -> int:
     config = TrainConfig(
         epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
         seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
-        spec_augment=None if args.no_spec_augment else SpecAugmentConfig(time_warp=args.time_warp),
+        spec_augment=None if args.no_spec_augment else SpecAugmentConfig(
+            freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks,
+            time_width=args.time_mask_width, time_warp=args.time_warp,
+        ),
         curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
         max_minutes=args.max_minutes, dev_max_utterances=args.dev_max_utterances, device=args.device,
     )
@@ -213,6 +221,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("corpus", help="split directory, e.g. LibriSpeech/dev-clean")
     p.add_argument("--out", required=True, help="manifest path (.jsonl)")
     p.add_argument("--text", help="also write Kaldi-style 'utt-id TEXT' references here")
+    p.add_argument("--files", help="also write the audio paths here, one per line (for transcribe --file-list)")
     p.set_defaults(run=_run_prepare)
 
 
@@ -226,6 +235,8 @@ def _run_prepare(args) -> int:
     write_manifest(utterances, args.out)
     if args.text:
         Path(args.text).write_text("".join(f"{u.id} {u.text}\n" for u in utterances))
+    if args.files:
+        Path(args.files).write_text("".join(f"{u.audio}\n" for u in utterances))
     hours = sum(u.duration for u in utterances) / 3600
     print(f"{args.out}: {len(utterances)} utterances, {hours:.2f} h, {len({u.speaker for u in utterances})} speakers")
     return 0

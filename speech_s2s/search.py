@@ -27,9 +27,11 @@ class DecodingOptions:
     lm_weight: float = 0.0  # shallow fusion weight of the language model, if one is given
     length_bonus: float = 0.0  # added per emitted token; counters the search's bias to short output
     length_normalization: bool = False  # rank finished hypotheses by score per token
-    # End-of-sentence rules against LAS's well-known failures: never emit more tokens than the CTC
-    # branch has frames (it could not align them), and stop at once on input CTC hears as silence.
+    # End-of-sentence rules against LAS's well-known failures (looping and runaway output): never
+    # emit more tokens than the CTC branch has frames (it could not align them), nor much more than
+    # CTC's own greedy transcript is long, and stop at once on input CTC hears as silence.
     max_tokens_per_ctc_frame: float = 1.0
+    max_tokens_per_ctc_token: float = 1.5
     stop_on_ctc_silence: bool = True
 
 
@@ -60,13 +62,29 @@ class LanguageModel(Protocol):
     def select_state(self, state: object, index: torch.Tensor) -> object: ...
 
 
+def ctc_greedy_length(ctc_log_probs: torch.Tensor) -> int:
+    """Number of tokens in CTC's best path over these frames ([T, V]), after collapsing repeats and blanks."""
+    best = ctc_log_probs.argmax(-1)
+    changes = torch.ones_like(best, dtype=torch.bool)
+    changes[1:] = best[1:] != best[:-1]
+    return int(((best != BLANK_ID) & changes).sum())
+
+
 def ctc_is_silent(ctc_log_probs: torch.Tensor, length: int) -> bool:
     """True when CTC's best path over the first `length` frames is all blank."""
     return bool((ctc_log_probs[:length].argmax(-1) == BLANK_ID).all())
 
 
-def max_output_tokens(ctc_length: int, options: DecodingOptions) -> int:
-    return max(1, math.ceil(ctc_length * options.max_tokens_per_ctc_frame))
+# Slack on top of the CTC-length rule, so short outputs are never cut by CTC's small errors.
+CTC_LENGTH_MARGIN = 5
+
+
+def max_output_tokens(ctc_log_probs: torch.Tensor, options: DecodingOptions) -> int:
+    """Length cap for one utterance's output from its CTC log-probabilities [T, V]."""
+    limit = math.ceil(ctc_log_probs.shape[0] * options.max_tokens_per_ctc_frame)
+    if options.max_tokens_per_ctc_token:
+        limit = min(limit, math.ceil(options.max_tokens_per_ctc_token * ctc_greedy_length(ctc_log_probs)) + CTC_LENGTH_MARGIN)
+    return max(1, limit)
 
 
 @torch.no_grad()
@@ -74,10 +92,10 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
     """Batched attention greedy search: the most likely token each step until <eos> or the length cap."""
     memory = model.prepare_memory(encoded)
     batch = memory.values.shape[0]
-    limits = torch.tensor([max_output_tokens(int(n), options) for n in encoded.ctc_lengths])
+    ctc = model.ctc_log_probs(encoded)
+    limits = torch.tensor([max_output_tokens(ctc[b, : int(n)], options) for b, n in enumerate(encoded.ctc_lengths)])
     finished = torch.zeros(batch, dtype=torch.bool)
     if options.stop_on_ctc_silence:
-        ctc = model.ctc_log_probs(encoded)
         finished |= torch.tensor([ctc_is_silent(ctc[b], int(encoded.ctc_lengths[b])) for b in range(batch)])
     tokens = torch.full((batch,), EOS_ID, dtype=torch.long, device=memory.values.device)
     state = model.decoder.initial_state(memory)
@@ -153,7 +171,7 @@ def beam_search_one(
     beam = options.beam_size
     ctc = CTCPrefixScorer(ctc_log_probs) if options.ctc_weight > 0 else None
     use_lm = lm is not None and options.lm_weight > 0
-    max_len = max_output_tokens(ctc_log_probs.shape[0], options)
+    max_len = max_output_tokens(ctc_log_probs, options)
     running = [Hypothesis([], 0.0)]
     state: DecoderState = model.decoder.initial_state(memory)
     r_n, r_b = ctc.initial() if ctc else (None, None)

@@ -60,7 +60,8 @@ def test_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_prepare_writes_manifest_and_references(tmp_path, capsys):
-    assert main(["prepare", str(MINI_CORPUS), "--out", str(tmp_path / "m.jsonl"), "--text", str(tmp_path / "ref.txt")]) == 0
+    assert main(["prepare", str(MINI_CORPUS), "--out", str(tmp_path / "m.jsonl"), "--text", str(tmp_path / "ref.txt"), "--files", str(tmp_path / "files")]) == 0
+    assert (tmp_path / "files").read_text().splitlines()[3] == str(MINI_CORPUS / "900" / "1" / "900-1-0004.flac")
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 4
     assert (tmp_path / "ref.txt").read_text().splitlines()[0] == "900-1-0001 THE CAT SAT"
 

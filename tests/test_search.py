@@ -5,7 +5,7 @@ import torch
 
 from conftest import tiny_config
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import CTCPrefixScorer, DecodingOptions, beam_search_one, decode, greedy_search
+from speech_s2s.search import CTCPrefixScorer, DecodingOptions, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
 from speech_s2s.text import BLANK_ID, EOS_ID
 
 T, V = 5, 4  # frames, vocabulary (blank, eos, two letters)
@@ -79,3 +79,12 @@ def test_input_ctc_hears_as_silence_decodes_to_nothing():
         model.ctc_head.bias[BLANK_ID] = 50.0  # CTC now sees blank everywhere
     for beam in (1, 3):
         assert [r.text for r in decode(model, feats, lengths, DecodingOptions(beam_size=beam))] == ["", ""]
+
+
+def test_output_length_cap_follows_the_ctc_transcript():
+    # CTC best path over 10 frames: a a <blank> a b b <blank> <blank> <blank> <blank> -> "a a b": 3 tokens
+    best = [2, 2, 0, 2, 3, 3, 0, 0, 0, 0]
+    log_probs = torch.log_softmax(torch.nn.functional.one_hot(torch.tensor(best), 4).float() * 10, dim=-1)
+    assert ctc_greedy_length(log_probs) == 3
+    assert max_output_tokens(log_probs, DecodingOptions(max_tokens_per_ctc_token=1.5)) == 5 + 5  # ceil(4.5) + margin
+    assert max_output_tokens(log_probs, DecodingOptions(max_tokens_per_ctc_token=0)) == 10  # frames only
