@@ -9,6 +9,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from speech_s2s.audio import SAMPLE_RATE, AudioError, load_audio
 from speech_s2s.model import Seq2Seq
@@ -79,7 +80,8 @@ def transcribe_files(
         pieces.extend((index, start, end) for start, end in split_long_audio(loaded[index]))
     texts: dict[tuple[int, int], str] = {}
     pieces.sort(key=lambda p: p[2] - p[1])  # similar lengths batch with little padding
-    for first in range(0, len(pieces), batch_size):
+    batches = range(0, len(pieces), batch_size)
+    for first in tqdm(batches, desc="transcribing", unit="batch", disable=len(batches) < 2, leave=False):
         batch = pieces[first : first + batch_size]
         waves = [torch.from_numpy(loaded[i][s:e]) for i, s, e in batch]
         padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)

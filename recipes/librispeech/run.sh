@@ -32,7 +32,8 @@ mkdir -p "$exp/data"
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   echo "stage 0: validate splits, write manifests and reference texts"
   for split in $TRAIN_SPLITS $DEV_SPLIT $TEST_SPLITS; do
-    [[ -f $exp/data/$split.jsonl ]] || speech-s2s prepare "$corpus/$split" --out "$exp/data/$split.jsonl" --text "$exp/data/$split.ref.txt"
+    [[ -f $exp/data/$split.jsonl ]] || speech-s2s prepare "$corpus/$split" --out "$exp/data/$split.jsonl" \
+      --text "$exp/data/$split.ref.txt" --files "$exp/data/$split.files"
   done
 fi
 
@@ -47,7 +48,6 @@ fi
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
   echo "stage 2: decode with the best dev model"
   for split in $TEST_SPLITS; do
-    python3 -c "import json,sys; [print(json.loads(l)['audio']) for l in open(sys.argv[1])]" "$exp/data/$split.jsonl" > "$exp/data/$split.files"
     for beam in $BEAMS; do
       speech-s2s transcribe --file-list "$exp/data/$split.files" --model "$exp/train/best.safetensors" --beam "$beam" \
         --output "$exp/recogs-$split-beam$beam.txt"
