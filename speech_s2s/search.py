@@ -177,6 +177,7 @@ def beam_search_one(
     r_n, r_b = ctc.initial() if ctc else (None, None)
     lm_state = lm.initial_state(1) if use_lm else None
     finished: list[Hypothesis] = []
+    expanded: dict[int, Memory] = {}
 
     def final_score(h: Hypothesis) -> float:
         return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
@@ -184,7 +185,9 @@ def beam_search_one(
     for step in range(max_len + 1):
         n = len(running)
         last = torch.tensor([h.tokens[-1] if h.tokens else EOS_ID for h in running])
-        logits, state = model.decoder.step(last, state, memory.select(torch.zeros(n, dtype=torch.long)))
+        if n not in expanded:  # the utterance's memory repeated once per live hypothesis
+            expanded[n] = memory.select(torch.zeros(n, dtype=torch.long))
+        logits, state = model.decoder.step(last, state, expanded[n])
         attention_lp = torch.log_softmax(logits, dim=-1).double()  # [N, V]
         base = torch.tensor([h.attention_score for h in running], dtype=torch.float64)[:, None]
         attention_total = base + attention_lp

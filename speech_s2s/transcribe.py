@@ -70,6 +70,7 @@ def transcribe_files(
     model.eval()
     loaded: dict[int, np.ndarray] = {}
     pieces: list[tuple[int, int, int]] = []  # (file index, start, end)
+    ranges: dict[int, list[tuple[int, int]]] = {}  # file index -> its pieces' sample ranges
     failures: dict[int, FailedFile] = {}
     for index, path in enumerate(paths):
         try:
@@ -77,7 +78,8 @@ def transcribe_files(
         except AudioError as error:
             failures[index] = FailedFile(path, str(error))
             continue
-        pieces.extend((index, start, end) for start, end in split_long_audio(loaded[index]))
+        ranges[index] = split_long_audio(loaded[index])
+        pieces.extend((index, start, end) for start, end in ranges[index])
     texts: dict[tuple[int, int], str] = {}
     pieces.sort(key=lambda p: p[2] - p[1])  # similar lengths batch with little padding
     batches = range(0, len(pieces), batch_size)
@@ -93,9 +95,7 @@ def transcribe_files(
         if index in failures:
             yield failures[index]
             continue
-        segments = tuple(
-            (s / SAMPLE_RATE, e / SAMPLE_RATE, texts[(index, s)]) for s, e in split_long_audio(loaded[index])
-        )
+        segments = tuple((s / SAMPLE_RATE, e / SAMPLE_RATE, texts[(index, s)]) for s, e in ranges[index])
         text = " ".join(t for _, _, t in segments if t)
         yield Transcript(path, text, len(loaded[index]) / SAMPLE_RATE, segments)
 
