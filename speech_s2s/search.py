@@ -72,7 +72,7 @@ def ctc_greedy_length(ctc_log_probs: torch.Tensor) -> int:
 
 def ctc_is_silent(ctc_log_probs: torch.Tensor, length: int) -> bool:
     """True when CTC's best path over the first `length` frames is all blank."""
-    return bool((ctc_log_probs[:length].argmax(-1) == BLANK_ID).all())
+    return ctc_greedy_length(ctc_log_probs[:length]) == 0
 
 
 # Slack on top of the CTC-length rule, so short outputs are never cut by CTC's small errors.
