@@ -93,6 +93,7 @@ def _add_train(sub) -> None:
     p.add_argument("--exp", required=True, help="experiment directory (checkpoints, plots, models)")
     p.add_argument("--resume", action="store_true", help="continue from the experiment's last checkpoint")
     p.add_argument("--config", help="JSON file of ModelConfig fields (nested dicts for features/encoder/decoder)")
+    p.add_argument("--init", metavar="MODEL", help="start from this model's weights, config and normalisation (.safetensors), e.g. to fine-tune")
     p.add_argument("--encoder-hidden", type=int, help="encoder LSTM units per direction")
     p.add_argument("--encoder-layers", type=int)
     p.add_argument("--decoder-hidden", type=int)
@@ -138,14 +139,35 @@ def _model_config(args, exp: Path):
     return config
 
 
+def _initial_model(args, exp: Path):
+    """A fresh model from --config, or one initialised from --init (its config saved for --resume)."""
+    from speech_s2s.model import Seq2Seq, load_model
+    from speech_s2s.training import CHECKPOINT
+
+    # Resuming restores the weights from the checkpoint; without one, --init must still apply.
+    if not args.init or (args.resume and (exp / CHECKPOINT).is_file() and (exp / "model_config.json").is_file()):
+        return Seq2Seq(_model_config(args, exp))
+    model = load_model(args.init).train()
+    if args.ctc_weight is not None:
+        model.config = dataclasses.replace(model.config, ctc_weight=args.ctc_weight)
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "model_config.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=2))
+    return model
+
+
 def _run_train(args) -> int:
     from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
     from speech_s2s.features import SpecAugmentConfig
-    from speech_s2s.model import Seq2Seq
+    from speech_s2s.model import CheckpointError
     from speech_s2s.training import TrainConfig, fit
 
     exp = Path(args.exp)
-    model = Seq2Seq(_model_config(args, exp))
+    if args.init and (args.config or args.encoder_hidden or args.encoder_layers or args.decoder_hidden):
+        return _fail("--init takes the model's shape from MODEL; drop --config/--encoder-*/--decoder-*")
+    try:
+        model = _initial_model(args, exp)
+    except CheckpointError as error:
+        return _fail(str(error))
     try:
         train_sets = []
         for index, source in enumerate(args.train):
@@ -157,7 +179,8 @@ def _run_train(args) -> int:
     train = FeatureSet(
         [u for s in train_sets for u in s.utterances], [f for s in train_sets for f in s.features], [t for s in train_sets for t in s.targets]
     )
-    model.normalizer.set_stats(*feature_stats(train.features))
+    if not args.init:  # a model we start from keeps its statistics: its weights were learnt on them
+        model.normalizer.set_stats(*feature_stats(train.features))
     config = TrainConfig(
         epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
         seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,

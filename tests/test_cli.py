@@ -84,3 +84,22 @@ def test_train_then_transcribe_end_to_end(tmp_path, capsys):
     assert torch.load(exp / "checkpoint.pt", weights_only=True)["state"]["step"] == 5
     assert main(["transcribe", str(MINI_CORPUS / "900" / "1" / "900-1-0001.flac"), "--model", str(exp / "last.safetensors")]) == 0
     assert capsys.readouterr().out.startswith("900-1-0001")
+
+
+def test_train_init_starts_from_the_given_model_and_rejects_a_second_shape(tmp_path, capsys):
+    base = ["--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--max-frames", "400", "--threads", "1"]
+    first = tmp_path / "first"
+    assert main(["train", *base, "--exp", str(first), "--encoder-hidden", "32", "--encoder-layers", "3", "--decoder-hidden", "64", "--max-steps", "2"]) == 0
+    second = tmp_path / "second"
+    assert main(["train", *base, "--exp", str(second), "--init", str(first / "last.safetensors"), "--max-steps", "0"]) == 0
+    started = torch.load(second / "checkpoint.pt", weights_only=True)["model"]
+    trained = torch.load(first / "checkpoint.pt", weights_only=True)["model"]
+    assert started.keys() == trained.keys()
+    for name in trained:  # weights and normalisation statistics carried over unchanged
+        assert torch.equal(started[name], trained[name]), name
+    assert json.loads((second / "model_config.json").read_text())["encoder"]["hidden_size"] == 32
+    assert main(["train", *base, "--exp", str(second), "--init", str(first / "last.safetensors"), "--max-steps", "1", "--resume"]) == 0
+    assert torch.load(second / "checkpoint.pt", weights_only=True)["state"]["step"] == 1
+    capsys.readouterr()
+    assert main(["train", *base, "--exp", str(tmp_path / "third"), "--init", str(first / "last.safetensors"), "--encoder-hidden", "64"]) == 1
+    assert "--init takes the model's shape from MODEL" in capsys.readouterr().err
