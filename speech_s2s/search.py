@@ -79,11 +79,11 @@ def ctc_is_silent(ctc_log_probs: torch.Tensor, length: int) -> bool:
 CTC_LENGTH_MARGIN = 5
 
 
-def max_output_tokens(ctc_log_probs: torch.Tensor, options: DecodingOptions) -> int:
-    """Length cap for one utterance's output from its CTC log-probabilities [T, V]."""
-    limit = math.ceil(ctc_log_probs.shape[0] * options.max_tokens_per_ctc_frame)
+def max_output_tokens(ctc_frames: int, ctc_tokens: int, options: DecodingOptions) -> int:
+    """Length cap for one utterance's output, from its CTC frame count and `ctc_greedy_length`."""
+    limit = math.ceil(ctc_frames * options.max_tokens_per_ctc_frame)
     if options.max_tokens_per_ctc_token:
-        limit = min(limit, math.ceil(options.max_tokens_per_ctc_token * ctc_greedy_length(ctc_log_probs)) + CTC_LENGTH_MARGIN)
+        limit = min(limit, math.ceil(options.max_tokens_per_ctc_token * ctc_tokens) + CTC_LENGTH_MARGIN)
     return max(1, limit)
 
 
@@ -93,10 +93,12 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
     memory = model.prepare_memory(encoded)
     batch = memory.values.shape[0]
     ctc = model.ctc_log_probs(encoded)
-    limits = torch.tensor([max_output_tokens(ctc[b, : int(n)], options) for b, n in enumerate(encoded.ctc_lengths)])
+    frames = [int(n) for n in encoded.ctc_lengths]
+    ctc_tokens = [ctc_greedy_length(ctc[b, : frames[b]]) for b in range(batch)]
+    limits = torch.tensor([max_output_tokens(frames[b], ctc_tokens[b], options) for b in range(batch)])
     finished = torch.zeros(batch, dtype=torch.bool)
-    if options.stop_on_ctc_silence:
-        finished |= torch.tensor([ctc_is_silent(ctc[b], int(encoded.ctc_lengths[b])) for b in range(batch)])
+    if options.stop_on_ctc_silence:  # CTC's best path is all blank
+        finished |= torch.tensor([n == 0 for n in ctc_tokens])
     tokens = torch.full((batch,), EOS_ID, dtype=torch.long, device=memory.values.device)
     state = model.decoder.initial_state(memory)
     outputs: list[list[int]] = [[] for _ in range(batch)]
@@ -171,7 +173,7 @@ def beam_search_one(
     beam = options.beam_size
     ctc = CTCPrefixScorer(ctc_log_probs) if options.ctc_weight > 0 else None
     use_lm = lm is not None and options.lm_weight > 0
-    max_len = max_output_tokens(ctc_log_probs, options)
+    max_len = max_output_tokens(ctc_log_probs.shape[0], ctc_greedy_length(ctc_log_probs), options)
     running = [Hypothesis([], 0.0)]
     state: DecoderState = model.decoder.initial_state(memory)
     r_n, r_b = ctc.initial() if ctc else (None, None)

@@ -86,5 +86,5 @@ def test_output_length_cap_follows_the_ctc_transcript():
     best = [2, 2, 0, 2, 3, 3, 0, 0, 0, 0]
     log_probs = torch.log_softmax(torch.nn.functional.one_hot(torch.tensor(best), 4).float() * 10, dim=-1)
     assert ctc_greedy_length(log_probs) == 3
-    assert max_output_tokens(log_probs, DecodingOptions(max_tokens_per_ctc_token=1.5)) == 5 + 5  # ceil(4.5) + margin
-    assert max_output_tokens(log_probs, DecodingOptions(max_tokens_per_ctc_token=0)) == 10  # frames only
+    assert max_output_tokens(len(best), ctc_greedy_length(log_probs), DecodingOptions(max_tokens_per_ctc_token=1.5)) == 5 + 5  # ceil(4.5) + margin
+    assert max_output_tokens(len(best), ctc_greedy_length(log_probs), DecodingOptions(max_tokens_per_ctc_token=0)) == 10  # frames only
