@@ -122,10 +122,18 @@ def _add_train(sub) -> None:
     p.set_defaults(run=_run_train)
 
 
+MODEL_CONFIG = "model_config.json"  # in the experiment directory: the shape --resume rebuilds
+
+
+def _save_model_config(exp: Path, config) -> None:
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / MODEL_CONFIG).write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+
 def _model_config(args, exp: Path):
     from speech_s2s.model import ModelConfig, config_from_json
 
-    saved = exp / "model_config.json"
+    saved = exp / MODEL_CONFIG
     if args.resume and saved.is_file():
         return config_from_json(saved.read_text())
     config = config_from_json(Path(args.config).read_text()) if args.config else ModelConfig()
@@ -134,8 +142,7 @@ def _model_config(args, exp: Path):
     config = dataclasses.replace(config, encoder=encoder, decoder=decoder)
     if args.ctc_weight is not None:
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
-    exp.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    _save_model_config(exp, config)
     return config
 
 
@@ -145,13 +152,12 @@ def _initial_model(args, exp: Path):
     from speech_s2s.training import CHECKPOINT
 
     # Resuming restores the weights from the checkpoint; without one, --init must still apply.
-    if not args.init or (args.resume and (exp / CHECKPOINT).is_file() and (exp / "model_config.json").is_file()):
+    if not args.init or (args.resume and (exp / CHECKPOINT).is_file() and (exp / MODEL_CONFIG).is_file()):
         return Seq2Seq(_model_config(args, exp))
     model = load_model(args.init).train()
     if args.ctc_weight is not None:
         model.config = dataclasses.replace(model.config, ctc_weight=args.ctc_weight)
-    exp.mkdir(parents=True, exist_ok=True)
-    (exp / "model_config.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=2))
+    _save_model_config(exp, model.config)
     return model
 
 
