@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ def _read_any(path: Path) -> tuple[np.ndarray, int]:
     try:
         import librosa  # slower import; only needed for formats libsndfile lacks
 
-        samples, rate = librosa.load(str(path), sr=None, mono=False)
+        with warnings.catch_warnings():  # librosa re-tries soundfile and warns; we already know it failed
+            warnings.simplefilter("ignore")
+            samples, rate = librosa.load(str(path), sr=None, mono=False)
     except Exception:
         samples = np.zeros(0, dtype=np.float32)
     if samples.size == 0:  # ffmpeg "decodes" some junk to nothing: that is not audio either

@@ -1,4 +1,4 @@
-"""`speech-s2s` command line: transcribe, train, score, prepare, train-lm. Thin: parsing and printing only."""
+"""`speech-s2s` command line: transcribe, train, score, prepare, train-lm, export, average. Thin: parsing and printing only."""
 
 from __future__ import annotations
 
@@ -328,11 +328,31 @@ def _run_export(args) -> int:
     return 0
 
 
+def _add_average(sub) -> None:
+    p = sub.add_parser("average", help="average snapshots of one model (e.g. its last epochs) into one model")
+    p.add_argument("models", nargs="+", help="model files (.safetensors) of one run, e.g. EXP/epoch01[3-5].safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.set_defaults(run=_run_average)
+
+
+def _run_average(args) -> int:
+    from speech_s2s.model import CheckpointError, average_models, save_model
+
+    try:
+        model = average_models(args.models)
+    except CheckpointError as error:
+        return _fail(str(error))
+    save_model(model, args.out, torch.float16 if args.half else None)
+    print(f"{args.out}: mean of {len(args.models)} models")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export):
+    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average):
         add(sub)
     return parser
 

@@ -96,7 +96,7 @@ def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % 50 == 0:
-            progress.set_postfix(loss=f"{float(loss):.3f}")
+            progress.set_postfix(loss=f"{float(loss.detach()):.3f}")
     return model.eval()
 
 

@@ -176,3 +176,27 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.to(device).eval()
+
+
+def average_models(paths: list[str | Path]) -> Seq2Seq:
+    """The element-wise mean of several snapshots of one model, as ESPnet and WeNet average epochs.
+
+    Snapshots late in a run sit around a minimum; their mean usually generalises a little better
+    than any one of them. All files must share one config (shape, vocabulary); integer buffers must
+    agree exactly, since averaging them has no meaning.
+    """
+    if not paths:
+        raise CheckpointError("no model files to average")
+    first = load_model(paths[0])
+    totals = {name: t.double() if t.is_floating_point() else t for name, t in first.state_dict().items()}
+    for path in paths[1:]:
+        model = load_model(path)
+        if model.config != first.config:
+            raise CheckpointError(f"{path}: config differs from {paths[0]}; only snapshots of one model can be averaged")
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                totals[name] += tensor.double()
+            elif not torch.equal(tensor, totals[name]):
+                raise CheckpointError(f"{path}: integer buffer {name} differs from {paths[0]}")
+    first.load_state_dict({name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in totals.items()})
+    return first

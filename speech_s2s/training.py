@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"  # full training state, for --resume
 LAST_MODEL = "last.safetensors"
 BEST_MODEL = "best.safetensors"  # lowest dev WER so far
+EPOCH_MODEL = "epoch{:03d}.safetensors"  # one per epoch, for `speech-s2s average`
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ def _validate(model: Seq2Seq, dev: FeatureSet, config: TrainConfig, directory: P
         "epoch %d step %d: dev loss %.3f, greedy WER %.2f%%, CER %.2f%% | ref: %s | hyp: %s",
         state.epoch, state.step, result["dev_loss"], 100 * result["dev_wer"], 100 * result["dev_cer"], result["example"]["ref"], result["example"]["hyp"],
     )
+    save_model(model, directory / EPOCH_MODEL.format(state.epoch))
     if result["dev_wer"] < state.best_wer:
         state.best_wer = result["dev_wer"]
         save_model(model, directory / BEST_MODEL)

@@ -103,3 +103,20 @@ def test_train_init_starts_from_the_given_model_and_rejects_a_second_shape(tmp_p
     capsys.readouterr()
     assert main(["train", *base, "--exp", str(tmp_path / "third"), "--init", str(first / "last.safetensors"), "--encoder-hidden", "64"]) == 1
     assert "--init takes the model's shape from MODEL" in capsys.readouterr().err
+
+
+def test_every_epoch_leaves_a_snapshot_that_average_combines(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    assert main(["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
+                 "--encoder-layers", "3", "--decoder-hidden", "64", "--max-frames", "400", "--threads", "1", "--epochs", "2"]) == 0
+    snapshots = [str(exp / "epoch001.safetensors"), str(exp / "epoch002.safetensors")]
+    averaged = tmp_path / "averaged.safetensors"
+    assert main(["average", *snapshots, "--out", str(averaged)]) == 0
+    assert main(["transcribe", str(MINI_CORPUS / "900" / "1" / "900-1-0001.flac"), "--model", str(averaged)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("900-1-0001")
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_text("hello")
+    assert main(["average", snapshots[0], str(not_a_model), "--out", str(tmp_path / "x.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"speech-s2s: error: {not_a_model}: not a safetensors model file") and err.count("\n") == 1
+    assert not (tmp_path / "x.safetensors").exists()

@@ -2,7 +2,7 @@ import torch
 import pytest
 
 from conftest import tiny_config
-from speech_s2s.model import CheckpointError, Seq2Seq, load_model, save_model
+from speech_s2s.model import CheckpointError, Seq2Seq, average_models, load_model, save_model
 from speech_s2s.search import DecodingOptions, decode
 
 
@@ -70,3 +70,24 @@ def test_half_precision_export_is_half_the_size_and_decodes_the_same(tmp_path):
     waves, samples = _batch([12000])
     feats, lengths = model.features(waves, samples)
     assert decode(loaded, feats, lengths)[0].text == decode(model, feats, lengths)[0].text
+
+
+def test_average_of_snapshots_is_their_elementwise_mean_and_refuses_another_shape(tmp_path):
+    paths = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = Seq2Seq(tiny_config())
+        model.normalizer.set_stats(torch.full((80,), -3.0), torch.full((80,), 2.0))
+        paths.append(tmp_path / f"epoch{seed}.safetensors")
+        save_model(model, paths[-1])
+    snapshots = [load_model(p).state_dict() for p in paths]
+    averaged = average_models(paths).state_dict()
+    for name, tensor in averaged.items():
+        expected = sum(s[name].double() for s in snapshots) / 3
+        assert torch.allclose(tensor.double(), expected, atol=1e-7), name
+    weight = "ctc_head.weight"
+    assert not torch.equal(snapshots[0][weight], snapshots[1][weight])  # three different models, not one
+    other = tmp_path / "other.safetensors"
+    save_model(Seq2Seq(tiny_config(ctc_weight=0.5)), other)
+    with pytest.raises(CheckpointError, match=f"{other}: config differs"):
+        average_models([paths[0], other])
