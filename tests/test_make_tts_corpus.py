@@ -35,3 +35,10 @@ def test_tiny_corpus_is_librispeech_layout_with_held_out_speakers_and_text(tmp_p
     again = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     assert "0 to synthesise" in again.stderr
     assert (out / "SPEAKERS.TXT").read_text().count("espeak") >= 3
+    # Growing the corpus keeps the smaller one as its prefix: same files, untouched; only new sentences are added.
+    before = {u.audio: (u.text, Path(u.audio).stat().st_mtime_ns) for u in splits["train-tts"]}
+    grown = [("6" if previous == "--max-train-utts" else arg) for previous, arg in zip(["", *command], command)]
+    result = subprocess.run(grown, check=True, capture_output=True, text=True, timeout=300)
+    assert "2 to synthesise" in result.stderr
+    after = {u.audio: (u.text, Path(u.audio).stat().st_mtime_ns) for u in read_librispeech(out / "train-tts")}
+    assert len(after) == 6 and all(after[path] == before[path] for path in before)
