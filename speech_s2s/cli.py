@@ -307,22 +307,33 @@ def _run_train_lm(args) -> int:
     return 0
 
 
+def _add_model_output(p) -> None:
+    """--out and --half, shared by the commands that write a model for shipping."""
+    p.add_argument("--out", required=True)
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+
+
+def _write_model(model, args) -> None:
+    from speech_s2s.model import save_model
+
+    save_model(model, args.out, torch.float16 if args.half else None)
+
+
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="copy a trained model into a (smaller) file for shipping")
     p.add_argument("--model", required=True, help="trained model (.safetensors), e.g. EXP/best.safetensors")
-    p.add_argument("--out", required=True)
-    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    _add_model_output(p)
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args) -> int:
-    from speech_s2s.model import CheckpointError, load_model, save_model
+    from speech_s2s.model import CheckpointError, load_model
 
     try:
         model = load_model(args.model)
     except CheckpointError as error:
         return _fail(str(error))
-    save_model(model, args.out, torch.float16 if args.half else None)
+    _write_model(model, args)
     size = Path(args.out).stat().st_size / 2**20
     print(f"{args.out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, {size:.1f} MiB")
     return 0
@@ -331,19 +342,18 @@ def _run_export(args) -> int:
 def _add_average(sub) -> None:
     p = sub.add_parser("average", help="average snapshots of one model (e.g. its last epochs) into one model")
     p.add_argument("models", nargs="+", help="model files (.safetensors) of one run, e.g. EXP/epoch01[3-5].safetensors")
-    p.add_argument("--out", required=True)
-    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    _add_model_output(p)
     p.set_defaults(run=_run_average)
 
 
 def _run_average(args) -> int:
-    from speech_s2s.model import CheckpointError, average_models, save_model
+    from speech_s2s.model import CheckpointError, average_models
 
     try:
         model = average_models(args.models)
     except CheckpointError as error:
         return _fail(str(error))
-    save_model(model, args.out, torch.float16 if args.half else None)
+    _write_model(model, args)
     print(f"{args.out}: mean of {len(args.models)} models")
     return 0
 
