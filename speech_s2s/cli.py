@@ -12,42 +12,118 @@ from pathlib import Path
 import torch
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 1) -> int:
     print(f"speech-s2s: error: {message}", file=sys.stderr)
-    return 1
+    return status
 
 
 # ---------------------------------------------------------------------------------------------- transcribe
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_transcribe(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe audio files", description="Transcribe audio files (any rate, any channels).")
-    p.add_argument("files", nargs="*", help="audio files (WAV, FLAC, OGG, MP3, ...)")
+    p = sub.add_parser(
+        "transcribe", help="transcribe audio files of any length",
+        description="Transcribe audio files of any length, rate and channel count. Exit status: 0 all transcribed, "
+        "1 some inputs failed (each named on standard error), 2 bad options, 130 interrupted (rerun with --resume).",
+    )
+    p.add_argument("files", nargs="*", help="audio files, folders (searched recursively) or - for standard input")
     p.add_argument("--file-list", help="text file with one audio path per line")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
-    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3)")
-    p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion")
+    p.add_argument("--beam", type=_positive, default=1, help="beam size; 1 = greedy (default)")
+    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
+    p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.3 with --lm)")
-    p.add_argument("--length-bonus", type=float, default=None, help="score added per output token in beam search")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--output-format", choices=["txt", "jsonl"], default="txt", help="txt: 'utt-id TEXT' lines (Kaldi style); jsonl: one object per file")
-    p.add_argument("--output", help="write here instead of standard output")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
+    p.add_argument("--batch-size", type=_positive, default=8, help="speech segments decoded together (default 8)")
+    p.add_argument("--output-format", choices=FORMATS, default="txt",
+                   help="txt: 'utt-id TEXT' lines (Kaldi style); jsonl: one object per file with segment and word times; "
+                   "tsv: 'id start end text' rows in ms; srt, vtt: captions (one input, or --output-dir)")
+    p.add_argument("--output", help="write here (grows line by line) instead of standard output")
+    p.add_argument("--output-dir", help="write one file per input here, named after its id")
+    p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch")
     p.set_defaults(run=_run_transcribe)
 
 
+FORMATS = ("txt", "jsonl", "tsv", "srt", "vtt")  # speech_s2s.writers.FORMATS, named here so --help needs no torch
+
+
+def _transcribe_usage_error(args) -> str | None:
+    """What is wrong with the options, before any work is done (exit status 2)."""
+    if args.beam == 1:
+        ignored = [flag for flag, value in (("--lm", args.lm), ("--lm-weight", args.lm_weight), ("--ctc-weight", args.ctc_weight), ("--length-bonus", args.length_bonus)) if value is not None]
+        if ignored:
+            return f"{', '.join(ignored)} only apply to beam search: add --beam N (e.g. --beam 8)"
+    if args.lm_weight is not None and not args.lm:
+        return "--lm-weight needs --lm"
+    if args.output and args.output_dir:
+        return "give --output or --output-dir, not both"
+    if args.resume and not (args.output or args.output_dir):
+        return "--resume needs --output or --output-dir to know what is done"
+    if args.output:
+        target = Path(args.output)
+        if target.is_dir():
+            return f"--output {target}: is a folder (use --output-dir for one file per input)"
+        if not target.parent.is_dir():
+            return f"--output {target}: folder {target.parent} does not exist"
+        if target.is_file() and target.stat().st_size > 0 and not (args.resume or args.overwrite):
+            return f"--output {target}: exists; add --resume to continue it or --overwrite to replace it"
+    if args.output_dir and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        return f"--output-dir {args.output_dir}: is a file, not a folder"
+    return None
+
+
+def _open_output(args, output_format: str):
+    """The shared output (stdout or --output) and the ids it already holds."""
+    from speech_s2s.writers import header, ids_in_output
+
+    if not args.output:
+        if header(output_format):
+            print(header(output_format), flush=True)
+        return sys.stdout, set()
+    path = Path(args.output)
+    done: set[str] = set()
+    if args.resume and path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if text and not text.endswith("\n"):  # a line cut short by a crash: drop it, redo that file
+            text = text[: text.rfind("\n") + 1]
+            with open(path, "r+", encoding="utf-8") as handle:
+                handle.truncate(len(text.encode("utf-8")))
+        done = ids_in_output(text, output_format)
+    handle = open(path, "a" if args.resume else "w", encoding="utf-8")
+    if handle.tell() == 0 and header(output_format):
+        handle.write(header(output_format) + "\n")
+    return handle, done
+
+
 def _run_transcribe(args) -> int:
+    problem = _transcribe_usage_error(args)
+    if problem:
+        return _fail(problem, status=2)
+    from speech_s2s.inputs import InputError, expand_inputs
+
+    try:
+        inputs, warnings = expand_inputs(args.files, args.file_list)
+    except InputError as error:
+        return _fail(str(error), status=2)
+    for warning in warnings:
+        print(f"speech-s2s: warning: {warning}", file=sys.stderr)
+    if not inputs:
+        return _fail("no audio files given (pass FILE..., a folder, - or --file-list)", status=2)
+    if args.output_format in ("srt", "vtt") and len(inputs) > 1 and not args.output_dir:
+        return _fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
+
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, format_transcript, transcribe_files
+    from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, Recognizer, TranscribeOptions
+    from speech_s2s import writers
 
-    paths = list(args.files)
-    if args.file_list:
-        try:
-            paths += [line.strip() for line in Path(args.file_list).read_text().splitlines() if line.strip()]
-        except OSError as error:
-            return _fail(f"{args.file_list}: cannot read file list ({error.strerror})")
-    if not paths:
-        return _fail("no audio files given (pass FILE... or --file-list)")
     try:
         model = load_model(args.model or BUNDLED_MODEL)
     except CheckpointError as error:
@@ -60,24 +136,54 @@ def _run_transcribe(args) -> int:
             lm = load_lm(args.lm)
         except ValueError as error:
             return _fail(str(error))
-    options = with_overrides(
+    decoding = with_overrides(
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
         lm_weight=args.lm_weight if args.lm_weight is not None else (0.3 if lm is not None else None),
     )
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    failed = 0
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size), lm)
+
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out, done = None, {i.id for i in inputs if (out_dir / (i.id + writers.EXTENSIONS[args.output_format])).is_file()} if args.resume else set()
+    else:
+        out, done = _open_output(args, args.output_format)
+    todo = [i for i in inputs if i.id not in done]
+    if done:
+        print(f"speech-s2s: resuming: {len(inputs) - len(todo)} of {len(inputs)} inputs already done", file=sys.stderr)
+
+    from tqdm import tqdm
+
+    failed, written = 0, 0
+    progress = tqdm(total=len(todo), desc="transcribing", unit="file", leave=False, disable=len(todo) < 2 or None)
     try:
-        for item in transcribe_files(model, paths, options, args.batch_size, lm):
+        for item in recognizer.transcribe_files(todo):
+            progress.update(1)
             if isinstance(item, FailedFile):
                 failed += 1
-                print(f"speech-s2s: error: {item.error}", file=sys.stderr)
+                progress.write(f"speech-s2s: error: {item.error}", file=sys.stderr)
+                continue
+            if out_dir is not None:
+                target = out_dir / (item.id + writers.EXTENSIONS[args.output_format])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                temporary = target.with_name(target.name + ".tmp")
+                temporary.write_text(writers.document(item, args.output_format), encoding="utf-8")
+                temporary.replace(target)
             else:
-                print(format_transcript(item, args.output_format), file=out, flush=True)
+                out.write("".join(line + "\n" for line in writers.lines(item, args.output_format)))
+                out.flush()
+            written += 1
+    except KeyboardInterrupt:
+        progress.close()
+        hint = " (add --resume to continue)" if (args.output or args.output_dir) else ""
+        print(f"speech-s2s: interrupted after {written} of {len(todo)} inputs{hint}", file=sys.stderr)
+        return 130
     finally:
-        if out is not sys.stdout:
+        progress.close()
+        if out is not None and out is not sys.stdout:
             out.close()
     if failed:
-        return _fail(f"{failed} of {len(paths)} files could not be transcribed")
+        return _fail(f"{failed} of {len(todo)} inputs could not be transcribed")
     return 0
 
 
@@ -360,10 +466,12 @@ def _run_average(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="debug logging, and a traceback on unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average):
         add(sub)
+    for command in sub.choices.values():  # --verbose also after the command name
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, and tracebacks")
     return parser
 
 
@@ -371,8 +479,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if getattr(args, "threads", None):
+        import torch
+
         torch.set_num_threads(args.threads)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("speech-s2s: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug or an unforeseen input: one line unless asked for more
+        if args.verbose:
+            raise
+        first = str(error).splitlines()[0] if str(error) else ""
+        return _fail(f"{type(error).__name__}: {first} (rerun with --verbose for the traceback)")
 
 
 if __name__ == "__main__":

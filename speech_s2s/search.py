@@ -27,12 +27,18 @@ class DecodingOptions:
     lm_weight: float = 0.0  # shallow fusion weight of the language model, if one is given
     length_bonus: float = 0.0  # added per emitted token; counters the search's bias to short output
     length_normalization: bool = False  # rank finished hypotheses by score per token
-    # End-of-sentence rules against LAS's well-known failures (looping and runaway output): never
-    # emit more tokens than the CTC branch has frames (it could not align them), nor much more than
-    # CTC's own greedy transcript is long, and stop at once on input CTC hears as silence.
+    # End-of-sentence rules against LAS's well-known failures (looping, runaway and early-stopping
+    # output): never emit more tokens than the CTC branch has frames (it could not align them), nor
+    # much more than CTC's own greedy transcript is long, nor stop at much less than it (attention
+    # trained on single sentences wants to stop at the first sentence's end); and stop at once on
+    # input CTC hears as silence.
     max_tokens_per_ctc_frame: float = 1.0
     max_tokens_per_ctc_token: float = 1.5
+    min_tokens_per_ctc_token: float = 0.7
     stop_on_ctc_silence: bool = True
+    # Greedy output that stops short of the CTC lower bound is decoded again by joint CTC/attention
+    # beam search of this width, which holds <eos> back (forcing attention alone on only loops).
+    fallback_beam_size: int = 4
 
 
 @dataclass
@@ -77,6 +83,11 @@ def ctc_is_silent(ctc_log_probs: torch.Tensor, length: int) -> bool:
 
 # Slack on top of the CTC-length rule, so short outputs are never cut by CTC's small errors.
 CTC_LENGTH_MARGIN = 5
+
+
+def min_output_tokens(ctc_tokens: int, options: DecodingOptions) -> int:
+    """<eos> is refused before this many tokens: a share of CTC's greedy length, less the slack."""
+    return max(0, math.ceil(options.min_tokens_per_ctc_token * ctc_tokens) - CTC_LENGTH_MARGIN)
 
 
 def max_output_tokens(ctc_frames: int, ctc_tokens: int, options: DecodingOptions) -> int:
@@ -173,7 +184,9 @@ def beam_search_one(
     beam = options.beam_size
     ctc = CTCPrefixScorer(ctc_log_probs) if options.ctc_weight > 0 else None
     use_lm = lm is not None and options.lm_weight > 0
-    max_len = max_output_tokens(ctc_log_probs.shape[0], ctc_greedy_length(ctc_log_probs), options)
+    ctc_tokens = ctc_greedy_length(ctc_log_probs)
+    max_len = max_output_tokens(ctc_log_probs.shape[0], ctc_tokens, options)
+    min_len = min(min_output_tokens(ctc_tokens, options), max_len)
     running = [Hypothesis([], 0.0)]
     state: DecoderState = model.decoder.initial_state(memory)
     r_n, r_b = ctc.initial() if ctc else (None, None)
@@ -204,6 +217,8 @@ def beam_search_one(
             joint = joint + options.lm_weight * lm_total
         joint = joint + options.length_bonus * torch.tensor([len(h.tokens) + 1 for h in running], dtype=torch.float64)[:, None]
         joint[:, BLANK_ID] = NEG_INF
+        if step < min_len:  # every live hypothesis has `step` tokens
+            joint[:, EOS_ID] = NEG_INF
         if step == max_len:  # out of room: every hypothesis must end here
             joint[:, EOS_ID + 1 :] = NEG_INF
         order = joint.flatten().argsort(descending=True)
@@ -253,21 +268,36 @@ def decode(
     """Raw log-mel [B, T, F] with frame counts -> one result per utterance."""
     model.eval()
     with torch.no_grad():
-        encoded = model.encode(feats, lengths)
-        if options.beam_size <= 1:
-            return [DecodingResult(t, model.vocabulary.decode(t), 0.0) for t in greedy_search(model, encoded, options)]
-        ctc_log_probs = model.ctc_log_probs(encoded)
-        memory = model.prepare_memory(encoded)
-        results = []
-        for b in range(feats.shape[0]):
+        return decode_encoded(model, model.encode(feats, lengths), options, lm)
+
+
+@torch.no_grad()
+def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions(), lm: LanguageModel | None = None) -> list[DecodingResult]:
+    """One result per utterance of an encoded batch (for callers that also need the encoder output)."""
+    ctc_log_probs = model.ctc_log_probs(encoded)
+    memory = model.prepare_memory(encoded)
+    if options.beam_size <= 1:
+        results = [DecodingResult(t, model.vocabulary.decode(t), 0.0) for t in greedy_search(model, encoded, options)]
+        fallback = replace(options, beam_size=max(2, options.fallback_beam_size), ctc_weight=options.ctc_weight or 0.3)
+        for b, result in enumerate(results):
             ctc_lp = ctc_log_probs[b, : int(encoded.ctc_lengths[b])]
-            if options.stop_on_ctc_silence and ctc_is_silent(ctc_lp, ctc_lp.shape[0]):
-                results.append(DecodingResult([], "", 0.0))
-                continue
-            hyps = beam_search_one(model, memory.select(torch.tensor([b])), ctc_lp, options, lm)
-            best = hyps[0] if hyps else Hypothesis([], NEG_INF)
-            results.append(DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps))
+            if options.fallback_beam_size > 1 and len(result.tokens) < min_output_tokens(ctc_greedy_length(ctc_lp), options):
+                results[b] = _beam_result(model, memory.select(torch.tensor([b])), ctc_lp, fallback, lm)
         return results
+    results = []
+    for b in range(ctc_log_probs.shape[0]):
+        ctc_lp = ctc_log_probs[b, : int(encoded.ctc_lengths[b])]
+        if options.stop_on_ctc_silence and ctc_is_silent(ctc_lp, ctc_lp.shape[0]):
+            results.append(DecodingResult([], "", 0.0))
+            continue
+        results.append(_beam_result(model, memory.select(torch.tensor([b])), ctc_lp, options, lm))
+    return results
+
+
+def _beam_result(model: Seq2Seq, memory: Memory, ctc_lp: torch.Tensor, options: DecodingOptions, lm: LanguageModel | None) -> DecodingResult:
+    hyps = beam_search_one(model, memory, ctc_lp, options, lm)
+    best = hyps[0] if hyps else Hypothesis([], NEG_INF)
+    return DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps)
 
 
 def with_overrides(options: DecodingOptions, **overrides) -> DecodingOptions:

@@ -1,116 +1,188 @@
-"""Files -> segments -> batched search -> text, in txt (Kaldi `utt-id TEXT`) or jsonl form."""
+"""Audio of any length -> speech segments -> batched search -> text with segment and word times.
+
+A `Recognizer` holds a model, its decoding options and a voice-activity segmenter. Files flow
+through it as a pipeline: audio is read a block at a time, cut at pauses into utterances no
+longer than the model was trained on, and segments of consecutive files are decoded together in
+batches; each file's result is handed out as soon as it and every earlier file are finished.
+Memory is bounded by one read block plus `read_ahead` batches of segments, whatever the number
+or length of the files.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from speech_s2s.audio import SAMPLE_RATE, AudioError, load_audio
+from speech_s2s.alignment import Word, word_times
+from speech_s2s.audio import SAMPLE_RATE, STDIN, AudioError, stream_audio
+from speech_s2s.inputs import InputFile
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, decode
+from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
+from speech_s2s.vad import Segment as AudioSegment
+from speech_s2s.vad import Segmenter, SegmenterConfig, SpeechDetector
 
 ASSETS = Path(__file__).parent / "assets"
 BUNDLED_MODEL = ASSETS / "model.safetensors"
 BUNDLED_SAMPLE = ASSETS / "sample.flac"
 
-# Attention decoders lose their place on long input, so long files are cut into pieces no longer
-# than this, at the quietest 10 ms within the last few seconds of each piece.
-MAX_SEGMENT_SECONDS = 20.0
-CUT_SEARCH_SECONDS = 4.0
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds from the start of the file
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)
-class Transcript:
+class FileTranscript:
     path: str
+    id: str
     text: str
-    duration: float  # seconds
-    segments: tuple[tuple[float, float, str], ...]  # (start, end, text) per piece decoded
-
-    @property
-    def id(self) -> str:
-        return Path(self.path).name.split(".")[0]
+    duration: float  # seconds of audio read
+    segments: tuple[Segment, ...]
 
 
 @dataclass(frozen=True)
 class FailedFile:
     path: str
-    error: str
+    id: str
+    error: str  # one line, naming the file
 
 
-def split_long_audio(samples: np.ndarray, max_seconds: float = MAX_SEGMENT_SECONDS) -> list[tuple[int, int]]:
-    """(start, end) sample ranges covering `samples`, each at most max_seconds, cut at quiet points."""
-    limit = int(max_seconds * SAMPLE_RATE)
-    window = SAMPLE_RATE // 100
-    pieces, start = [], 0
-    while len(samples) - start > limit:
-        search_from = start + limit - int(CUT_SEARCH_SECONDS * SAMPLE_RATE)
-        region = samples[search_from : start + limit]
-        energies = np.add.reduceat(region[: len(region) // window * window] ** 2, np.arange(0, len(region) // window * window, window))
-        cut = search_from + int(np.argmin(energies)) * window + window // 2
-        pieces.append((start, cut))
-        start = cut
-    pieces.append((start, len(samples)))
-    return pieces
+@dataclass(frozen=True)
+class TranscribeOptions:
+    decoding: DecodingOptions = DecodingOptions()
+    segmenter: SegmenterConfig = SegmenterConfig()
+    batch_size: int = 8  # segments decoded together
+    read_ahead: int = 4  # batches of segments gathered (and sorted by length) before decoding
+    word_timestamps: bool = True
 
 
-def transcribe_files(
-    model: Seq2Seq,
-    paths: list[str],
-    options: DecodingOptions = DecodingOptions(),
-    batch_size: int = 8,
-    lm: LanguageModel | None = None,
-) -> Iterator[Transcript | FailedFile]:
-    """Yield one Transcript (or FailedFile, for audio that cannot be read) per path, in input order."""
-    model.eval()
-    loaded: dict[int, np.ndarray] = {}
-    pieces: list[tuple[int, int, int]] = []  # (file index, start, end)
-    ranges: dict[int, list[tuple[int, int]]] = {}  # file index -> its pieces' sample ranges
-    failures: dict[int, FailedFile] = {}
-    for index, path in enumerate(paths):
-        try:
-            loaded[index] = load_audio(path)
-        except AudioError as error:
-            failures[index] = FailedFile(path, str(error))
-            continue
-        ranges[index] = split_long_audio(loaded[index])
-        pieces.extend((index, start, end) for start, end in ranges[index])
-    texts: dict[tuple[int, int], str] = {}
-    pieces.sort(key=lambda p: p[2] - p[1])  # similar lengths batch with little padding
-    batches = range(0, len(pieces), batch_size)
-    for first in tqdm(batches, desc="transcribing", unit="batch", disable=len(batches) < 2, leave=False):
-        batch = pieces[first : first + batch_size]
-        waves = [torch.from_numpy(loaded[i][s:e]) for i, s, e in batch]
-        padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
-        with torch.no_grad():
-            feats, lengths = model.features(padded, torch.tensor([w.shape[0] for w in waves]))
-            for (i, s, _), result in zip(batch, decode(model, feats, lengths, options, lm)):
-                texts[(i, s)] = result.text
-    for index, path in enumerate(paths):
-        if index in failures:
-            yield failures[index]
-            continue
-        segments = tuple((s / SAMPLE_RATE, e / SAMPLE_RATE, texts[(index, s)]) for s, e in ranges[index])
-        text = " ".join(t for _, _, t in segments if t)
-        yield Transcript(path, text, len(loaded[index]) / SAMPLE_RATE, segments)
+@dataclass
+class _Pending:
+    """A file on its way through the pipeline."""
+
+    input: InputFile
+    texts: dict[int, Segment] = field(default_factory=dict)
+    segments: int = 0  # cut so far
+    read: bool = False  # all its audio has been read and cut
+    samples: int = 0
+    error: str | None = None
+
+    def done(self) -> bool:
+        return self.error is not None or (self.read and len(self.texts) == self.segments)
+
+    def result(self) -> FileTranscript | FailedFile:
+        if self.error is not None:
+            return FailedFile(self.input.path, self.input.id, self.error)
+        segments = tuple(self.texts[i] for i in range(self.segments))
+        text = " ".join(s.text for s in segments if s.text)
+        return FileTranscript(self.input.path, self.input.id, text, self.samples / SAMPLE_RATE, segments)
 
 
-def format_transcript(transcript: Transcript, output_format: str) -> str:
-    if output_format == "txt":
-        return f"{transcript.id} {transcript.text}".rstrip()
-    if output_format == "jsonl":
-        return json.dumps(
-            {
-                "path": transcript.path,
-                "id": transcript.id,
-                "text": transcript.text,
-                "duration": round(transcript.duration, 3),
-                "segments": [{"start": round(s, 2), "end": round(e, 2), "text": t} for s, e, t in transcript.segments],
-            }
-        )
-    raise ValueError(f"unknown output format {output_format!r} (txt or jsonl)")
+class Recognizer:
+    """A model with its decoding options: transcribes files or arrays of any length."""
+
+    def __init__(self, model: Seq2Seq, options: TranscribeOptions = TranscribeOptions(), lm: LanguageModel | None = None):
+        self.model = model.eval()
+        self.options = options
+        self.lm = lm
+        self._detector = SpeechDetector()
+        encoder = model.config.encoder
+        reduction = 2 ** sum(1 for layer in encoder.reduce_before if layer <= encoder.ctc_layer)
+        self.ctc_frame_seconds = reduction * model.config.features.hop_length / model.config.features.sample_rate
+
+    # ------------------------------------------------------------------ segmentation
+    def segments_of(self, blocks: Iterable[np.ndarray]) -> Iterator[AudioSegment]:
+        """Speech segments of a stream of 16 kHz blocks, as they are found."""
+        segmenter = Segmenter(self.options.segmenter, self._detector)
+        for block in blocks:
+            yield from segmenter.push(block)
+        yield from segmenter.flush()
+
+    # ------------------------------------------------------------------ decoding
+    @torch.no_grad()
+    def decode_segments(self, segments: list[AudioSegment]) -> list[Segment]:
+        """Decode segments (in any order) as batches of similar length; results in input order."""
+        results: list[Segment | None] = [None] * len(segments)
+        order = sorted(range(len(segments)), key=lambda i: len(segments[i].samples))
+        size = self.options.batch_size
+        for first in range(0, len(order), size):
+            batch = order[first : first + size]
+            waves = [torch.from_numpy(segments[i].samples) for i in batch]
+            padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+            feats, lengths = self.model.features(padded, torch.tensor([len(w) for w in waves]))
+            encoded = self.model.encode(feats, lengths)
+            decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm)
+            ctc = self.model.ctc_log_probs(encoded) if self.options.word_timestamps else None
+            for row, (i, result) in enumerate(zip(batch, decoded)):
+                start, end = segments[i].start / SAMPLE_RATE, segments[i].end / SAMPLE_RATE
+                words: tuple[Word, ...] = ()
+                if ctc is not None and result.tokens:
+                    frames = int(encoded.ctc_lengths[row])
+                    words = tuple(word_times(ctc[row, :frames], result.tokens, self.model.vocabulary, self.ctc_frame_seconds, start, end))
+                results[i] = Segment(round(start, 3), round(end, 3), result.text, words)
+        return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ one input
+    def transcribe(self, audio: str | Path | np.ndarray) -> Iterator[Segment]:
+        """Segments of one file (or `-`, or a 16 kHz mono float32 array), yielded in time order as
+        each batch is decoded. Raises AudioError (naming the file) if it cannot be read."""
+        blocks = [np.asarray(audio, dtype=np.float32)] if isinstance(audio, np.ndarray) else stream_audio(audio)
+        window = self.options.batch_size * self.options.read_ahead
+        pending: list[AudioSegment] = []
+        for segment in self.segments_of(blocks):
+            pending.append(segment)
+            if len(pending) >= window:
+                yield from self.decode_segments(pending)
+                pending = []
+        if pending:
+            yield from self.decode_segments(pending)
+
+    # ------------------------------------------------------------------ many inputs
+    def transcribe_files(self, inputs: Iterable[InputFile]) -> Iterator[FileTranscript | FailedFile]:
+        """One FileTranscript (or FailedFile) per input, in input order, each as soon as it and
+        every earlier input are done. Segments of neighbouring files share batches."""
+        window = self.options.batch_size * self.options.read_ahead
+        pending: deque[_Pending] = deque()
+        queue: list[tuple[_Pending, int, AudioSegment]] = []
+        for item in inputs:
+            state = _Pending(item)
+            pending.append(state)
+            try:
+                for segment in self.segments_of(self._counted(stream_audio(item.path), state)):
+                    queue.append((state, state.segments, segment))
+                    state.segments += 1
+                    if len(queue) >= window:
+                        self._decode_queue(queue)
+                        queue = []
+                        yield from _ready(pending)
+                state.read = True
+            except AudioError as error:
+                state.error = str(error)
+            queue = [entry for entry in queue if entry[0].error is None]
+            if not queue:
+                yield from _ready(pending)
+        self._decode_queue(queue)
+        yield from _ready(pending)
+
+    def _decode_queue(self, queue: list[tuple[_Pending, int, AudioSegment]]) -> None:
+        for (state, index, _), segment in zip(queue, self.decode_segments([entry[2] for entry in queue])):
+            state.texts[index] = segment
+
+    @staticmethod
+    def _counted(blocks: Iterator[np.ndarray], state: _Pending) -> Iterator[np.ndarray]:
+        for block in blocks:
+            state.samples += len(block)
+            yield block
+
+
+def _ready(pending: deque[_Pending]) -> Iterator[FileTranscript | FailedFile]:
+    while pending and pending[0].done():
+        yield pending.popleft().result()

@@ -49,3 +49,64 @@ def test_audio_file_with_no_samples(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="no such file"):
         load_audio(tmp_path / "nope.flac")
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
+def test_stream_resampler_matches_resampling_the_whole_signal(rate):
+    import torch
+    import torchaudio
+
+    from speech_s2s.audio import StreamResampler
+
+    rng = np.random.default_rng(rate)
+    signal = rng.normal(0, 0.3, 3 * rate + 123).astype(np.float32)
+    expected = torchaudio.functional.resample(torch.from_numpy(signal), rate, SAMPLE_RATE).numpy()
+    resampler, pieces, start = StreamResampler(rate), [], 0
+    while start < len(signal):
+        size = int(rng.integers(1, 5000))
+        pieces.append(resampler.push(signal[start : start + size]))
+        start += size
+    pieces.append(resampler.flush())
+    np.testing.assert_allclose(np.concatenate(pieces), expected, atol=1e-5)
+
+
+def test_streamed_file_equals_the_file_read_whole(tmp_path):
+    from speech_s2s.audio import stream_audio
+
+    path = tmp_path / "long.wav"
+    soundfile.write(path, np.random.default_rng(0).normal(0, 0.1, (44100 * 5, 2)).astype(np.float32), 44100, subtype="FLOAT")
+    blocks = list(stream_audio(path, block_seconds=1.3))
+    assert len(blocks) > 3
+    np.testing.assert_allclose(np.concatenate(blocks), load_audio(path), atol=1e-5)
+
+
+def test_formats_soundfile_cannot_read_stream_through_ffmpeg(tmp_path):
+    import shutil
+    import subprocess
+
+    from speech_s2s.audio import stream_audio
+
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg not installed")
+    wav, m4a = tmp_path / "a.wav", tmp_path / "a.m4a"
+    t = np.arange(SAMPLE_RATE * 2) / SAMPLE_RATE
+    soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), SAMPLE_RATE)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav), str(m4a)], check=True)
+    samples = np.concatenate(list(stream_audio(m4a)))
+    assert abs(len(samples) - 2 * SAMPLE_RATE) < 0.1 * SAMPLE_RATE and 0.2 < np.abs(samples).max() < 0.4
+
+
+def test_a_folder_and_an_unreadable_file_say_so(tmp_path, monkeypatch):
+    from speech_s2s import audio
+
+    with pytest.raises(AudioError, match=f"^{tmp_path}: is a folder, not an audio file$"):
+        load_audio(tmp_path)
+    path = tmp_path / "locked.wav"
+    path.write_bytes(b"RIFF")
+
+    def denied(*args, **kwargs):  # tests run as root, for whom chmod 000 denies nothing
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(audio, "open", denied, raising=False)
+    with pytest.raises(AudioError, match=f"^{path}: permission denied$"):
+        load_audio(path)

@@ -40,7 +40,7 @@ def test_bad_file_in_batch_fails_alone_and_the_rest_are_transcribed(tmp_path, ca
     errors = captured.err.splitlines()
     assert errors[0].startswith(f"speech-s2s: error: {broken}: not a readable audio file")
     assert errors[1] == f"speech-s2s: error: {empty}: empty file"
-    assert errors[2] == "speech-s2s: error: 2 of 3 files could not be transcribed"
+    assert errors[2] == "speech-s2s: error: 2 of 3 inputs could not be transcribed"
 
 
 def test_file_list_and_output_file(tmp_path):
@@ -120,3 +120,98 @@ def test_every_epoch_leaves_a_snapshot_that_average_combines(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"speech-s2s: error: {not_a_model}: not a safetensors model file") and err.count("\n") == 1
     assert not (tmp_path / "x.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------- transcribe: issue 9
+def _one_line_error(capsys, starts: str) -> None:
+    err = capsys.readouterr().err
+    assert err.startswith(f"speech-s2s: error: {starts}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"]])
+def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, flags):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), *flags]) == 2
+    _one_line_error(capsys, f"{flags[0]} only apply to beam search")
+
+
+def test_batch_size_zero_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe", str(BUNDLED_SAMPLE), "--batch-size", "0"])
+    assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_output_in_a_missing_folder_or_on_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--output", str(tmp_path / "no" / "hyp.txt")]) == 2
+    _one_line_error(capsys, f"--output {tmp_path / 'no' / 'hyp.txt'}: folder {tmp_path / 'no'} does not exist")
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--output", str(tmp_path)]) == 2
+    _one_line_error(capsys, f"--output {tmp_path}: is a folder")
+
+
+def test_an_existing_output_is_never_emptied_and_a_killed_run_resumes(tmp_path, capsys, monkeypatch):
+    from speech_s2s import writers
+
+    inputs = [tmp_path / f"s{n}.flac" for n in range(3)]
+    for path in inputs:
+        shutil.copy(BUNDLED_SAMPLE, path)
+    out = tmp_path / "hyp.txt"
+    out.write_text("old results\n")
+    assert main(["transcribe", *map(str, inputs), "--output", str(out)]) == 2
+    _one_line_error(capsys, f"--output {out}: exists; add --resume")
+    assert out.read_text() == "old results\n"
+
+    real_lines, calls = writers.lines, []
+
+    def ctrl_c_after_the_first_file(transcript, output_format):
+        calls.append(transcript.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_lines(transcript, output_format)
+
+    monkeypatch.setattr(writers, "lines", ctrl_c_after_the_first_file)
+    assert main(["transcribe", *map(str, inputs), "--output", str(out), "--overwrite"]) == 130
+    assert out.read_text() == f"s0 {SAMPLE_TEXT}\n"  # written and flushed as soon as it was done
+    assert "add --resume to continue" in capsys.readouterr().err
+    monkeypatch.setattr(writers, "lines", real_lines)
+    with open(out, "a") as handle:
+        handle.write("s1 and your bro")  # a line cut short by the kill is redone, not kept
+    assert main(["transcribe", *map(str, inputs), "--output", str(out), "--resume"]) == 0
+    assert out.read_text() == "".join(f"s{n} {SAMPLE_TEXT}\n" for n in range(3))
+    assert "resuming: 1 of 3 inputs already done" in capsys.readouterr().err
+
+
+def test_folders_and_colliding_names_get_distinct_ids(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(BUNDLED_SAMPLE, tmp_path / folder / "s01.flac")
+    assert main(["transcribe", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"a/s01 {SAMPLE_TEXT}\nb/s01 {SAMPLE_TEXT}\n"
+    assert "2 inputs share the id 's01'" in captured.err
+
+
+def test_standard_input(monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(BUNDLED_SAMPLE.read_bytes())))
+    assert main(["transcribe", "-"]) == 0
+    assert capsys.readouterr().out == f"stdin {SAMPLE_TEXT}\n"
+
+
+def test_captions_need_one_input_or_an_output_folder(tmp_path, capsys):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), str(MINI_CORPUS), "--output-format", "srt"]) == 2
+    _one_line_error(capsys, "srt holds one recording's captions")
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--output-format", "srt", "--output-dir", str(tmp_path / "subs")]) == 0
+    assert (tmp_path / "subs" / "sample.srt").read_text().splitlines()[2] == SAMPLE_TEXT
+
+
+def test_unexpected_errors_are_one_line_unless_verbose(monkeypatch, capsys):
+    from speech_s2s.transcribe import Recognizer
+
+    def broken(self, inputs):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setattr(Recognizer, "transcribe_files", broken)
+    assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 1
+    _one_line_error(capsys, "RuntimeError: something broke (rerun with --verbose for the traceback)")
+    with pytest.raises(RuntimeError):
+        main(["transcribe", str(BUNDLED_SAMPLE), "--verbose"])

@@ -88,3 +88,22 @@ def test_output_length_cap_follows_the_ctc_transcript():
     assert ctc_greedy_length(log_probs) == 3
     assert max_output_tokens(len(best), ctc_greedy_length(log_probs), DecodingOptions(max_tokens_per_ctc_token=1.5)) == 5 + 5  # ceil(4.5) + margin
     assert max_output_tokens(len(best), ctc_greedy_length(log_probs), DecodingOptions(max_tokens_per_ctc_token=0)) == 10  # frames only
+
+
+def test_greedy_reads_on_past_the_first_sentence_when_ctc_hears_more():
+    """Attention trained on single sentences stops at the first one's end; CTC's length says the
+    audio holds more, so greedy falls back to joint beam search for that utterance."""
+    import numpy as np
+
+    from speech_s2s.audio import SAMPLE_RATE, load_audio
+    from speech_s2s.model import load_model
+    from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
+
+    model = load_model(BUNDLED_MODEL)
+    sentence = load_audio(BUNDLED_SAMPLE)
+    twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(0.7 * SAMPLE_RATE), np.float32), sentence]))
+    feats, lengths = model.features(twice[None], torch.tensor([len(twice)]))
+    without_guard = decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0].text
+    with_guard = decode(model, feats, lengths)[0].text
+    assert without_guard.count("brother") == 1  # the failure the guard exists for
+    assert with_guard.count("brother") == 2 and with_guard.endswith("kind")

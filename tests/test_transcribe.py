@@ -1,29 +1,76 @@
-import json
+"""The transcription pipeline: any length, bounded memory, results in order as soon as ready."""
 
 import numpy as np
+import pytest
+import soundfile
 
-from speech_s2s.audio import SAMPLE_RATE
-from speech_s2s.transcribe import MAX_SEGMENT_SECONDS, Transcript, format_transcript, split_long_audio
+from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.inputs import InputFile
+from speech_s2s.model import load_model
+from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE, FailedFile, FileTranscript, Recognizer, TranscribeOptions
 
-
-def test_long_audio_is_cut_at_the_quiet_point_into_pieces_under_the_limit():
-    rng = np.random.default_rng(0)
-    samples = rng.normal(0, 0.3, int(50 * SAMPLE_RATE)).astype(np.float32)
-    quiet = int(18.0 * SAMPLE_RATE)
-    samples[quiet : quiet + SAMPLE_RATE // 10] = 0.0  # 100 ms of silence inside the first cut window
-    pieces = split_long_audio(samples)
-    assert pieces[0][0] == 0 and pieces[-1][1] == len(samples)
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
-    assert all(end - start <= MAX_SEGMENT_SECONDS * SAMPLE_RATE for start, end in pieces)
-    assert quiet <= pieces[0][1] <= quiet + SAMPLE_RATE // 10
+SENTENCE = "and your brother and sister were not very kind"
 
 
-def test_short_audio_is_one_piece():
-    assert split_long_audio(np.zeros(SAMPLE_RATE, dtype=np.float32)) == [(0, SAMPLE_RATE)]
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer(load_model(BUNDLED_MODEL), TranscribeOptions(batch_size=4, read_ahead=1))
 
 
-def test_output_formats():
-    transcript = Transcript("/data/1089-134686-0000.flac", "he hoped", 1.5, ((0.0, 1.5, "he hoped"),))
-    assert format_transcript(transcript, "txt") == "1089-134686-0000 he hoped"
-    row = json.loads(format_transcript(transcript, "jsonl"))
-    assert row["path"] == "/data/1089-134686-0000.flac" and row["text"] == "he hoped" and row["segments"][0]["end"] == 1.5
+def _write(path, samples, rate=SAMPLE_RATE):
+    soundfile.write(path, samples, rate)
+    return str(path)
+
+
+def test_fourteen_sentences_in_45_seconds_are_all_transcribed(recognizer, tmp_path):
+    sentence, rng = load_audio(BUNDLED_SAMPLE), np.random.default_rng(0)
+    parts = [np.concatenate([sentence, np.zeros(int(rng.uniform(0.4, 1.0) * SAMPLE_RATE), np.float32)]) for _ in range(14)]
+    path = _write(tmp_path / "long.flac", np.concatenate(parts))
+    [result] = list(recognizer.transcribe_files([InputFile(path, "long")]))
+    assert result.text == " ".join([SENTENCE] * 14)
+    assert len(result.segments) == 14 and all(s.end - s.start < 10 for s in result.segments)
+    assert all(a.end <= b.start for a, b in zip(result.segments, result.segments[1:]))
+    assert abs(result.duration - sum(len(p) for p in parts) / SAMPLE_RATE) < 1e-3
+    words = [w for s in result.segments for w in s.words]
+    assert [w.word for w in words] == (SENTENCE.split() * 14)
+    assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+
+
+def test_results_come_out_in_input_order_before_later_inputs_are_read(recognizer, tmp_path):
+    sample = _write(tmp_path / "s.flac", load_audio(BUNDLED_SAMPLE))
+    consumed = []
+
+    def inputs():
+        for n in range(6):
+            consumed.append(n)
+            yield InputFile(sample if n != 2 else str(tmp_path / "missing.flac"), f"f{n}")
+
+    results = recognizer.transcribe_files(inputs())
+    first = next(results)
+    assert first.id == "f0" and first.text == SENTENCE
+    assert len(consumed) < 6  # a pipeline, not a pile: the rest are not even opened yet
+    rest = list(results)
+    assert [r.id for r in rest] == ["f1", "f2", "f3", "f4", "f5"]
+    assert isinstance(rest[1], FailedFile) and rest[1].error == f"{tmp_path / 'missing.flac'}: no such file"
+
+
+@pytest.mark.parametrize("kind", ["noise_10ms", "one_sample", "tones_6ch", "silence"])
+def test_sounds_that_are_not_speech_give_empty_text(recognizer, tmp_path, kind):
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    tones = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+    audio = {
+        "noise_10ms": np.random.default_rng(0).normal(0, 0.3, 160),
+        "one_sample": np.array([0.4]),
+        "tones_6ch": np.stack([tones * (0.5 + c / 10) for c in range(6)], axis=1),
+        "silence": np.zeros(len(t)),
+    }[kind]
+    [result] = list(recognizer.transcribe_files([InputFile(_write(tmp_path / f"{kind}.wav", audio), kind)]))
+    assert isinstance(result, FileTranscript) and result.text == "" and result.segments == ()
+
+
+def test_an_array_is_transcribed_segment_by_segment(recognizer):
+    sentence = load_audio(BUNDLED_SAMPLE)
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sentence, np.zeros(SAMPLE_RATE, np.float32), sentence])
+    segments = list(recognizer.transcribe(audio))
+    assert [s.text for s in segments] == [SENTENCE, SENTENCE]
+    assert 0.7 < segments[0].start < 1.4 and segments[1].start > 3.4
