@@ -88,6 +88,18 @@ def load_audio(path: str | Path) -> np.ndarray:
     return to_mono_16k(samples, rate)
 
 
+def audio_info(path: str | Path) -> tuple[int, int, float] | None:
+    """(sample rate, channels, seconds) from the file's header, or None where the header does not
+    say (formats read through ffmpeg, standard input)."""
+    if str(path) == STDIN:
+        return None
+    try:
+        info = soundfile.info(str(path))
+    except Exception:
+        return None
+    return info.samplerate, info.channels, info.frames / info.samplerate
+
+
 class StreamResampler:
     """Resamples a stream to SAMPLE_RATE block by block, matching torchaudio's resampling of the
     whole signal (to float rounding): each block is resampled with `margin` input samples of real

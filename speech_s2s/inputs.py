@@ -103,3 +103,8 @@ def expand_inputs(names: list[str], file_list: str | None = None) -> tuple[list[
             paths.append(path)
     inputs, id_warnings = assign_ids(paths)
     return inputs, warnings + id_warnings
+
+
+def inputs(names: list[str]) -> list[InputFile]:
+    """`expand_inputs` for the Python API: files, folders and `-` with their ids (warnings dropped)."""
+    return expand_inputs(names)[0]

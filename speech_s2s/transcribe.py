@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from speech_s2s.alignment import Word, word_times
-from speech_s2s.audio import SAMPLE_RATE, STDIN, AudioError, stream_audio
+from speech_s2s.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
 from speech_s2s.inputs import InputFile
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
@@ -62,6 +62,16 @@ class TranscribeOptions:
     batch_size: int = 8  # segments decoded together
     read_ahead: int = 4  # batches of segments gathered (and sorted by length) before decoding
     word_timestamps: bool = True
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What is known of an input before decoding: from its header, or from the array."""
+
+    path: str | None
+    sample_rate: int | None
+    channels: int | None
+    duration: float | None  # seconds; None where the header does not say
 
 
 @dataclass
@@ -131,10 +141,20 @@ class Recognizer:
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ one input
-    def transcribe(self, audio: str | Path | np.ndarray) -> Iterator[Segment]:
-        """Segments of one file (or `-`, or a 16 kHz mono float32 array), yielded in time order as
-        each batch is decoded. Raises AudioError (naming the file) if it cannot be read."""
-        blocks = [np.asarray(audio, dtype=np.float32)] if isinstance(audio, np.ndarray) else stream_audio(audio)
+    def transcribe(self, audio: str | Path | np.ndarray) -> tuple[Iterator[Segment], AudioInfo]:
+        """(segments, info) for one file, `-`, or a 16 kHz mono float32 array. Segments are a
+        generator in time order: decoding happens as it is consumed, a batch at a time. A file
+        that cannot be read raises AudioError (naming it), at once or when its bad part is reached."""
+        if isinstance(audio, np.ndarray):
+            samples = np.asarray(audio, dtype=np.float32)
+            info = AudioInfo(None, SAMPLE_RATE, 1, len(samples) / SAMPLE_RATE)
+            return self._segments([samples]), info
+        header = audio_info(audio)
+        info = AudioInfo(str(audio), *(header or (None, None, None)))
+        blocks = stream_audio(audio)
+        return self._segments(blocks), info
+
+    def _segments(self, blocks: Iterable[np.ndarray]) -> Iterator[Segment]:
         window = self.options.batch_size * self.options.read_ahead
         pending: list[AudioSegment] = []
         for segment in self.segments_of(blocks):
@@ -181,6 +201,26 @@ class Recognizer:
         for block in blocks:
             state.samples += len(block)
             yield block
+
+
+def load_recognizer(
+    model: str | Path | None = None, *, beam_size: int = 1, lm: str | Path | None = None, lm_weight: float = 0.3,
+    batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
+) -> Recognizer:
+    """A Recognizer for a model file (default: the bundled model), optionally with a character LM
+    for shallow fusion (beam search only). Raises CheckpointError / LM errors naming the file."""
+    from speech_s2s.model import load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    language_model = None
+    if lm is not None:
+        from speech_s2s.lm import load_lm
+
+        language_model = load_lm(lm)
+    decoding = DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if language_model is not None else 0.0)
+    options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
+    return Recognizer(load_model(model or BUNDLED_MODEL, device), options, language_model)
 
 
 def _ready(pending: deque[_Pending]) -> Iterator[FileTranscript | FailedFile]:

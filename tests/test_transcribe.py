@@ -68,9 +68,17 @@ def test_sounds_that_are_not_speech_give_empty_text(recognizer, tmp_path, kind):
     assert isinstance(result, FileTranscript) and result.text == "" and result.segments == ()
 
 
-def test_an_array_is_transcribed_segment_by_segment(recognizer):
+def test_the_python_api_transcribes_a_path_or_an_array_as_a_generator_of_segments(tmp_path):
+    import speech_s2s
+
+    recognizer = speech_s2s.load(batch_size=2)
+    segments, info = recognizer.transcribe(str(BUNDLED_SAMPLE))
+    assert (info.sample_rate, info.channels, info.duration) == (SAMPLE_RATE, 1, 2.5)
+    assert [s.text for s in segments] == [SENTENCE]
     sentence = load_audio(BUNDLED_SAMPLE)
     audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sentence, np.zeros(SAMPLE_RATE, np.float32), sentence])
-    segments = list(recognizer.transcribe(audio))
+    segments, info = recognizer.transcribe(audio)
+    assert not isinstance(segments, list) and info.duration == len(audio) / SAMPLE_RATE
+    segments = list(segments)
     assert [s.text for s in segments] == [SENTENCE, SENTENCE]
     assert 0.7 < segments[0].start < 1.4 and segments[1].start > 3.4

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Write docs/bad-inputs.md: every kind of bad or odd input, run through the real `speech-s2s`
+program, with what the user sees (standard output, standard error, exit status).
+
+    python tools/bad_inputs.py                 # rewrites docs/bad-inputs.md
+    python tools/bad_inputs.py --out table.md
+
+Each case makes its input in a temporary folder, runs the installed command line in a fresh
+process (as a user would), and records the result verbatim; nothing in the table is written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "speech_s2s" / "assets" / "sample.flac"
+MODEL = REPO / "speech_s2s" / "assets" / "model.safetensors"
+RATE = 16000
+
+
+def _speech() -> np.ndarray:
+    samples, rate = soundfile.read(SAMPLE, dtype="float32")
+    assert rate == RATE
+    return samples
+
+
+def _resampled(rate: int) -> np.ndarray:
+    import torch
+    import torchaudio
+
+    return torchaudio.functional.resample(torch.from_numpy(_speech()), RATE, rate).numpy()
+
+
+def _tones(seconds: float, channels: int) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+    return np.stack([tone * (0.5 + c / 10) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def _write(folder: Path, name: str, samples: np.ndarray, rate: int = RATE, subtype: str | None = None) -> str:
+    path = folder / name
+    soundfile.write(path, samples, rate, subtype=subtype)
+    return str(path)
+
+
+def _model_with(folder: Path, name: str, change: Callable[[dict, dict], None]) -> str:
+    """A copy of the bundled model with its metadata or tensors changed."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(MODEL), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    change(metadata, tensors)
+    path = folder / name
+    save_file(tensors, str(path), metadata=metadata)
+    return str(path)
+
+
+def _bad_config(metadata: dict, tensors: dict) -> None:
+    metadata["config"] = metadata["config"][:40]
+
+
+def _unknown_field(metadata: dict, tensors: dict) -> None:
+    config = json.loads(metadata["config"])
+    config["encoder"]["bogus_option"] = 1
+    metadata["config"] = json.dumps(config)
+
+
+def _wrong_shape(metadata: dict, tensors: dict) -> None:
+    tensors["ctc_head.bias"] = tensors["ctc_head.bias"][:5].clone()
+
+
+def cases(folder: Path) -> list[tuple[str, list[str]]]:
+    """(what the input is, speech-s2s arguments) for every case in the table."""
+    speech = _speech()
+    f = folder
+    (f / "empty-folder").mkdir()
+    (f / "recordings" / "a").mkdir(parents=True)
+    (f / "recordings" / "b").mkdir(parents=True)
+    shutil.copy(SAMPLE, f / "recordings" / "a" / "s01.flac")
+    shutil.copy(SAMPLE, f / "recordings" / "b" / "s01.flac")
+    text = f / "notes.wav"
+    text.write_text("This is a text file, not audio.\n")
+    empty = f / "empty.wav"
+    empty.write_bytes(b"")
+    whole = Path(_write(f, "whole.wav", speech, subtype="PCM_16"))
+    truncated = f / "truncated.wav"
+    truncated.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 3])
+    flac = SAMPLE.read_bytes()
+    (f / "truncated.flac").write_bytes(flac[: len(flac) // 3])
+    nan = speech.copy()
+    nan[5000:5100] = np.nan
+    lm_without_config = f / "lm.safetensors"
+    from safetensors.torch import save_file
+    import torch
+
+    save_file({"weight": torch.zeros(3, 3)}, str(lm_without_config))
+    (f / "exists.txt").write_text("earlier results\n")
+    hyp, ref = f / "hyp.txt", f / "ref.txt"
+    ref.write_text("u1 HELLO WORLD\nu2\n")
+    hyp.write_text("u1 hello world\nu2\nu3 extra utterance\n")
+    t = "transcribe"
+    return [
+        ("speech, 16 kHz FLAC (the bundled sample)", [t, str(SAMPLE)]),
+        ("speech, 8-bit WAV", [t, _write(f, "pcm8.wav", speech, subtype="PCM_U8")]),
+        ("speech, 24-bit WAV", [t, _write(f, "pcm24.wav", speech, subtype="PCM_24")]),
+        ("speech, 32-bit float WAV", [t, _write(f, "float.wav", speech, subtype="FLOAT")]),
+        *[(f"speech, {rate / 1000:g} kHz", [t, _write(f, f"rate{rate}.wav", _resampled(rate), rate)]) for rate in (8000, 11025, 22050, 44100, 48000)],
+        ("speech, 6 channels", [t, _write(f, "six.wav", np.repeat(speech[:, None], 6, axis=1))]),
+        ("speech, clipped (gain x8)", [t, _write(f, "clipped.wav", np.clip(speech * 8, -1, 1))]),
+        ("a missing file", [t, str(f / "missing.flac")]),
+        ("an empty file", [t, str(empty)]),
+        ("a text file named .wav", [t, str(text)]),
+        ("a WAV cut to a third", [t, str(truncated)]),
+        ("a FLAC cut to a third", [t, str(f / "truncated.flac")]),
+        ("NaN samples", [t, _write(f, "nan.wav", nan, subtype="FLOAT")]),
+        ("3 s of silence", [t, _write(f, "silence.wav", np.zeros(3 * RATE, np.float32))]),
+        ("0.01 s of noise", [t, _write(f, "noise.wav", np.random.default_rng(0).normal(0, 0.3, 160).astype(np.float32))]),
+        ("one sample", [t, _write(f, "one.wav", np.array([0.4], np.float32))]),
+        ("3 s of tones, 6 channels", [t, _write(f, "tones.wav", _tones(3, 6))]),
+        ("a folder (searched recursively; two files share a name)", [t, str(f / "recordings")]),
+        ("a folder with no audio", [t, str(f / "empty-folder")]),
+        ("good and bad files in one batch", [t, str(SAMPLE), str(f / "missing.flac"), str(text)]),
+        ("model: config JSON cut short", [t, str(SAMPLE), "--model", _model_with(f, "badjson.safetensors", _bad_config)]),
+        ("model: unknown config field", [t, str(SAMPLE), "--model", _model_with(f, "unknown.safetensors", _unknown_field)]),
+        ("model: a wrongly shaped tensor", [t, str(SAMPLE), "--model", _model_with(f, "shape.safetensors", _wrong_shape)]),
+        ("model: not a model (a text file)", [t, str(SAMPLE), "--model", str(text)]),
+        ("LM: safetensors without an LM config", [t, str(SAMPLE), "--beam", "4", "--lm", str(lm_without_config)]),
+        ("--lm with greedy decoding", [t, str(SAMPLE), "--lm", str(lm_without_config)]),
+        ("--ctc-weight with greedy decoding", [t, str(SAMPLE), "--ctc-weight", "0.5"]),
+        ("--batch-size 0", [t, str(SAMPLE), "--batch-size", "0"]),
+        ("--output in a missing folder", [t, str(SAMPLE), "--output", str(f / "no" / "hyp.txt")]),
+        ("--output is a folder", [t, str(SAMPLE), "--output", str(f)]),
+        ("--output exists (no --resume/--overwrite)", [t, str(SAMPLE), "--output", str(f / "exists.txt")]),
+        ("srt with two inputs and no --output-dir", [t, str(SAMPLE), str(whole), "--output-format", "srt"]),
+        ("score: empty reference and hypothesis; a hypothesis id not in the reference", ["score", "--ref", str(ref), "--hyp", str(hyp), "--worst", "0"]),
+    ]
+
+
+def run(arguments: list[str], folder: Path) -> tuple[int, str, str]:
+    command = [sys.executable, "-c", "import sys; from speech_s2s.cli import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, timeout=300)
+    clean = lambda text: text.replace(str(folder) + "/", "").replace(str(folder), ".").replace(str(REPO) + "/", "").strip()  # noqa: E731
+    return done.returncode, clean(done.stdout), clean(done.stderr)
+
+
+def _cell(text: str) -> str:
+    return "<br>".join(f"`{line}`" for line in text.replace("|", "\\|").splitlines()) if text else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(REPO / "docs" / "bad-inputs.md"))
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for what, arguments in cases(folder):
+            status, out, err = run(arguments, folder)
+            shown = " ".join(shlex.quote(a.replace(str(folder) + "/", "").replace(str(REPO) + "/", "")) for a in arguments)
+            rows.append(f"| {what} | `speech-s2s {shown}` | {_cell(out)} | {_cell(err)} | {status} |")
+            print(f"{status:>3}  {what}", file=sys.stderr)
+    Path(args.out).write_text(
+        "# What speech-s2s does with bad and odd inputs\n\n"
+        f"Generated by `python tools/bad_inputs.py` on {datetime.date.today()} from the real program with the bundled "
+        "model; paths shortened to the file name. Exit status: 0 all transcribed, 1 some input failed (the others are "
+        "still transcribed), 2 bad options (nothing was done), 130 interrupted.\n\n"
+        "| input | command | standard output | standard error | exit |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
