@@ -67,26 +67,46 @@ class Score:
 
 
 def score(references: dict[str, str], hypotheses: dict[str, str]) -> Score:
+    """WER and CER over the reference's utterances; a missing hypothesis scores as all deletions.
+
+    An empty reference has no words to get wrong: an empty hypothesis for it is no error, and each
+    word (for CER, each character) of a non-empty one is an insertion. WER is (S + D + I) / N over
+    all N reference words, and infinite when the references hold no words but there are insertions.
+    """
     ids = sorted(references)
     if not ids:
         raise ScoringError("the reference holds no utterances")
     refs = [normalize_for_scoring(references[i]) for i in ids]
     hyps = [normalize_for_scoring(hypotheses.get(i, "")) for i in ids]
-    # jiwer rejects empty references; an empty reference scores as pure insertions.
-    words = jiwer.process_words([r or "<empty>" for r in refs], hyps)
-    chars = jiwer.process_characters([r or " " for r in refs], hyps)
-    per_utterance = []
-    for i, ref, hyp, alignment in zip(ids, refs, hyps, words.alignments):
-        errors = sum(max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx) for c in alignment if c.type != "equal")
-        per_utterance.append(UtteranceErrors(i, ref, hyp, errors, len(ref.split())))
+    per_utterance = [UtteranceErrors(i, "", hyp, len(hyp.split()), 0) for i, ref, hyp in zip(ids, refs, hyps) if not ref]
+    substitutions = deletions = 0
+    insertions = sum(u.errors for u in per_utterance)
+    char_errors = sum(len(u.hypothesis) for u in per_utterance)
+    scored = [(i, ref, hyp) for i, ref, hyp in zip(ids, refs, hyps) if ref]
+    if scored:  # jiwer rejects empty references, so they are counted above
+        words = jiwer.process_words([ref for _, ref, _ in scored], [hyp for _, _, hyp in scored])
+        chars = jiwer.process_characters([ref for _, ref, _ in scored], [hyp for _, _, hyp in scored])
+        substitutions, deletions, insertions = words.substitutions, words.deletions, insertions + words.insertions
+        char_errors += chars.substitutions + chars.deletions + chars.insertions
+        for (i, ref, hyp), alignment in zip(scored, words.alignments):
+            errors = sum(max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx) for c in alignment if c.type != "equal")
+            per_utterance.append(UtteranceErrors(i, ref, hyp, errors, len(ref.split())))
+    num_words = sum(len(r.split()) for r in refs)
+    num_chars = sum(len(r) for r in refs)
     return Score(
-        wer=words.wer,
-        cer=chars.cer,
-        words=sum(len(r.split()) for r in refs),
-        substitutions=words.substitutions,
-        deletions=words.deletions,
-        insertions=words.insertions,
+        wer=_rate(substitutions + deletions + insertions, num_words),
+        cer=_rate(char_errors, num_chars),
+        words=num_words,
+        substitutions=substitutions,
+        deletions=deletions,
+        insertions=insertions,
         utterances=len(ids),
         missing=sum(1 for i in ids if i not in hypotheses),
-        per_utterance=tuple(per_utterance),
+        per_utterance=tuple(sorted(per_utterance, key=lambda u: u.id)),
     )
+
+
+def _rate(errors: int, total: int) -> float:
+    if total:
+        return errors / total
+    return 0.0 if errors == 0 else float("inf")

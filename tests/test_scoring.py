@@ -33,3 +33,19 @@ def test_score_command_prints_wer_and_worst(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("%WER 25.00 [ 1 / 4, 0 ins, 0 del, 1 sub ]")
     assert "REF: A DOG" in out and "HYP: A FROG" in out
+
+
+def test_empty_reference_with_empty_hypothesis_counts_no_errors():
+    result = score({"a": "ONE TWO", "silence": ""}, {"a": "one two", "silence": ""})
+    assert (result.substitutions, result.deletions, result.insertions, result.words) == (0, 0, 0, 2)
+    assert result.wer == 0.0 and result.cer == 0.0
+    assert [u.errors for u in result.per_utterance] == [0, 0]
+
+
+def test_empty_reference_counts_hypothesis_words_and_characters_as_insertions():
+    result = score({"a": "ONE TWO", "silence": ""}, {"a": "one two", "silence": "hello there"})
+    assert (result.substitutions, result.deletions, result.insertions, result.words) == (0, 0, 2, 2)
+    assert result.wer == pytest.approx(2 / 2)
+    assert result.cer == pytest.approx(len("HELLO THERE") / len("ONE TWO"))
+    assert {u.id: u.errors for u in result.per_utterance} == {"a": 0, "silence": 2}
+
