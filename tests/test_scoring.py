@@ -49,3 +49,11 @@ def test_empty_reference_counts_hypothesis_words_and_characters_as_insertions():
     assert result.cer == pytest.approx(len("HELLO THERE") / len("ONE TWO"))
     assert {u.id: u.errors for u in result.per_utterance} == {"a": 0, "silence": 2}
 
+
+def test_hypotheses_without_reference_are_reported_not_ignored():
+    result = score({"a": "ONE"}, {"a": "one", "z": "noise", "y": "more"})
+    assert result.extra == 2 and result.extra_ids == ("y", "z")
+    assert result.wer == 0.0 and result.missing == 0
+    assert "2 hypotheses not in the reference" in result.summary()
+    with pytest.raises(ScoringError, match="2 hypothesis ids are not in the reference: 'y', 'z'"):
+        score({"a": "ONE"}, {"a": "one", "z": "noise", "y": "more"}, strict=True)
