@@ -19,7 +19,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from speech_s2s.attention import AttentionConfig
 from speech_s2s.decoder import AttentionDecoder, DecoderConfig, Memory
 from speech_s2s.encoder import EncoderConfig, EncoderOutput, PyramidalEncoder
 from speech_s2s.features import FeatureConfig, GlobalMVN, LogMel
@@ -39,27 +38,60 @@ class ModelConfig:
     label_smoothing: float = 0.1
 
 
-_NESTED = {"features": FeatureConfig, "encoder": EncoderConfig, "decoder": DecoderConfig, "attention": AttentionConfig}
+def _build(cls: type, values: Any) -> Any:
+    """Rebuild a (nested) frozen config dataclass from its JSON dict; lists become tuples again.
 
-
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    """Rebuild a (nested) frozen config dataclass from its JSON dict; lists become tuples again."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
+    Each value must have its default's type (an int where a float is expected is fine), so a
+    damaged or hand-edited config fails here, with the field named, rather than deep in torch.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"{cls.__name__} must be an object, not {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    defaults = cls()
     kwargs = {}
     for key, value in values.items():
-        if key in _NESTED and isinstance(value, dict):
-            value = _build(_NESTED[key], value)
-        elif isinstance(value, list):
+        default, where = getattr(defaults, key), f"{cls.__name__}.{key}"
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where} must be an object, not {value!r}")
+            value = _build(type(default), value)
+        elif isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ValueError(f"{where} must be a list, not {value!r}")
+            for item in value:
+                _check_scalar(f"{where} item", item, default[0] if default else item)
             value = tuple(value)
+        elif default is not None:
+            _check_scalar(where, value, default)
         kwargs[key] = value
     return cls(**kwargs)
 
 
+def _check_scalar(where: str, value: Any, default: Any) -> None:
+    """Raise unless value has default's JSON type (bool, int, float accepting ints, or str)."""
+    expected = type(default)
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ValueError(f"{where} must be {expected.__name__}, not {value!r}")
+
+
 def config_from_json(text: str) -> ModelConfig:
-    return _build(ModelConfig, json.loads(text))
+    """The config stored in a model file. Raises ValueError (JSONDecodeError included) if unusable."""
+    values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError("config is not a JSON object")
+    config = _build(ModelConfig, values)
+    if not 0 <= config.encoder.ctc_layer < config.encoder.num_layers:  # else CTC would read the features
+        raise ValueError(f"encoder ctc_layer {config.encoder.ctc_layer} is not one of the {config.encoder.num_layers} encoder layers")
+    return config
 
 
 @dataclass
@@ -152,30 +184,93 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
 
 
 class CheckpointError(ValueError):
-    """A model file is missing, foreign or damaged; the message names the file."""
+    """A model file is missing, foreign or damaged; the one-line message names the file and the cause."""
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
-    """Load a model written by `save_model`. Never executes code from the file."""
+# safetensors dtype codes, as torch names them.
+_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _dtype_name(code: str) -> str:
+    return _DTYPE_NAMES.get(code, code.lower())
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+@dataclass
+class _Checkpoint:
+    """What a model file holds, checked against itself, before any weight is read."""
+
+    metadata: dict[str, str]
+    stored: dict[str, tuple[list[int], str]]  # tensor name -> (shape, safetensors dtype code)
+    model: Seq2Seq  # freshly initialised from the file's config; its state_dict matches `stored`
+
+
+def _open_checkpoint(path: Path) -> _Checkpoint:
+    """Read and check a model file's header: metadata, config, and each tensor's name, shape and dtype."""
     from safetensors import safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path), device=str(device))
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a safetensors model file ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+            stored = {}
+            for name in handle.keys():
+                tensor = handle.get_slice(name)
+                stored[name] = (list(tensor.get_shape()), tensor.get_dtype())
+    except Exception as error:  # safetensors reports a foreign or damaged file in several exception types
+        raise CheckpointError(f"{path}: not a safetensors model file ({_first_line(error)})") from None
     if metadata.get("format") != "speech_s2s" or "config" not in metadata:
         raise CheckpointError(f"{path}: not a speech_s2s model (no speech_s2s config in its metadata)")
-    model = Seq2Seq(config_from_json(metadata["config"]))
+    version = metadata.get("format_version", "1")
+    if not version.isdigit():
+        raise CheckpointError(f"{path}: format version {version!r} is not a number")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version} is newer than this speech_s2s reads ({FORMAT_VERSION}); upgrade speech_s2s")
+    try:
+        config = config_from_json(metadata["config"])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: config metadata is not JSON ({error})") from None
+    except ValueError as error:
+        raise CheckpointError(f"{path}: unusable config ({error})") from None
+    try:
+        model = Seq2Seq(config)
+    except Exception as error:  # values of the right type the modules still reject (sizes, vocabulary)
+        raise CheckpointError(f"{path}: config does not make a model ({_first_line(error)})") from None
+    for name, expected in model.state_dict().items():
+        if name not in stored:
+            raise CheckpointError(f"{path}: weights do not match its config ({name} is missing)")
+        shape, code = stored[name]
+        if shape != list(expected.shape):
+            raise CheckpointError(f"{path}: {name} has shape {shape} in the file; the config needs {list(expected.shape)}")
+        if expected.is_floating_point() and not code.startswith(("F", "BF")):
+            raise CheckpointError(f"{path}: {name} holds {_dtype_name(code)} values; floating point expected")
+        if not expected.is_floating_point() and _dtype_name(code) != str(expected.dtype).removeprefix("torch."):
+            raise CheckpointError(f"{path}: {name} holds {_dtype_name(code)} values; {expected.dtype} expected")
+    unexpected = sorted(set(stored) - set(model.state_dict()))
+    if unexpected:
+        raise CheckpointError(f"{path}: weights do not match its config (unexpected {unexpected[:3]})")
+    return _Checkpoint(metadata, stored, model)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
+    """Load a model written by `save_model`. Never executes code from the file.
+
+    Raises CheckpointError, one line naming the file and the cause, for anything it cannot use.
+    """
+    path = Path(path)
+    checkpoint = _open_checkpoint(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot read its weights ({_first_line(error)})") from None
     tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.to(device).eval()
+    checkpoint.model.load_state_dict(tensors)  # names, shapes and dtypes were checked above
+    return checkpoint.model.to(device).eval()
 
 
 def average_models(paths: list[str | Path]) -> Seq2Seq:
