@@ -1,14 +1,15 @@
-"""The Listen-Attend-Spell model with a joint CTC branch: config, losses, save and load.
+"""The Listen-Attend-Spell model with a joint CTC branch: config, losses, save, load and describe.
 
 Waveforms -> log-mel -> global MVN -> pyramidal BiLSTM -> {CTC head, attention decoder}.
-Checkpoints are safetensors files: weights plus the config (vocabulary included) as JSON
-metadata, so loading never unpickles code.
+Checkpoints are safetensors files: weights plus the config (vocabulary included) and optional
+free-form `info` (training data, steps, metrics) as JSON metadata, so loading never unpickles code.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,14 +168,20 @@ class Seq2Seq(nn.Module):
         return LossOutput(loss, attention, ctc, accuracy, weights)
 
 
-def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = None) -> None:
+def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = None, info: dict[str, Any] | None = None) -> None:
     """Write weights and config to a safetensors file, atomically (temp file, then rename).
 
-    dtype=torch.float16 halves the file (for shipping); `load_model` restores float32.
+    dtype=torch.float16 halves the file (for shipping); `load_model` restores float32. `info` is
+    free-form JSON metadata about where the model came from, shown by `read_model_info`: e.g.
+    {"data": "train-clean-100", "hours": 100.6, "steps": 42000, "dev": {"wer": 0.12},
+    "created": "2026-11-29T03:00:00Z", "command": "speech-s2s train ..."}. Values JSON cannot hold
+    (paths, dates) are stored as their str().
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "speech_s2s", "format_version": str(FORMAT_VERSION), "config": json.dumps(dataclasses.asdict(model.config))}
+    if info:
+        metadata["info"] = json.dumps(info, default=str)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     if dtype is not None:
         tensors = {name: t.to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
@@ -207,6 +214,7 @@ class _Checkpoint:
     metadata: dict[str, str]
     stored: dict[str, tuple[list[int], str]]  # tensor name -> (shape, safetensors dtype code)
     model: Seq2Seq  # freshly initialised from the file's config; its state_dict matches `stored`
+    info: dict[str, Any]
 
 
 def _open_checkpoint(path: Path) -> _Checkpoint:
@@ -241,6 +249,12 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
         model = Seq2Seq(config)
     except Exception as error:  # values of the right type the modules still reject (sizes, vocabulary)
         raise CheckpointError(f"{path}: config does not make a model ({_first_line(error)})") from None
+    try:
+        info = json.loads(metadata.get("info", "{}"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: info metadata is not JSON ({error})") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: info metadata is not a JSON object")
     for name, expected in model.state_dict().items():
         if name not in stored:
             raise CheckpointError(f"{path}: weights do not match its config ({name} is missing)")
@@ -254,7 +268,7 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
     unexpected = sorted(set(stored) - set(model.state_dict()))
     if unexpected:
         raise CheckpointError(f"{path}: weights do not match its config (unexpected {unexpected[:3]})")
-    return _Checkpoint(metadata, stored, model)
+    return _Checkpoint(metadata, stored, model, info)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
@@ -271,6 +285,105 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
     tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
     checkpoint.model.load_state_dict(tensors)  # names, shapes and dtypes were checked above
     return checkpoint.model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `speech-s2s info` shows about a model file; `to_dict()` is its JSON form."""
+
+    path: Path
+    file_size: int  # bytes
+    parameters: int  # trainable weights (not the mel filterbank or normalisation statistics)
+    dtype: str  # of the stored floating-point weights: "float32", "float16", or e.g. "float16+float32"
+    config: ModelConfig
+    vocabulary: tuple[str, ...]
+    feature_mean: tuple[float, float]  # (lowest, highest) per-mel-bin mean of the normalisation statistics
+    feature_std: tuple[float, float]  # the same for the standard deviation
+    info: dict[str, Any]  # what save_model stored (training data, steps, metrics, ...); {} when none
+    format_version: int
+
+    @property
+    def normalization_set(self) -> bool:
+        """False when the statistics are still the identity (mean 0, std 1): never estimated."""
+        return self.feature_mean != (0.0, 0.0) or self.feature_std != (1.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        fields["path"] = str(self.path)
+        fields["normalization_set"] = self.normalization_set
+        return fields
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Describe a model file from its header and normalisation statistics, without reading the
+    other weights. Raises CheckpointError exactly as `load_model` would."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    checkpoint = _open_checkpoint(path)
+    parameter_names = {name for name, _ in checkpoint.model.named_parameters()}
+    parameters = sum(math.prod(checkpoint.stored[name][0]) for name in parameter_names)
+    codes = sorted({_dtype_name(checkpoint.stored[name][1]) for name in parameter_names})
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            mean, std = handle.get_tensor("normalizer.mean").float(), handle.get_tensor("normalizer.std").float()
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot read its normalisation statistics ({_first_line(error)})") from None
+    return ModelInfo(
+        path=path,
+        file_size=path.stat().st_size,
+        parameters=parameters,
+        dtype="+".join(codes),
+        config=checkpoint.model.config,
+        vocabulary=checkpoint.model.config.vocabulary,
+        feature_mean=(float(mean.min()), float(mean.max())),
+        feature_std=(float(std.min()), float(std.max())),
+        info=checkpoint.info,
+        format_version=int(checkpoint.metadata.get("format_version", "1")),
+    )
+
+
+def format_model_info(info: ModelInfo) -> str:
+    """A human-readable, multi-line report of a model file (what `speech-s2s info MODEL` prints)."""
+    config = info.config
+    encoder, decoder, features = config.encoder, config.decoder, config.features
+    reduction = 2 ** len(encoder.reduce_before)
+    ctc_reduction = 2 ** sum(1 for layer in encoder.reduce_before if layer <= encoder.ctc_layer)
+    frame_rate = features.sample_rate / features.hop_length
+    if info.normalization_set:
+        normalization = f"mean {info.feature_mean[0]:.2f}..{info.feature_mean[1]:.2f}, std {info.feature_std[0]:.2f}..{info.feature_std[1]:.2f}"
+    else:
+        normalization = "not set (mean 0, std 1)"
+    characters = "".join(t for t in info.vocabulary if len(t) == 1)
+    special = " ".join(t for t in info.vocabulary if len(t) != 1)
+    lines = [
+        f"file:          {info.path} ({info.file_size / 2**20:.1f} MiB, format version {info.format_version})",
+        f"parameters:    {info.parameters / 1e6:.2f}M, stored as {info.dtype}",
+        f"vocabulary:    {len(info.vocabulary)} tokens: {special} {characters!r}",
+        f"features:      {features.n_mels} log-mel bins, {1000 * features.n_fft / features.sample_rate:g} ms window, {frame_rate:g} frames/s; normalisation {normalization}",
+        f"encoder:       {encoder.num_layers} BiLSTM layers x {encoder.hidden_size} per direction, {reduction}x time reduction "
+        f"({frame_rate / reduction:g} Hz); CTC reads layer {encoder.ctc_layer} ({frame_rate / ctc_reduction:g} Hz)",
+        f"decoder:       {decoder.num_layers} LSTM layer(s) x {decoder.hidden_size}, embedding {decoder.embedding_size}, "
+        f"location-aware attention {decoder.attention.attention_size}",
+        f"training loss: CTC weight {config.ctc_weight:g}, label smoothing {config.label_smoothing:g}",
+    ]
+    if not info.info:
+        lines.append("info:          none stored")
+    else:
+        lines.append("info:")
+        lines += [f"  {key}: {value}" for key, value in _flatten(info.info)]
+    return "\n".join(lines)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested info dicts as dotted keys; lists and other values as compact JSON (strings bare)."""
+    items = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value if isinstance(value, str) else json.dumps(value)))
+    return items
 
 
 def average_models(paths: list[str | Path]) -> Seq2Seq:
@@ -295,3 +408,10 @@ def average_models(paths: list[str | Path]) -> Seq2Seq:
                 raise CheckpointError(f"{path}: integer buffer {name} differs from {paths[0]}")
     first.load_state_dict({name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in totals.items()})
     return first
+
+
+def average_info(paths: list[str | Path]) -> dict[str, Any]:
+    """The info to store with `average_models(paths)`: the first file's, plus the files averaged."""
+    if not paths:
+        raise CheckpointError("no model files to average")
+    return {**read_model_info(paths[0]).info, "averaged": [str(p) for p in paths]}

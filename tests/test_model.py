@@ -4,7 +4,7 @@ import torch
 import pytest
 
 from conftest import tiny_config
-from speech_s2s.model import CheckpointError, Seq2Seq, average_models, load_model, save_model
+from speech_s2s.model import CheckpointError, Seq2Seq, average_info, average_models, format_model_info, load_model, read_model_info, save_model
 from speech_s2s.search import DecodingOptions, decode
 
 
@@ -127,6 +127,8 @@ def _one_line_error(path, match):
     with pytest.raises(CheckpointError, match=match) as caught:
         load_model(path)
     assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+    with pytest.raises(CheckpointError, match=match):
+        read_model_info(path)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -175,3 +177,38 @@ def test_missing_tensor_and_newer_format_are_refused(saved, tmp_path):
     _one_line_error(tmp_path / "short.safetensors", "ctc_head.bias is missing")
     _rewrite(saved, format_version="99")
     _one_line_error(saved, "format version 99 is newer than this speech_s2s reads")
+
+
+def test_model_info_reports_the_file_without_loading_it(tmp_path):
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_config())
+    model.normalizer.set_stats(torch.linspace(-8.0, -2.0, 80), torch.linspace(1.5, 3.0, 80))
+    info = {"data": "train-clean-100", "hours": 100.6, "steps": 4200, "dev": {"wer": 0.25}, "created": "2026-11-29T03:00:00Z"}
+    save_model(model, tmp_path / "half.safetensors", torch.float16, info=info)
+    report = read_model_info(tmp_path / "half.safetensors")
+    assert report.info == info and report.config == model.config and report.vocabulary == model.config.vocabulary
+    assert report.parameters == sum(p.numel() for p in model.parameters())
+    assert report.dtype == "float16" and report.format_version == 1
+    assert report.file_size == (tmp_path / "half.safetensors").stat().st_size
+    assert report.feature_mean == pytest.approx((-8.0, -2.0), abs=1e-2) and report.feature_std == pytest.approx((1.5, 3.0), abs=1e-2)
+    assert json.loads(json.dumps(report.to_dict()))["info"]["dev"] == {"wer": 0.25}
+    text = format_model_info(report)
+    assert "stored as float16" in text and "dev.wer: 0.25" in text and "data: train-clean-100" in text
+    assert "normalisation mean -8.00..-2.00, std 1.50..3.00" in text
+
+    save_model(Seq2Seq(tiny_config()), tmp_path / "plain.safetensors")
+    plain = read_model_info(tmp_path / "plain.safetensors")
+    assert plain.info == {} and plain.dtype == "float32" and not plain.normalization_set
+    assert "info:          none stored" in format_model_info(plain) and "not set" in format_model_info(plain)
+
+
+def test_average_info_keeps_the_first_models_info_and_lists_the_files(tmp_path):
+    paths = [tmp_path / f"epoch{i}.safetensors" for i in range(2)]
+    for i, path in enumerate(paths):
+        save_model(Seq2Seq(tiny_config()), path, info={"steps": 100 * (i + 1)})
+    assert average_info(paths) == {"steps": 100, "averaged": [str(p) for p in paths]}
+
+
+def test_damaged_info_is_a_checkpoint_error(saved):
+    _rewrite(saved, info="{oops")
+    _one_line_error(saved, "info metadata is not JSON")
