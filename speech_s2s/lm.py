@@ -6,7 +6,6 @@ only (the recipe's held-out sentences never reach it). B batch, L tokens, V voca
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
@@ -129,11 +128,10 @@ def _config_from_json(text: str) -> CharLMConfig:
     values = json.loads(text)
     if not isinstance(values, dict):
         raise ValueError("config is not a JSON object")
-    fields = {f.name: f for f in dataclasses.fields(CharLMConfig)}
-    unknown = sorted(set(values) - set(fields))
+    defaults = CharLMConfig()
+    unknown = sorted(set(values) - set(asdict(defaults)))
     if unknown:
         raise ValueError(f"unknown config fields {unknown}")
-    defaults = CharLMConfig()
     for key, value in values.items():
         default = getattr(defaults, key)
         if isinstance(default, tuple):
