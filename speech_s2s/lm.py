@@ -100,26 +100,102 @@ def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train
     return model.eval()
 
 
+class LMError(ValueError):
+    """A language model file is missing, foreign or damaged, or does not fit the recogniser; one line naming the file."""
+
+
+LM_FORMAT = "speech_s2s_char_lm"
+
+
 def save_lm(model: CharLM, path: str | Path) -> None:
+    """Write weights and config (vocabulary included) to a safetensors file, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(temporary), metadata={"format": "speech_s2s_char_lm", "config": json.dumps(asdict(model.config))})
+    save_file(tensors, str(temporary), metadata={"format": LM_FORMAT, "config": json.dumps(asdict(model.config))})
     os.replace(temporary, path)
 
 
-def load_lm(path: str | Path) -> CharLM:
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _config_from_json(text: str) -> CharLMConfig:
+    """The LM config from its JSON metadata. Fields it lacks take their defaults: an LM file
+    without a vocabulary is assumed to use the default `Vocabulary()`."""
+    values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError("config is not a JSON object")
+    defaults = CharLMConfig()
+    unknown = sorted(set(values) - set(asdict(defaults)))
+    if unknown:
+        raise ValueError(f"unknown config fields {unknown}")
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"config field {key!r} must be a list of strings, not {value!r}")
+            values[key] = tuple(value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(default, int) and not isinstance(value, int)):
+            raise ValueError(f"config field {key!r} must be {type(default).__name__}, not {value!r}")
+    return CharLMConfig(**values)
+
+
+def load_lm(path: str | Path, vocabulary: Vocabulary | None = None) -> CharLM:
+    """Load an LM written by `save_lm`; never unpickles. With `vocabulary` (the recogniser's),
+    also check that the LM spells with exactly the same tokens (see `check_vocabulary`).
+
+    Raises LMError (a ValueError) with one line naming the file for anything it cannot use.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise LMError(f"{path}: no such language model file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
+            stored = {name: (handle.get_slice(name).get_shape(), handle.get_slice(name).get_dtype()) for name in handle.keys()}
     except Exception as error:
-        raise ValueError(f"{path}: not a safetensors language model ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
-    if metadata.get("format") != "speech_s2s_char_lm":
-        raise ValueError(f"{path}: not a speech_s2s character language model")
-    values = json.loads(metadata["config"])
-    model = CharLM(CharLMConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}))
-    model.load_state_dict(tensors)
-    return model.eval()
+        raise LMError(f"{path}: not a safetensors language model ({_first_line(error)})") from None
+    if metadata.get("format") == "speech_s2s":
+        raise LMError(f"{path}: a speech_s2s recognition model, not a language model")
+    if metadata.get("format") != LM_FORMAT or "config" not in metadata:
+        raise LMError(f"{path}: not a speech_s2s character language model (no LM config in its metadata)")
+    try:
+        model = CharLM(_config_from_json(metadata["config"]))
+    except Exception as error:  # the config is data from the file: any failure is the file's fault
+        raise LMError(f"{path}: unusable LM config ({_first_line(error)})") from None
+    expected = model.state_dict()
+    for name in sorted(set(expected) | set(stored)):
+        if name not in stored or name not in expected:
+            raise LMError(f"{path}: weights do not match its config ({name} is {'missing' if name not in stored else 'unexpected'})")
+        shape, dtype = stored[name]
+        if list(shape) != list(expected[name].shape):
+            raise LMError(f"{path}: {name} has shape {list(shape)} in the file; the config needs {list(expected[name].shape)}")
+        if not dtype.startswith(("F", "BF")):
+            raise LMError(f"{path}: {name} holds {dtype} values; floating point expected")
+    model.load_state_dict({name: t.float() for name, t in load_file(str(path)).items()})
+    model.eval()
+    if vocabulary is not None:
+        check_vocabulary(model, vocabulary, path)
+    return model
+
+
+def check_vocabulary(lm: CharLM, vocabulary: Vocabulary | tuple[str, ...], name: str | Path = "language model") -> None:
+    """Raise LMError unless the LM's token list equals the recogniser's, id for id.
+
+    Shallow fusion adds LM and recogniser scores token id by token id, so a different list either
+    fails on the sizes or, worse, silently adds up the scores of different characters.
+    """
+    ours = tuple(lm.vocabulary.tokens)
+    theirs = tuple(vocabulary.tokens if isinstance(vocabulary, Vocabulary) else vocabulary)
+    if ours == theirs:
+        return
+    only_lm, only_model = [t for t in ours if t not in theirs], [t for t in theirs if t not in ours]
+    if only_lm or only_model:
+        detail = f"LM only {''.join(only_lm)!r}, model only {''.join(only_model)!r}"
+    else:
+        first = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+        detail = f"the same {len(ours)} tokens in another order (id {first} is {ours[first]!r} in the LM, {theirs[first]!r} in the model)"
+    raise LMError(f"{name}: vocabulary differs from the model's: {detail}")

@@ -1,14 +1,15 @@
-"""The Listen-Attend-Spell model with a joint CTC branch: config, losses, save and load.
+"""The Listen-Attend-Spell model with a joint CTC branch: config, losses, save, load and describe.
 
 Waveforms -> log-mel -> global MVN -> pyramidal BiLSTM -> {CTC head, attention decoder}.
-Checkpoints are safetensors files: weights plus the config (vocabulary included) as JSON
-metadata, so loading never unpickles code.
+Checkpoints are safetensors files: weights plus the config (vocabulary included) and optional
+free-form `info` (training data, steps, metrics) as JSON metadata, so loading never unpickles code.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from speech_s2s.attention import AttentionConfig
 from speech_s2s.decoder import AttentionDecoder, DecoderConfig, Memory
 from speech_s2s.encoder import EncoderConfig, EncoderOutput, PyramidalEncoder
 from speech_s2s.features import FeatureConfig, GlobalMVN, LogMel
@@ -39,27 +39,60 @@ class ModelConfig:
     label_smoothing: float = 0.1
 
 
-_NESTED = {"features": FeatureConfig, "encoder": EncoderConfig, "decoder": DecoderConfig, "attention": AttentionConfig}
+def _build(cls: type, values: Any) -> Any:
+    """Rebuild a (nested) frozen config dataclass from its JSON dict; lists become tuples again.
 
-
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    """Rebuild a (nested) frozen config dataclass from its JSON dict; lists become tuples again."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
+    Each value must have its default's type (an int where a float is expected is fine), so a
+    damaged or hand-edited config fails here, with the field named, rather than deep in torch.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"{cls.__name__} must be an object, not {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    defaults = cls()
     kwargs = {}
     for key, value in values.items():
-        if key in _NESTED and isinstance(value, dict):
-            value = _build(_NESTED[key], value)
-        elif isinstance(value, list):
+        default, where = getattr(defaults, key), f"{cls.__name__}.{key}"
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where} must be an object, not {value!r}")
+            value = _build(type(default), value)
+        elif isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ValueError(f"{where} must be a list, not {value!r}")
+            for item in value:
+                _check_scalar(f"{where} item", item, default[0] if default else item)
             value = tuple(value)
+        elif default is not None:
+            _check_scalar(where, value, default)
         kwargs[key] = value
     return cls(**kwargs)
 
 
+def _check_scalar(where: str, value: Any, default: Any) -> None:
+    """Raise unless value has default's JSON type (bool, int, float accepting ints, or str)."""
+    expected = type(default)
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ValueError(f"{where} must be {expected.__name__}, not {value!r}")
+
+
 def config_from_json(text: str) -> ModelConfig:
-    return _build(ModelConfig, json.loads(text))
+    """The config stored in a model file. Raises ValueError (JSONDecodeError included) if unusable."""
+    values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError("config is not a JSON object")
+    config = _build(ModelConfig, values)
+    if not 0 <= config.encoder.ctc_layer < config.encoder.num_layers:  # else CTC would read the features
+        raise ValueError(f"encoder ctc_layer {config.encoder.ctc_layer} is not one of the {config.encoder.num_layers} encoder layers")
+    return config
 
 
 @dataclass
@@ -135,14 +168,20 @@ class Seq2Seq(nn.Module):
         return LossOutput(loss, attention, ctc, accuracy, weights)
 
 
-def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = None) -> None:
+def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = None, info: dict[str, Any] | None = None) -> None:
     """Write weights and config to a safetensors file, atomically (temp file, then rename).
 
-    dtype=torch.float16 halves the file (for shipping); `load_model` restores float32.
+    dtype=torch.float16 halves the file (for shipping); `load_model` restores float32. `info` is
+    free-form JSON metadata about where the model came from, shown by `read_model_info`: e.g.
+    {"data": "train-clean-100", "hours": 100.6, "steps": 42000, "dev": {"wer": 0.12},
+    "created": "2026-11-29T03:00:00Z", "command": "speech-s2s train ..."}. Values JSON cannot hold
+    (paths, dates) are stored as their str().
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "speech_s2s", "format_version": str(FORMAT_VERSION), "config": json.dumps(dataclasses.asdict(model.config))}
+    if info:
+        metadata["info"] = json.dumps(info, default=str)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     if dtype is not None:
         tensors = {name: t.to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
@@ -152,30 +191,199 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
 
 
 class CheckpointError(ValueError):
-    """A model file is missing, foreign or damaged; the message names the file."""
+    """A model file is missing, foreign or damaged; the one-line message names the file and the cause."""
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
-    """Load a model written by `save_model`. Never executes code from the file."""
+# safetensors dtype codes, as torch names them.
+_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _dtype_name(code: str) -> str:
+    return _DTYPE_NAMES.get(code, code.lower())
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+@dataclass
+class _Checkpoint:
+    """What a model file holds, checked against itself, before any weight is read."""
+
+    metadata: dict[str, str]
+    stored: dict[str, tuple[list[int], str]]  # tensor name -> (shape, safetensors dtype code)
+    model: Seq2Seq  # freshly initialised from the file's config; its state_dict matches `stored`
+    info: dict[str, Any]
+
+
+def _open_checkpoint(path: Path) -> _Checkpoint:
+    """Read and check a model file's header: metadata, config, and each tensor's name, shape and dtype."""
     from safetensors import safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path), device=str(device))
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a safetensors model file ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+            stored = {}
+            for name in handle.keys():
+                tensor = handle.get_slice(name)
+                stored[name] = (list(tensor.get_shape()), tensor.get_dtype())
+    except Exception as error:  # safetensors reports a foreign or damaged file in several exception types
+        raise CheckpointError(f"{path}: not a safetensors model file ({_first_line(error)})") from None
     if metadata.get("format") != "speech_s2s" or "config" not in metadata:
         raise CheckpointError(f"{path}: not a speech_s2s model (no speech_s2s config in its metadata)")
-    model = Seq2Seq(config_from_json(metadata["config"]))
+    version = metadata.get("format_version", "1")
+    if not version.isdigit():
+        raise CheckpointError(f"{path}: format version {version!r} is not a number")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version} is newer than this speech_s2s reads ({FORMAT_VERSION}); upgrade speech_s2s")
+    try:
+        config = config_from_json(metadata["config"])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: config metadata is not JSON ({error})") from None
+    except ValueError as error:
+        raise CheckpointError(f"{path}: unusable config ({error})") from None
+    try:
+        model = Seq2Seq(config)
+    except Exception as error:  # values of the right type the modules still reject (sizes, vocabulary)
+        raise CheckpointError(f"{path}: config does not make a model ({_first_line(error)})") from None
+    try:
+        info = json.loads(metadata.get("info", "{}"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: info metadata is not JSON ({error})") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: info metadata is not a JSON object")
+    for name, expected in model.state_dict().items():
+        if name not in stored:
+            raise CheckpointError(f"{path}: weights do not match its config ({name} is missing)")
+        shape, code = stored[name]
+        if shape != list(expected.shape):
+            raise CheckpointError(f"{path}: {name} has shape {shape} in the file; the config needs {list(expected.shape)}")
+        if expected.is_floating_point() and not code.startswith(("F", "BF")):
+            raise CheckpointError(f"{path}: {name} holds {_dtype_name(code)} values; floating point expected")
+        if not expected.is_floating_point() and _dtype_name(code) != str(expected.dtype).removeprefix("torch."):
+            raise CheckpointError(f"{path}: {name} holds {_dtype_name(code)} values; {expected.dtype} expected")
+    unexpected = sorted(set(stored) - set(model.state_dict()))
+    if unexpected:
+        raise CheckpointError(f"{path}: weights do not match its config (unexpected {unexpected[:3]})")
+    return _Checkpoint(metadata, stored, model, info)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
+    """Load a model written by `save_model`. Never executes code from the file.
+
+    Raises CheckpointError, one line naming the file and the cause, for anything it cannot use.
+    """
+    path = Path(path)
+    checkpoint = _open_checkpoint(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot read its weights ({_first_line(error)})") from None
     tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.to(device).eval()
+    checkpoint.model.load_state_dict(tensors)  # names, shapes and dtypes were checked above
+    return checkpoint.model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `speech-s2s info` shows about a model file; `to_dict()` is its JSON form."""
+
+    path: Path
+    file_size: int  # bytes
+    parameters: int  # trainable weights (not the mel filterbank or normalisation statistics)
+    dtype: str  # of the stored floating-point weights: "float32", "float16", or e.g. "float16+float32"
+    config: ModelConfig
+    vocabulary: tuple[str, ...]
+    feature_mean: tuple[float, float]  # (lowest, highest) per-mel-bin mean of the normalisation statistics
+    feature_std: tuple[float, float]  # the same for the standard deviation
+    info: dict[str, Any]  # what save_model stored (training data, steps, metrics, ...); {} when none
+    format_version: int
+
+    @property
+    def normalization_set(self) -> bool:
+        """False when the statistics are still the identity (mean 0, std 1): never estimated."""
+        return self.feature_mean != (0.0, 0.0) or self.feature_std != (1.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        fields["path"] = str(self.path)
+        fields["normalization_set"] = self.normalization_set
+        return fields
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Describe a model file from its header and normalisation statistics, without reading the
+    other weights. Raises CheckpointError exactly as `load_model` would."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    checkpoint = _open_checkpoint(path)
+    parameter_names = {name for name, _ in checkpoint.model.named_parameters()}
+    parameters = sum(math.prod(checkpoint.stored[name][0]) for name in parameter_names)
+    codes = sorted({_dtype_name(checkpoint.stored[name][1]) for name in parameter_names})
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            mean, std = handle.get_tensor("normalizer.mean").float(), handle.get_tensor("normalizer.std").float()
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot read its normalisation statistics ({_first_line(error)})") from None
+    return ModelInfo(
+        path=path,
+        file_size=path.stat().st_size,
+        parameters=parameters,
+        dtype="+".join(codes),
+        config=checkpoint.model.config,
+        vocabulary=checkpoint.model.config.vocabulary,
+        feature_mean=(float(mean.min()), float(mean.max())),
+        feature_std=(float(std.min()), float(std.max())),
+        info=checkpoint.info,
+        format_version=int(checkpoint.metadata.get("format_version", "1")),
+    )
+
+
+def format_model_info(info: ModelInfo) -> str:
+    """A human-readable, multi-line report of a model file (what `speech-s2s info MODEL` prints)."""
+    config = info.config
+    encoder, decoder, features = config.encoder, config.decoder, config.features
+    reduction = 2 ** len(encoder.reduce_before)
+    ctc_reduction = 2 ** sum(1 for layer in encoder.reduce_before if layer <= encoder.ctc_layer)
+    frame_rate = features.sample_rate / features.hop_length
+    if info.normalization_set:
+        normalization = f"mean {info.feature_mean[0]:.2f}..{info.feature_mean[1]:.2f}, std {info.feature_std[0]:.2f}..{info.feature_std[1]:.2f}"
+    else:
+        normalization = "not set (mean 0, std 1)"
+    characters = "".join(t for t in info.vocabulary if len(t) == 1)
+    special = " ".join(t for t in info.vocabulary if len(t) != 1)
+    lines = [
+        f"file:          {info.path} ({info.file_size / 2**20:.1f} MiB, format version {info.format_version})",
+        f"parameters:    {info.parameters / 1e6:.2f}M, stored as {info.dtype}",
+        f"vocabulary:    {len(info.vocabulary)} tokens: {special} {characters!r}",
+        f"features:      {features.n_mels} log-mel bins, {1000 * features.n_fft / features.sample_rate:g} ms window, {frame_rate:g} frames/s; normalisation {normalization}",
+        f"encoder:       {encoder.num_layers} BiLSTM layers x {encoder.hidden_size} per direction, {reduction}x time reduction "
+        f"({frame_rate / reduction:g} Hz); CTC reads layer {encoder.ctc_layer} ({frame_rate / ctc_reduction:g} Hz)",
+        f"decoder:       {decoder.num_layers} LSTM layer(s) x {decoder.hidden_size}, embedding {decoder.embedding_size}, "
+        f"location-aware attention {decoder.attention.attention_size}",
+        f"training loss: CTC weight {config.ctc_weight:g}, label smoothing {config.label_smoothing:g}",
+    ]
+    if not info.info:
+        lines.append("info:          none stored")
+    else:
+        lines.append("info:")
+        lines += [f"  {key}: {value}" for key, value in _flatten(info.info)]
+    return "\n".join(lines)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested info dicts as dotted keys; lists and other values as compact JSON (strings bare)."""
+    items = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value if isinstance(value, str) else json.dumps(value)))
+    return items
 
 
 def average_models(paths: list[str | Path]) -> Seq2Seq:
@@ -200,3 +408,10 @@ def average_models(paths: list[str | Path]) -> Seq2Seq:
                 raise CheckpointError(f"{path}: integer buffer {name} differs from {paths[0]}")
     first.load_state_dict({name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in totals.items()})
     return first
+
+
+def average_info(paths: list[str | Path]) -> dict[str, Any]:
+    """The info to store with `average_models(paths)`: the first file's, plus the files averaged."""
+    if not paths:
+        raise CheckpointError("no model files to average")
+    return {**read_model_info(paths[0]).info, "averaged": [str(p) for p in paths]}

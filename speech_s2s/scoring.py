@@ -54,6 +54,8 @@ class Score:
     utterances: int
     missing: int  # reference utterances with no hypothesis (scored as all deletions)
     per_utterance: tuple[UtteranceErrors, ...]
+    extra: int = 0  # hypotheses whose id is not in the reference (not scored)
+    extra_ids: tuple[str, ...] = ()  # their ids, sorted
 
     def worst(self, count: int) -> list[UtteranceErrors]:
         return sorted(self.per_utterance, key=lambda u: (-u.errors / max(1, u.words), u.id))[:count]
@@ -62,31 +64,72 @@ class Score:
         return (
             f"%WER {100 * self.wer:.2f} [ {self.substitutions + self.deletions + self.insertions} / {self.words}, "
             f"{self.insertions} ins, {self.deletions} del, {self.substitutions} sub ] %CER {100 * self.cer:.2f} "
-            f"| {self.utterances} utterances, {self.missing} without hypothesis"
+            f"| {self.utterances} utterances, {self.missing} without hypothesis, "
+            f"{self.extra} hypotheses not in the reference{_examples(self.extra_ids)}"
         )
 
 
-def score(references: dict[str, str], hypotheses: dict[str, str]) -> Score:
+# How many ids a message or summary names before it says "...".
+SHOWN_IDS = 5
+
+
+def _first_ids(ids: tuple[str, ...]) -> str:
+    return ", ".join(repr(i) for i in ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
+
+
+def _examples(ids: tuple[str, ...]) -> str:
+    return f" ({_first_ids(ids)})" if ids else ""
+
+
+def score(references: dict[str, str], hypotheses: dict[str, str], strict: bool = False) -> Score:
+    """WER and CER over the reference's utterances; a missing hypothesis scores as all deletions.
+
+    Hypotheses whose id the reference lacks are not scored but counted in `extra` / `extra_ids`
+    (usually a sign of scoring against the wrong reference); `strict=True` makes them an error.
+
+    An empty reference has no words to get wrong: an empty hypothesis for it is no error, and each
+    word (for CER, each character) of a non-empty one is an insertion. WER is (S + D + I) / N over
+    all N reference words, and infinite when the references hold no words but there are insertions.
+    """
     ids = sorted(references)
     if not ids:
         raise ScoringError("the reference holds no utterances")
+    extra_ids = tuple(sorted(set(hypotheses) - set(references)))
+    if strict and extra_ids:
+        raise ScoringError(f"{len(extra_ids)} hypothesis ids are not in the reference: {_first_ids(extra_ids)}")
     refs = [normalize_for_scoring(references[i]) for i in ids]
     hyps = [normalize_for_scoring(hypotheses.get(i, "")) for i in ids]
-    # jiwer rejects empty references; an empty reference scores as pure insertions.
-    words = jiwer.process_words([r or "<empty>" for r in refs], hyps)
-    chars = jiwer.process_characters([r or " " for r in refs], hyps)
-    per_utterance = []
-    for i, ref, hyp, alignment in zip(ids, refs, hyps, words.alignments):
-        errors = sum(max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx) for c in alignment if c.type != "equal")
-        per_utterance.append(UtteranceErrors(i, ref, hyp, errors, len(ref.split())))
+    per_utterance = [UtteranceErrors(i, "", hyp, len(hyp.split()), 0) for i, ref, hyp in zip(ids, refs, hyps) if not ref]
+    substitutions = deletions = 0
+    insertions = sum(u.errors for u in per_utterance)
+    char_errors = sum(len(u.hypothesis) for u in per_utterance)
+    scored = [(i, ref, hyp) for i, ref, hyp in zip(ids, refs, hyps) if ref]
+    if scored:  # jiwer rejects empty references, so they are counted above
+        words = jiwer.process_words([ref for _, ref, _ in scored], [hyp for _, _, hyp in scored])
+        chars = jiwer.process_characters([ref for _, ref, _ in scored], [hyp for _, _, hyp in scored])
+        substitutions, deletions, insertions = words.substitutions, words.deletions, insertions + words.insertions
+        char_errors += chars.substitutions + chars.deletions + chars.insertions
+        for (i, ref, hyp), alignment in zip(scored, words.alignments):
+            errors = sum(max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx) for c in alignment if c.type != "equal")
+            per_utterance.append(UtteranceErrors(i, ref, hyp, errors, len(ref.split())))
+    num_words = sum(len(r.split()) for r in refs)
+    num_chars = sum(len(r) for r in refs)
     return Score(
-        wer=words.wer,
-        cer=chars.cer,
-        words=sum(len(r.split()) for r in refs),
-        substitutions=words.substitutions,
-        deletions=words.deletions,
-        insertions=words.insertions,
+        wer=_rate(substitutions + deletions + insertions, num_words),
+        cer=_rate(char_errors, num_chars),
+        words=num_words,
+        substitutions=substitutions,
+        deletions=deletions,
+        insertions=insertions,
         utterances=len(ids),
         missing=sum(1 for i in ids if i not in hypotheses),
-        per_utterance=tuple(per_utterance),
+        per_utterance=tuple(sorted(per_utterance, key=lambda u: u.id)),
+        extra=len(extra_ids),
+        extra_ids=extra_ids,
     )
+
+
+def _rate(errors: int, total: int) -> float:
+    if total:
+        return errors / total
+    return 0.0 if errors == 0 else float("inf")

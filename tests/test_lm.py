@@ -1,7 +1,12 @@
+import dataclasses
+import json
+
 import pytest
 import torch
+from safetensors import safe_open
 
-from speech_s2s.lm import CharLM, CharLMConfig, CharLMTrainConfig, load_lm, save_lm, train_char_lm
+from speech_s2s.lm import CharLM, CharLMConfig, CharLMTrainConfig, LMError, check_vocabulary, load_lm, save_lm, train_char_lm
+from speech_s2s.text import Vocabulary
 
 SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"]
 
@@ -37,3 +42,67 @@ def test_foreign_file_is_refused(tmp_path):
     path.write_text("hello")
     with pytest.raises(ValueError, match="not a safetensors language model"):
         load_lm(path)
+
+
+def _tiny_lm(**overrides) -> CharLM:
+    torch.manual_seed(0)
+    return CharLM(CharLMConfig(**{"embedding_size": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.0, **overrides})).eval()
+
+
+@pytest.mark.parametrize("metadata", [{"format": "speech_s2s_char_lm"}, {"format": "speech_s2s_char_lm", "config": "{oops"}, {"format": "speech_s2s_char_lm", "config": '{"bogus": 1}'}, {"format": "speech_s2s_char_lm", "config": '{"hidden_size": "big"}'}])
+def test_lm_file_with_missing_or_broken_config_is_one_line_error(tmp_path, metadata):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "lm.safetensors"
+    save_file({k: v.contiguous() for k, v in _tiny_lm().state_dict().items()}, str(path), metadata=metadata)
+    with pytest.raises(LMError, match=f"^{path}: ") as caught:
+        load_lm(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_recognition_model_or_missing_file_is_not_taken_for_an_lm(tmp_path):
+    from conftest import tiny_config
+    from speech_s2s.model import Seq2Seq, save_model
+
+    save_model(Seq2Seq(tiny_config()), tmp_path / "model.safetensors")
+    with pytest.raises(LMError, match=f"{tmp_path / 'model.safetensors'}: a speech_s2s recognition model, not a language model"):
+        load_lm(tmp_path / "model.safetensors")
+    with pytest.raises(LMError, match=f"{tmp_path / 'none.safetensors'}: no such language model file"):
+        load_lm(tmp_path / "none.safetensors")
+
+
+def test_lm_weights_of_another_shape_name_the_tensor(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "lm.safetensors"
+    save_lm(_tiny_lm(), path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    metadata["config"] = metadata["config"].replace('"hidden_size": 16', '"hidden_size": 32')
+    save_file({k: v.contiguous() for k, v in _tiny_lm().state_dict().items()}, str(path), metadata=metadata)
+    with pytest.raises(LMError, match=r"lstm.bias_hh_l0 has shape \[64\] in the file; the config needs \[128\]"):
+        load_lm(path)
+
+
+def test_vocabulary_check_names_the_lm_and_the_difference(tmp_path):
+    model_vocabulary = Vocabulary()
+    save_lm(_tiny_lm(), tmp_path / "same.safetensors")
+    assert load_lm(tmp_path / "same.safetensors", vocabulary=model_vocabulary).vocabulary == model_vocabulary
+    save_lm(_tiny_lm(vocabulary=model_vocabulary.tokens + ("-",)), tmp_path / "dash.safetensors")
+    with pytest.raises(LMError, match=f"{tmp_path / 'dash.safetensors'}: vocabulary differs from the model's: .*'-'"):
+        load_lm(tmp_path / "dash.safetensors", vocabulary=model_vocabulary)
+    swapped = list(model_vocabulary.tokens)
+    swapped[2], swapped[3] = swapped[3], swapped[2]
+    lm = _tiny_lm(vocabulary=tuple(swapped))
+    with pytest.raises(LMError, match="in another order"):
+        check_vocabulary(lm, model_vocabulary, "x.safetensors")
+
+
+def test_lm_file_without_a_stored_vocabulary_is_assumed_to_use_the_default(tmp_path):
+    from safetensors.torch import save_file
+
+    lm = _tiny_lm()
+    config = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(lm.config))).items() if k != "vocabulary"}
+    path = tmp_path / "old.safetensors"
+    save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(path), metadata={"format": "speech_s2s_char_lm", "config": json.dumps(config)})
+    check_vocabulary(load_lm(path), Vocabulary(), path)

@@ -1,8 +1,10 @@
+import json
+
 import torch
 import pytest
 
 from conftest import tiny_config
-from speech_s2s.model import CheckpointError, Seq2Seq, average_models, load_model, save_model
+from speech_s2s.model import CheckpointError, Seq2Seq, average_info, average_models, format_model_info, load_model, read_model_info, save_model
 from speech_s2s.search import DecodingOptions, decode
 
 
@@ -91,3 +93,122 @@ def test_average_of_snapshots_is_their_elementwise_mean_and_refuses_another_shap
     save_model(Seq2Seq(tiny_config(ctc_weight=0.5)), other)
     with pytest.raises(CheckpointError, match=f"{other}: config differs"):
         average_models([paths[0], other])
+
+
+def _rewrite(path, config=None, tensors=None, **metadata_changes):
+    """Rewrite a saved model with its config JSON, some tensors or other metadata replaced."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    if config is not None:
+        metadata["config"] = config if isinstance(config, str) else json.dumps(config)
+    metadata.update(metadata_changes)
+    save_file({**load_file(str(path)), **(tensors or {})}, str(path), metadata=metadata)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.safetensors"
+    save_model(Seq2Seq(tiny_config()), path)
+    return path
+
+
+def _config_dict(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["config"])
+
+
+def _one_line_error(path, match):
+    with pytest.raises(CheckpointError, match=match) as caught:
+        load_model(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+    with pytest.raises(CheckpointError, match=match):
+        read_model_info(path)
+
+
+@pytest.mark.parametrize("change, match", [
+    ("{not json", "config metadata is not JSON"),
+    ({"encoder": {"bogus": 1}}, r"unknown EncoderConfig fields: \['bogus'\]"),
+    ({"decoder": {"attention": {"bogus": 1}}}, r"unknown AttentionConfig fields: \['bogus'\]"),
+    ({"encoder": {"hidden_size": "big"}}, "EncoderConfig.hidden_size must be int, not 'big'"),
+    ({"encoder": {"hidden_size": 64.5}}, "EncoderConfig.hidden_size must be int, not 64.5"),
+    ({"encoder": 3}, "ModelConfig.encoder must be an object"),
+    ({"vocabulary": 5}, "ModelConfig.vocabulary must be a list"),
+    ({"vocabulary": ["a", "b"]}, "config does not make a model .*vocabulary must start with"),
+    ({"encoder": {"ctc_layer": 7}}, "ctc_layer 7 is not one of the 3 encoder layers"),
+    ([1, 2], "config is not a JSON object"),
+])
+def test_broken_config_is_a_one_line_checkpoint_error(saved, change, match):
+    def merge(config, change):
+        for key, value in change.items():
+            config[key] = merge(config[key], value) if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+        return config
+
+    _rewrite(saved, config=merge(_config_dict(saved), change) if isinstance(change, dict) else change)
+    _one_line_error(saved, match)
+
+
+def test_weights_of_another_shape_name_the_tensor_and_both_shapes(saved):
+    config = _config_dict(saved)
+    config["decoder"]["embedding_size"] = 16
+    _rewrite(saved, config=config)
+    _one_line_error(saved, r"decoder.embedding.weight has shape \[30, 32\] in the file; the config needs \[30, 16\]")
+
+
+def test_integer_weights_where_floats_belong_are_refused(saved):
+    _rewrite(saved, tensors={"ctc_head.weight": torch.zeros(30, 128, dtype=torch.int64)})
+    _one_line_error(saved, "ctc_head.weight holds int64 values; floating point expected")
+
+
+def test_missing_tensor_and_newer_format_are_refused(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(saved), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(saved))
+    del tensors["ctc_head.bias"]
+    save_file(tensors, str(tmp_path / "short.safetensors"), metadata=metadata)
+    _one_line_error(tmp_path / "short.safetensors", "ctc_head.bias is missing")
+    _rewrite(saved, format_version="99")
+    _one_line_error(saved, "format version 99 is newer than this speech_s2s reads")
+
+
+def test_model_info_reports_the_file_without_loading_it(tmp_path):
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_config())
+    model.normalizer.set_stats(torch.linspace(-8.0, -2.0, 80), torch.linspace(1.5, 3.0, 80))
+    info = {"data": "train-clean-100", "hours": 100.6, "steps": 4200, "dev": {"wer": 0.25}, "created": "2026-11-29T03:00:00Z"}
+    save_model(model, tmp_path / "half.safetensors", torch.float16, info=info)
+    report = read_model_info(tmp_path / "half.safetensors")
+    assert report.info == info and report.config == model.config and report.vocabulary == model.config.vocabulary
+    assert report.parameters == sum(p.numel() for p in model.parameters())
+    assert report.dtype == "float16" and report.format_version == 1
+    assert report.file_size == (tmp_path / "half.safetensors").stat().st_size
+    assert report.feature_mean == pytest.approx((-8.0, -2.0), abs=1e-2) and report.feature_std == pytest.approx((1.5, 3.0), abs=1e-2)
+    assert json.loads(json.dumps(report.to_dict()))["info"]["dev"] == {"wer": 0.25}
+    text = format_model_info(report)
+    assert "stored as float16" in text and "dev.wer: 0.25" in text and "data: train-clean-100" in text
+    assert "normalisation mean -8.00..-2.00, std 1.50..3.00" in text
+
+    save_model(Seq2Seq(tiny_config()), tmp_path / "plain.safetensors")
+    plain = read_model_info(tmp_path / "plain.safetensors")
+    assert plain.info == {} and plain.dtype == "float32" and not plain.normalization_set
+    assert "info:          none stored" in format_model_info(plain) and "not set" in format_model_info(plain)
+
+
+def test_average_info_keeps_the_first_models_info_and_lists_the_files(tmp_path):
+    paths = [tmp_path / f"epoch{i}.safetensors" for i in range(2)]
+    for i, path in enumerate(paths):
+        save_model(Seq2Seq(tiny_config()), path, info={"steps": 100 * (i + 1)})
+    assert average_info(paths) == {"steps": 100, "averaged": [str(p) for p in paths]}
+
+
+def test_damaged_info_is_a_checkpoint_error(saved):
+    _rewrite(saved, info="{oops")
+    _one_line_error(saved, "info metadata is not JSON")

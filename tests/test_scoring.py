@@ -33,3 +33,27 @@ def test_score_command_prints_wer_and_worst(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("%WER 25.00 [ 1 / 4, 0 ins, 0 del, 1 sub ]")
     assert "REF: A DOG" in out and "HYP: A FROG" in out
+
+
+def test_empty_reference_with_empty_hypothesis_counts_no_errors():
+    result = score({"a": "ONE TWO", "silence": ""}, {"a": "one two", "silence": ""})
+    assert (result.substitutions, result.deletions, result.insertions, result.words) == (0, 0, 0, 2)
+    assert result.wer == 0.0 and result.cer == 0.0
+    assert [u.errors for u in result.per_utterance] == [0, 0]
+
+
+def test_empty_reference_counts_hypothesis_words_and_characters_as_insertions():
+    result = score({"a": "ONE TWO", "silence": ""}, {"a": "one two", "silence": "hello there"})
+    assert (result.substitutions, result.deletions, result.insertions, result.words) == (0, 0, 2, 2)
+    assert result.wer == pytest.approx(2 / 2)
+    assert result.cer == pytest.approx(len("HELLO THERE") / len("ONE TWO"))
+    assert {u.id: u.errors for u in result.per_utterance} == {"a": 0, "silence": 2}
+
+
+def test_hypotheses_without_reference_are_reported_not_ignored():
+    result = score({"a": "ONE"}, {"a": "one", "z": "noise", "y": "more"})
+    assert result.extra == 2 and result.extra_ids == ("y", "z")
+    assert result.wer == 0.0 and result.missing == 0
+    assert "2 hypotheses not in the reference" in result.summary()
+    with pytest.raises(ScoringError, match="2 hypothesis ids are not in the reference: 'y', 'z'"):
+        score({"a": "ONE"}, {"a": "one", "z": "noise", "y": "more"}, strict=True)
