@@ -133,7 +133,7 @@ def _run_transcribe(args) -> int:
         from speech_s2s.lm import load_lm
 
         try:
-            lm = load_lm(args.lm)
+            lm = load_lm(args.lm, vocabulary=model.vocabulary)
         except ValueError as error:
             return _fail(str(error))
     decoding = with_overrides(
@@ -318,6 +318,7 @@ def _add_score(sub) -> None:
     p.add_argument("--hyp", required=True, help="hypothesis: 'utt-id TEXT' lines")
     p.add_argument("--worst", type=int, default=10, help="list this many worst utterances")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--strict", action="store_true", help="refuse hypothesis ids that are not in the reference (default: warn)")
     p.set_defaults(run=_run_score)
 
 
@@ -335,11 +336,17 @@ def _run_score(args) -> int:
         else:
             references = read_kaldi_text(args.ref)
         hypotheses = read_kaldi_text(args.hyp)
-        result = score(references, hypotheses)
+        try:
+            result = score(references, hypotheses, strict=args.strict)
+        except ScoringError as error:
+            return _fail(f"{args.hyp}: {error}")
     except ScoringError as error:
         return _fail(str(error))
+    if result.extra:
+        shown = ", ".join(result.extra_ids[:3]) + (", ..." if result.extra > 3 else "")
+        print(f"speech-s2s: warning: {args.hyp}: {result.extra} hypothesis ids are not in the reference ({shown}); they are not scored", file=sys.stderr)
     if args.json:
-        fields = {k: v for k, v in dataclasses.asdict(result).items() if k != "per_utterance"}
+        fields = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("per_utterance", "extra_ids")}
         print(json.dumps(fields))
         return 0
     print(result.summary())
@@ -419,10 +426,12 @@ def _add_model_output(p) -> None:
     p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
 
 
-def _write_model(model, args) -> None:
+def _write_model(model, args, info: dict) -> None:
+    import torch
+
     from speech_s2s.model import save_model
 
-    save_model(model, args.out, torch.float16 if args.half else None)
+    save_model(model, args.out, torch.float16 if args.half else None, info=info)
 
 
 def _add_export(sub) -> None:
@@ -439,7 +448,9 @@ def _run_export(args) -> int:
         model = load_model(args.model)
     except CheckpointError as error:
         return _fail(str(error))
-    _write_model(model, args)
+    from speech_s2s.model import read_model_info
+
+    _write_model(model, args, read_model_info(args.model).info)
     size = Path(args.out).stat().st_size / 2**20
     print(f"{args.out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, {size:.1f} MiB")
     return 0
@@ -459,8 +470,29 @@ def _run_average(args) -> int:
         model = average_models(args.models)
     except CheckpointError as error:
         return _fail(str(error))
-    _write_model(model, args)
+    from speech_s2s.model import average_info
+
+    _write_model(model, args, average_info(args.models))
     print(f"{args.out}: mean of {len(args.models)} models")
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="what a model file holds: shape, vocabulary, normalisation, training data, metrics")
+    p.add_argument("model", nargs="?", help="model file (.safetensors); default: the bundled model")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(run=_run_info)
+
+
+def _run_info(args) -> int:
+    from speech_s2s.model import CheckpointError, format_model_info, read_model_info
+    from speech_s2s.transcribe import BUNDLED_MODEL
+
+    try:
+        info = read_model_info(args.model or BUNDLED_MODEL)
+    except CheckpointError as error:
+        return _fail(str(error))
+    print(json.dumps(info.to_dict(), indent=1) if args.json else format_model_info(info))
     return 0
 
 
@@ -468,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true", help="debug logging, and a traceback on unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average):
+    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, and tracebacks")

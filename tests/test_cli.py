@@ -215,3 +215,23 @@ def test_unexpected_errors_are_one_line_unless_verbose(monkeypatch, capsys):
     _one_line_error(capsys, "RuntimeError: something broke (rerun with --verbose for the traceback)")
     with pytest.raises(RuntimeError):
         main(["transcribe", str(BUNDLED_SAMPLE), "--verbose"])
+
+
+def test_info_describes_the_bundled_model(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters:    7.36M, stored as float16" in out and "CTC reads layer 2" in out
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["vocabulary"][2] == " "
+
+
+def test_score_warns_about_hypotheses_the_reference_lacks_and_strict_refuses_them(tmp_path, capsys):
+    ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.txt"
+    ref.write_text("u1 HELLO WORLD\nu2\n")
+    hyp.write_text("u1 hello world\nu2\nu3 stray line\n")
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp), "--worst", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("%WER 0.00 [ 0 / 2,")
+    assert captured.err == f"speech-s2s: warning: {hyp}: 1 hypothesis ids are not in the reference (u3); they are not scored\n"
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp), "--strict"]) == 1
+    _one_line_error(capsys, f"{hyp}: 1 hypothesis ids are not in the reference")
