@@ -261,7 +261,7 @@ def build(sounds: Path, transcripts: Path, out: Path, speaker: str = SPEAKER, pe
         _write_atomic(chapter_dir / name, "".join(f"{utt} {text}\n" for utt, text in lines))
 
     reasons = Counter(d.reason for d in dropped)
-    print(f"{split_dir}: {len(assigned) - failures} prompts kept ({todo} decoded now, {failures} failed), "
+    print(f"{split_dir}: {len(assigned) - failures} prompts kept ({todo - failures} decoded now, {failures} failed), "
           f"{len(dropped)} dropped of {len(prompts)} transcript lines; {len(unlisted)} audio files without a transcript",
           file=sys.stderr)
     for reason, count in reasons.most_common():
