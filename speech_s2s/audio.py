@@ -202,14 +202,18 @@ def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iter
             yield load_audio(path)
         return
     with handle:
-        yield from _checked(_soundfile_blocks(handle, block_seconds), str(path))
+        yield from _checked(_soundfile_blocks(handle, block_seconds, str(path)), str(path))
 
 
-def _soundfile_blocks(handle: soundfile.SoundFile, block_seconds: float) -> Iterator[np.ndarray]:
+def _soundfile_blocks(handle: soundfile.SoundFile, block_seconds: float, name: str) -> Iterator[np.ndarray]:
     resampler = StreamResampler(handle.samplerate)
     frames = max(1, int(block_seconds * handle.samplerate))
     while True:
-        block = handle.read(frames, dtype="float32", always_2d=True)
+        try:
+            block = handle.read(frames, dtype="float32", always_2d=True)
+        except Exception as error:  # libsndfile reports damage it meets mid-file (a cut FLAC: "decoder lost sync")
+            reason = str(error).splitlines()[0].removeprefix("Error : ") if str(error) else type(error).__name__
+            raise AudioError(f"{name}: damaged or cut short after {handle.tell() / handle.samplerate:.1f} s ({reason})") from None
         if len(block) == 0:
             break
         yield resampler.push(block.mean(axis=1))
@@ -239,6 +243,6 @@ def _stream_stdin(block_seconds: float) -> Iterator[np.ndarray]:
         raise AudioError("standard input: empty")
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as handle:
-            yield from _checked(_soundfile_blocks(handle, block_seconds), "standard input")
+            yield from _checked(_soundfile_blocks(handle, block_seconds, "standard input"), "standard input")
     except soundfile.LibsndfileError as error:
         raise AudioError(f"standard input: not a readable audio file ({str(error).splitlines()[0]})") from None

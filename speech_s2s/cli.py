@@ -59,7 +59,7 @@ def _transcribe_usage_error(args) -> str | None:
     if args.beam == 1:
         ignored = [flag for flag, value in (("--lm", args.lm), ("--lm-weight", args.lm_weight), ("--ctc-weight", args.ctc_weight), ("--length-bonus", args.length_bonus)) if value is not None]
         if ignored:
-            return f"{', '.join(ignored)} only apply to beam search: add --beam N (e.g. --beam 8)"
+            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: add --beam N (e.g. --beam 8)"
     if args.lm_weight is not None and not args.lm:
         return "--lm-weight needs --lm"
     if args.output and args.output_dir:
@@ -496,10 +496,17 @@ def _run_info(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
+    parser = _Parser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true", help="debug logging, and a traceback on unexpected errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name

@@ -10,6 +10,7 @@ or length of the files.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
 from speech_s2s.vad import Segment as AudioSegment
 from speech_s2s.vad import Segmenter, SegmenterConfig, SpeechDetector
+
+log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).parent / "assets"
 BUNDLED_MODEL = ASSETS / "model.safetensors"
@@ -186,6 +189,9 @@ class Recognizer:
                 state.read = True
             except AudioError as error:
                 state.error = str(error)
+            except Exception as error:  # a reader's surprise must not end the batch; --verbose shows where
+                log.debug("reading %s failed", item.path, exc_info=True)
+                state.error = f"{item.path}: unexpected {type(error).__name__} while reading ({str(error).splitlines()[0] if str(error) else ''})"
             queue = [entry for entry in queue if entry[0].error is None]
             if not queue:
                 yield from _ready(pending)

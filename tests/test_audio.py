@@ -110,3 +110,14 @@ def test_a_folder_and_an_unreadable_file_say_so(tmp_path, monkeypatch):
     monkeypatch.setattr(audio, "open", denied, raising=False)
     with pytest.raises(AudioError, match=f"^{path}: permission denied$"):
         load_audio(path)
+
+
+def test_a_flac_cut_short_is_an_audio_error_naming_the_file(tmp_path):
+    from speech_s2s.audio import stream_audio
+
+    whole = tmp_path / "whole.flac"
+    soundfile.write(whole, np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE * 4).astype(np.float32), SAMPLE_RATE)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(AudioError, match=f"^{cut}: damaged or cut short after"):
+        list(stream_audio(cut))

@@ -172,7 +172,7 @@ def main() -> int:
         folder = Path(name)
         for what, arguments in cases(folder):
             status, out, err = run(arguments, folder)
-            shown = " ".join(shlex.quote(a.replace(str(folder) + "/", "").replace(str(REPO) + "/", "")) for a in arguments)
+            shown = " ".join(shlex.quote(a.replace(str(folder) + "/", "").replace(str(folder), ".").replace(str(REPO) + "/", "")) for a in arguments)
             rows.append(f"| {what} | `speech-s2s {shown}` | {_cell(out)} | {_cell(err)} | {status} |")
             print(f"{status:>3}  {what}", file=sys.stderr)
     Path(args.out).write_text(
