@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from speech_s2s.decoder import AttentionDecoder, DecoderConfig, Memory
-from speech_s2s.encoder import EncoderConfig, EncoderOutput, PyramidalEncoder
+from speech_s2s.encoder import ChunkConfig, EncoderConfig, EncoderOutput, PyramidalEncoder
 from speech_s2s.features import FeatureConfig, GlobalMVN, LogMel
 from speech_s2s.text import BLANK_ID, EOS_ID, Vocabulary
 
@@ -121,9 +121,11 @@ class Seq2Seq(nn.Module):
         """Waveforms [B, S] at 16 kHz -> raw log-mel [B, T, F] and frame counts (not yet normalised)."""
         return self.logmel(waveforms, num_samples)
 
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
-        """Raw log-mel [B, T, F] -> encoder output (normalisation happens here)."""
-        return self.encoder(self.normalizer(feats, lengths), lengths)
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: ChunkConfig | None = None) -> EncoderOutput:
+        """Raw log-mel [B, T, F] -> encoder output (normalisation happens here).
+
+        chunk None: full context; a `ChunkConfig`: the latency-controlled form a live decoder computes."""
+        return self.encoder(self.normalizer(feats, lengths), lengths, chunk)
 
     def ctc_log_probs(self, encoded: EncoderOutput) -> torch.Tensor:
         """[B, T_ctc, V] log-probabilities over the vocabulary (index 0 is the blank)."""

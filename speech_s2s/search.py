@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from speech_s2s.decoder import DecoderState, Memory
-from speech_s2s.encoder import EncoderOutput
+from speech_s2s.encoder import ChunkConfig, EncoderOutput
 from speech_s2s.model import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
 
@@ -39,6 +39,7 @@ class DecodingOptions:
     # Greedy output that stops short of the CTC lower bound is decoded again by joint CTC/attention
     # beam search of this width, which holds <eos> back (forcing attention alone on only loops).
     fallback_beam_size: int = 4
+    chunk: ChunkConfig | None = None  # encode in latency-controlled chunks, as a live decoder would; None = full context
 
 
 @dataclass
@@ -268,7 +269,7 @@ def decode(
     """Raw log-mel [B, T, F] with frame counts -> one result per utterance."""
     model.eval()
     with torch.no_grad():
-        return decode_encoded(model, model.encode(feats, lengths), options, lm)
+        return decode_encoded(model, model.encode(feats, lengths, options.chunk), options, lm)
 
 
 @torch.no_grad()
