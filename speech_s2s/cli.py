@@ -223,6 +223,12 @@ def _add_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--dev-max-utterances", type=int, default=d.dev_max_utterances)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--chunk-sizes", type=int, nargs="+", default=list(d.chunk_sizes), metavar="FRAMES",
+                   help="dynamic chunk training: chunk sizes to draw from, in input frames (multiples of 8); default: full context only")
+    p.add_argument("--chunk-right-contexts", type=int, nargs="+", default=list(d.chunk_right_contexts), metavar="FRAMES",
+                   help="right context sizes to draw from with --chunk-sizes, in input frames (default 0)")
+    p.add_argument("--full-context-probability", type=float, default=d.full_context_probability,
+                   help="with --chunk-sizes, the share of batches that still see full context (default %(default)s)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int)
     p.set_defaults(run=_run_train)
@@ -269,6 +275,7 @@ def _initial_model(args, exp: Path):
 
 def _run_train(args) -> int:
     from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
+    from speech_s2s.encoder import ChunkConfig
     from speech_s2s.features import SpecAugmentConfig
     from speech_s2s.model import CheckpointError
     from speech_s2s.training import TrainConfig, fit
@@ -302,7 +309,15 @@ def _run_train(args) -> int:
         ),
         curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
         max_minutes=args.max_minutes, dev_max_utterances=args.dev_max_utterances, device=args.device,
+        chunk_sizes=tuple(args.chunk_sizes), chunk_right_contexts=tuple(args.chunk_right_contexts),
+        full_context_probability=args.full_context_probability,
     )
+    try:
+        for size in config.chunk_sizes:
+            for context in config.chunk_right_contexts:
+                model.encoder.check_chunk(ChunkConfig(size, context))
+    except ValueError as error:
+        return _fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
     logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s", parameters / 1e6, len(train), hours, len(dev), exp)

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from speech_s2s.data import FeatureSet, collate, make_batches
+from speech_s2s.encoder import ChunkConfig
 from speech_s2s.features import SpecAugmentConfig, spec_augment
 from speech_s2s.model import Seq2Seq, save_model
 from speech_s2s.plots import plot_attention, plot_learning_curve
@@ -50,6 +52,23 @@ class TrainConfig:
     max_minutes: float | None = None  # stop cleanly (checkpoint written) after this much training time
     dev_max_utterances: int = 200
     device: str = "cpu"
+    # Dynamic chunk training (WeNet U2), so one model decodes offline and live: each batch sees full
+    # context with this probability, else chunks of a size and right context drawn from these lists
+    # (input frames, multiples of the encoder's reduction). No chunk sizes: always full context.
+    chunk_sizes: tuple[int, ...] = ()
+    chunk_right_contexts: tuple[int, ...] = (0,)
+    full_context_probability: float = 0.5
+
+
+def chunk_for_step(config: TrainConfig, step: int) -> ChunkConfig | None:
+    """This step's dynamic-chunk draw (None = full context), a function of (seed, step) alone, so a
+    resumed run repeats it without any stored random state."""
+    if not config.chunk_sizes:
+        return None
+    rng = random.Random(f"dynamic-chunk {config.seed} {step}")  # string seeds hash the same in every process
+    if rng.random() < config.full_context_probability:
+        return None
+    return ChunkConfig(rng.choice(config.chunk_sizes), rng.choice(config.chunk_right_contexts))
 
 
 def learning_rate_at(step: int, config: TrainConfig) -> float:
@@ -136,6 +155,9 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.to(config.device).train()
+    for size in config.chunk_sizes:  # fail now, not at the first batch that draws a bad size
+        for context in config.chunk_right_contexts:
+            model.encoder.check_chunk(ChunkConfig(size, context))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     augment_rng = torch.Generator().manual_seed(config.seed)
     if resume and (directory / CHECKPOINT).is_file():
@@ -162,7 +184,7 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
             encoded_input = model.normalizer(feats, lengths)
             if config.spec_augment is not None:
                 encoded_input = spec_augment(encoded_input, lengths, config.spec_augment, augment_rng)
-            encoded = model.encoder(encoded_input, lengths)
+            encoded = model.encoder(encoded_input, lengths, chunk_for_step(config, state.step))
             ctc_weight = 1.0 if state.step < config.ctc_only_steps else None
             output = model.loss(encoded, targets, target_lengths, ctc_weight, config.sampling_probability)
             for group in optimizer.param_groups:

@@ -1,10 +1,12 @@
+import pytest
 import torch
 
 from conftest import MINI_CORPUS, tiny_config
 from speech_s2s.data import compute_features, feature_stats, read_librispeech
 from speech_s2s.model import Seq2Seq, load_model
 from speech_s2s.search import DecodingOptions, decode
-from speech_s2s.training import BEST_MODEL, CHECKPOINT, LAST_MODEL, TrainConfig, fit
+from speech_s2s.encoder import ChunkConfig
+from speech_s2s.training import BEST_MODEL, CHECKPOINT, LAST_MODEL, TrainConfig, chunk_for_step, fit
 from speech_s2s.data import collate
 
 
@@ -55,3 +57,38 @@ def test_resumed_run_ends_exactly_where_an_unbroken_run_ends(tmp_path):
     for name, tensor in unbroken.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     assert (tmp_path / "b" / CHECKPOINT).is_file() and not (tmp_path / "b" / (CHECKPOINT + ".tmp")).exists()
+
+
+def test_dynamic_chunk_draws_depend_on_seed_and_step_only():
+    config = TrainConfig(chunk_sizes=(8, 16, 32), chunk_right_contexts=(0, 16), full_context_probability=0.4)
+    draws = [chunk_for_step(config, step) for step in range(200)]
+    assert draws == [chunk_for_step(config, step) for step in range(200)]
+    assert 0.25 < sum(d is None for d in draws) / len(draws) < 0.55
+    assert {d.chunk_frames for d in draws if d} == {8, 16, 32} and {d.right_context_frames for d in draws if d} == {0, 16}
+    assert draws != [chunk_for_step(TrainConfig(**{**config.__dict__, "seed": 1}), step) for step in range(200)]
+    assert chunk_for_step(TrainConfig(), 0) is None  # no chunk sizes: always full context
+
+
+def test_dynamic_chunk_training_resumes_exactly_and_decodes_chunked(tmp_path):
+    config = TrainConfig(
+        epochs=10, max_frames=400, learning_rate=1e-3, warmup_steps=3, checkpoint_every=2, log_every=1, dev_max_utterances=2,
+        chunk_sizes=(8, 16, 32), chunk_right_contexts=(0, 8), full_context_probability=0.3,
+    )
+    assert any(chunk_for_step(config, step) for step in range(7)) and any(chunk_for_step(config, step) is None for step in range(7))
+    unbroken, features = _setup()
+    fit(unbroken, features, features, TrainConfig(**{**config.__dict__, "max_steps": 7}), tmp_path / "a")
+    broken, _ = _setup()
+    fit(broken, features, features, TrainConfig(**{**config.__dict__, "max_steps": 3}), tmp_path / "b")
+    resumed, _ = _setup(seed=123)
+    assert fit(resumed, features, features, TrainConfig(**{**config.__dict__, "max_steps": 7}), tmp_path / "b", resume=True).step == 7
+    for name, tensor in unbroken.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    feats, lengths, _, _ = collate(features, list(range(4)))
+    results = decode(resumed, feats, lengths, DecodingOptions(chunk=ChunkConfig(16, 8)))
+    assert len(results) == 4
+
+
+def test_chunk_sizes_the_encoder_cannot_take_fail_before_training(tmp_path):
+    model, features = _setup()
+    with pytest.raises(ValueError, match="multiples of 8"):
+        fit(model, features, features, TrainConfig(chunk_sizes=(12,), max_steps=1), tmp_path)
