@@ -288,6 +288,12 @@ def _run_train(args) -> int:
     except CheckpointError as error:
         return _fail(str(error))
     try:
+        for size in args.chunk_sizes:
+            for context in args.chunk_right_contexts:
+                model.encoder.check_chunk(ChunkConfig(size, context))
+    except ValueError as error:
+        return _fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
+    try:
         train_sets = []
         for index, source in enumerate(args.train):
             utterances = load_corpus(source, model.vocabulary)
@@ -312,12 +318,6 @@ def _run_train(args) -> int:
         chunk_sizes=tuple(args.chunk_sizes), chunk_right_contexts=tuple(args.chunk_right_contexts),
         full_context_probability=args.full_context_probability,
     )
-    try:
-        for size in config.chunk_sizes:
-            for context in config.chunk_right_contexts:
-                model.encoder.check_chunk(ChunkConfig(size, context))
-    except ValueError as error:
-        return _fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
     logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s", parameters / 1e6, len(train), hours, len(dev), exp)

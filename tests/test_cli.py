@@ -237,3 +237,16 @@ def test_score_warns_about_hypotheses_the_reference_lacks_and_strict_refuses_the
     assert captured.err == f"speech-s2s: warning: {hyp}: 1 hypothesis ids are not in the reference (u3); they are not scored\n"
     assert main(["score", "--ref", str(ref), "--hyp", str(hyp), "--strict"]) == 1
     _one_line_error(capsys, f"{hyp}: 1 hypothesis ids are not in the reference")
+
+
+def test_train_fine_tunes_the_bundled_model_with_dynamic_chunks(tmp_path, capsys):
+    base = ["--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--max-frames", "400", "--threads", "1", "--init", str(BUNDLED_MODEL)]
+    exp = tmp_path / "chunked"
+    chunks = ["--chunk-sizes", "16", "32", "--chunk-right-contexts", "0", "16", "--full-context-probability", "0"]
+    assert main(["train", *base, "--exp", str(exp), *chunks, "--max-steps", "2"]) == 0
+    config = json.loads((exp / "train_config.json").read_text())
+    assert config["chunk_sizes"] == [16, 32] and config["chunk_right_contexts"] == [0, 16] and config["full_context_probability"] == 0
+    assert torch.load(exp / "checkpoint.pt", weights_only=True)["state"]["step"] == 2
+    capsys.readouterr()
+    assert main(["train", *base, "--exp", str(tmp_path / "bad"), "--chunk-sizes", "12", "--max-steps", "1"]) == 1
+    assert "multiples of 8" in capsys.readouterr().err
