@@ -235,8 +235,8 @@ def _chunked_bilstm(layer: BiLSTM, x: torch.Tensor, lengths: torch.Tensor, chunk
     """
     batch, num_chunks, window, dim = x.shape
     own, states, state = [], [], None
-    for k in range(num_chunks):
-        out, state = layer.forward_lstm(x[:, k, :chunk], state)
+    for frames in x[:, :, :chunk].unbind(1):  # unbind: one gradient copy back, not one per chunk
+        out, state = layer.forward_lstm(frames, state)
         own.append(out)
         states.append(state)
     forward_out = torch.stack(own, dim=1).reshape(batch * num_chunks, chunk, -1)  # [B*N, C, H]
