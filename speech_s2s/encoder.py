@@ -139,6 +139,7 @@ class PyramidalEncoder(nn.Module):
         return 2 ** len([i for i in self.config.reduce_before if i < self.config.num_layers])
 
     def check_chunk(self, chunk: ChunkConfig) -> None:
+        """ValueError unless chunk and context are multiples of `reduction`."""
         if chunk.chunk_frames % self.reduction or chunk.right_context_frames % self.reduction:
             raise ValueError(f"chunk and right context must be multiples of {self.reduction} frames, got {chunk}")
 
@@ -165,9 +166,11 @@ class PyramidalEncoder(nn.Module):
         """The LC-BLSTM for whole utterances, all chunks of all utterances batched together.
 
         Each layer keeps every chunk's window, [B, N, W, D]: its C own frames then its R context
-        frames. The forward LSTM runs once along the chunks' own frames (context frames skipped),
-        then from each chunk-end state over that chunk's context frames, all windows in one batch;
-        the backward LSTM runs over all windows in one batch, each reversed within its real length.
+        frames. The forward LSTM runs along the chunks' own frames (context frames skipped), then
+        from each chunk-end state over that chunk's context frames, all windows in one batch; the
+        backward LSTM runs over all windows in one batch, each reversed within its real length.
+        Returns the chunks' own frames, shaped as the full form's output: memory [B, T_att, 2H] and
+        CTC input [B, T_ctc, 2H], zero beyond each utterance's length.
         """
         self.check_chunk(chunk)
         c, r = chunk.chunk_frames, chunk.right_context_frames
@@ -201,10 +204,10 @@ class PyramidalEncoder(nn.Module):
         with no context; one with fewer than R context frames has whatever context remains).
 
         Returns the chunk's own frames only: memory [B, C/8, 2H] and CTC input [B, C/4, 2H] (by
-        default; rounded up for a short last chunk), and the state for the next chunk, whose window
-        starts C frames after this one's. All utterances in the batch share the window's length.
-        The next chunk's frames are this one's look-ahead and more; see `forward` with a `chunk` for
-        the same numbers computed for whole utterances at once.
+        default; rounded up for a short last chunk), and the state for the next call, whose window
+        starts C frames after this one's (so its first frames are this call's look-ahead). All
+        utterances in the batch share the window's length. Inference only (no dropout): the
+        outputs equal `forward(..., chunk)` on the whole utterance, chunk by chunk (tested).
         """
         c = min(state.chunk.chunk_frames, feats.shape[1])
         x = feats
