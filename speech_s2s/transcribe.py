@@ -131,7 +131,7 @@ class Recognizer:
             waves = [torch.from_numpy(segments[i].samples) for i in batch]
             padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
             feats, lengths = self.model.features(padded, torch.tensor([len(w) for w in waves]))
-            encoded = self.model.encode(feats, lengths)
+            encoded = self.model.encode(feats, lengths, self.options.decoding.chunk)
             decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm)
             ctc = self.model.ctc_log_probs(encoded) if self.options.word_timestamps else None
             for row, (i, result) in enumerate(zip(batch, decoded)):

@@ -4,6 +4,7 @@ import math
 import torch
 
 from conftest import tiny_config
+from speech_s2s.encoder import ChunkConfig
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import CTCPrefixScorer, DecodingOptions, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
 from speech_s2s.text import BLANK_ID, EOS_ID
@@ -107,3 +108,15 @@ def test_greedy_reads_on_past_the_first_sentence_when_ctc_hears_more():
     with_guard = decode(model, feats, lengths)[0].text
     assert without_guard.count("brother") == 1  # the failure the guard exists for
     assert with_guard.count("brother") == 2 and with_guard.endswith("kind")
+
+
+def test_decoding_options_chunk_reaches_the_encoder():
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_config()).eval()
+    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
+    whole = DecodingOptions(chunk=ChunkConfig(64, 0))  # one chunk holds each utterance: the full form
+    assert [r.tokens for r in decode(model, feats, lengths, whole)] == [r.tokens for r in decode(model, feats, lengths)]
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[2]))  # (feats, lengths, chunk)
+    decode(model, feats, lengths, DecodingOptions(chunk=ChunkConfig(16, 8), beam_size=2))
+    assert seen == [ChunkConfig(16, 8)]
