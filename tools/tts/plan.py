@@ -27,7 +27,7 @@ SPEED_FACTORS: tuple[float, ...] = (0.9, 1.0, 1.1)  # per train utterance, Kaldi
 EDGE_SILENCE_RANGE = (0.1, 0.3)  # seconds of silence kept at each end
 PEAK_RANGE = (0.5, 0.95)  # peak amplitude after normalisation
 # Vocal-tract length factor per new speaker: formants (and F0) scaled by it, duration kept (render.vtl_shift).
-VTL_RANGE = (0.88, 1.12)
+VTL_RANGE = (0.9, 1.1)
 
 # Share of train utterances per engine. RHVoice sounds the most human; espeak's formant voices stay a
 # minority (<= 15 % of train audio; they are also the fastest talkers, so their audio share is lower still).
