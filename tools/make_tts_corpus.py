@@ -104,10 +104,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--voices-table", action="store_true",
                     help="print every voice of the selected engines with its licence as Markdown, then exit")
     args = ap.parse_args(argv)
-    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    bad = set(args.engines) - set(ENGINES)
-    if bad:
-        ap.error(f"unknown engines: {sorted(bad)}")
+    chosen = {e.strip() for e in args.engines.split(",") if e.strip()}
+    if chosen - set(ENGINES):
+        ap.error(f"unknown engines: {sorted(chosen - set(ENGINES))}")
+    args.engines = [e for e in ENGINES if e in chosen]  # speaker ids follow this order, not the flag's
     if args.out is None and not (args.voices_table or args.lm_text or args.benchmark):
         ap.error("--out is required")
     return args

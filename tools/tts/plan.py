@@ -34,6 +34,7 @@ VTL_RANGE = (0.9, 1.1)
 TRAIN_ENGINE_WEIGHTS: dict[str, float] = {
     "rhvoice": 0.36, "festival": 0.15, "piper": 0.12, "mbrola": 0.12, "flite": 0.08, "pico": 0.07, "espeak": 0.10,
 }
+FREE_VOICE_WEIGHT = 2  # within an engine, a free voice gets twice the speakers of a non-free one
 # Speakers per engine: (train, dev).
 SPEAKER_COUNTS: dict[str, tuple[int, int]] = {
     "rhvoice": (60, 3), "festival": (32, 2), "piper": (16, 2), "mbrola": (26, 2), "flite": (20, 2),
@@ -155,12 +156,24 @@ def legacy_test_jobs(seed: int, speakers: Sequence[Speaker], sentences: Sequence
 # New speakers: dev and train
 # --------------------------------------------------------------------------------------------------
 
+def _voice_weight(module, voice: str) -> int:
+    """Speakers per pass of the voice cycle: the module's VOICE_WEIGHTS, else free voices twice the others."""
+    weights: dict[str, float] = getattr(module, "VOICE_WEIGHTS", {})
+    if voice in weights:
+        return int(weights[voice])
+    record = next((v for v in module.VOICES if v.name == voice), None)
+    free = record.free if record is not None else all(v.free for v in module.VOICES)
+    return FREE_VOICE_WEIGHT if free else 1
+
+
 def _voice_cycle(engine: str, rng: random.Random, exclude: set[str]) -> Iterator[str]:
-    """Voices for successive speakers: each pass visits every voice (in proportion to VOICE_WEIGHTS)."""
+    """Voices for successive speakers: each pass visits every voice, _voice_weight times."""
     module = ENGINES[engine]
     voices = [v for v in module.speaker_voices() if v not in exclude]
-    weights: dict[str, float] = getattr(module, "VOICE_WEIGHTS", {})
-    pass_list = [v for v in voices for _ in range(int(weights.get(v, 1)))]
+    weights = [_voice_weight(module, v) for v in voices]
+    if len(set(weights)) == 1:  # all alike: once each per pass, so speakers repeat a voice only when they must
+        weights = [1] * len(voices)
+    pass_list = [v for v, w in zip(voices, weights) for _ in range(w)]
     while True:
         rng.shuffle(pass_list)
         yield from pass_list
