@@ -99,3 +99,19 @@ def test_text_pools_keep_test_and_dev_books_out_of_train_and_test_is_the_benchma
     test = [j for j in jobs if j.split == "test-tts"]
     assert _sha(f"{j.utt_id} {j.text}" for j in test) == BENCHMARK_TRANSCRIPTS_SHA256
     assert {j.source for j in jobs if j.split == "dev-tts"} == {"northangerabbey"}
+
+
+def test_resuming_with_a_different_plan_stops_instead_of_mislabelling(tmp_path):
+    from tools.tts import layout
+
+    speakers = build_speakers(0, ["espeak"])
+    jobs = legacy_test_jobs(0, speakers["test-tts"], ["A B C", "D E F"], 2, 300)
+    layout.check_and_write_plan(tmp_path, jobs)
+    layout.write_flac(layout.flac_path(tmp_path, jobs[0]), np.zeros(1600, np.float32))
+    layout.check_and_write_plan(tmp_path, jobs)  # same plan: fine
+    import dataclasses
+
+    changed = [dataclasses.replace(jobs[0], text="G H I"), jobs[1]]
+    with pytest.raises(SystemExit, match="planned differently"):
+        layout.check_and_write_plan(tmp_path, changed)
+    layout.check_and_write_plan(tmp_path, [jobs[0], dataclasses.replace(jobs[1], text="G H I")])  # not made yet

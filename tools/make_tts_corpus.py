@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             LOG.warning("%s: only %d sentences available (asked %d)", split, len(pool), n)
     jobs = build_plan(pools, speakers, args.seed, train_hours=args.train_hours, dev_utts=args.dev_utts,
                       test_utts=args.test_utts, max_train_utts=args.max_train_utts)
+    layout.check_and_write_plan(out, jobs)
     layout.write_speakers(out, speakers, args.seed)
     layout.write_chapters(out, jobs)
     by_chapter: dict[tuple[str, int], list[Job]] = defaultdict(list)

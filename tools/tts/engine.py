@@ -37,7 +37,7 @@ class Voice:
 
     name: str
     licence: str
-    free: bool  # DFSG-free voice data (Debian main), not just "free of charge"
+    free: bool  # an open licence: use (commercial too), change and share; "non-commercial" is not free
     gender: str  # "M" or "F"
     accent: str  # e.g. "US", "GB", "German-accented"
     packages: str  # apt (or pip) packages that provide it

@@ -4,9 +4,11 @@
     OUT/CHAPTERS.TXT
     OUT/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt:04d>.flac
     OUT/<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
+    OUT/PLAN.TXT  (every planned utterance: id, speaker, settings, text; guards resuming)
 
 A run is resumable: an utterance whose FLAC exists is done; every file is written atomically; ``trans.txt``
-lists exactly the utterances whose audio exists.
+lists exactly the utterances whose audio exists. A run whose plan gives an existing utterance another text,
+speaker or setting (a changed tool or seed) stops instead of mislabelling it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,27 @@ def chapter_dir(out: Path, job: Job) -> Path:
 
 def flac_path(out: Path, job: Job) -> Path:
     return chapter_dir(out, job) / f"{job.utt_id}.flac"
+
+
+PLAN_FILE = "PLAN.TXT"
+
+
+def plan_line(job: Job) -> str:
+    return (f"{job.utt_id}\t{job.split}\t{job.speaker.describe()}\tspeed={job.speed:g} edge={job.edge_silence:g} "
+            f"peak={job.peak:g}\t{job.text}")
+
+
+def check_and_write_plan(out: Path, jobs: Sequence[Job]) -> None:
+    """Stop if an utterance already made was planned differently; then record this plan."""
+    path = out / PLAN_FILE
+    if path.exists():
+        previous = dict(line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines() if line)
+        changed = [j.utt_id for j in jobs if j.utt_id in previous
+                   and previous[j.utt_id] != plan_line(j).split("\t", 1)[1] and flac_path(out, j).exists()]
+        if changed:
+            raise SystemExit(f"{out}: {len(changed)} existing utterances (first {changed[0]}) were planned differently "
+                             f"(another tool version or seed?); use a new --out")
+    atomic_write_text(path, "".join(plan_line(j) + "\n" for j in jobs))
 
 
 def remove_stale_tmp(out: Path) -> None:

@@ -9,10 +9,10 @@ import numpy as np
 from .engine import Settings, SettingsMap, Voice, have, read_wav_16k, run, tmp_path
 
 ENGINE = "pico"
-_LICENCE = "Apache-2.0 (lingware without source: Debian non-free)"
+_LICENCE = "Apache-2.0 (Debian non-free: its lingware has no source)"
 VOICES: tuple[Voice, ...] = (
-    Voice("en-GB", _LICENCE, False, "F", "GB", "libttspico-utils (non-free)"),
-    Voice("en-US", _LICENCE, False, "F", "US", "libttspico-utils (non-free)"),
+    Voice("en-GB", _LICENCE, True, "F", "GB", "libttspico-utils (non-free)"),
+    Voice("en-US", _LICENCE, True, "F", "US", "libttspico-utils (non-free)"),
 )
 SPEED_RANGE = (75, 125)  # percent, through pico's <speed> markup
 PITCH_RANGE = (85, 120)  # percent, through pico's <pitch> markup
