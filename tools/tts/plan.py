@@ -2,7 +2,8 @@
 
 - ``test-tts`` is the project's benchmark and is frozen: its speakers, sentences and per-utterance settings are
   what the first version of the tool made with ``--seed S --dev-utts 300 --test-utts N`` (the legacy functions
-  below replay it; do not change them).
+  below replay it; do not change them). Its espeak-ng, flite and festival audio is sample-identical to the first
+  tool's; piper draws its noise afresh on every call, there as here, so piper audio never repeats exactly.
 - ``dev-tts``: speakers of every selected engine that occur nowhere else, reading *Northanger Abbey*.
 - ``train-tts``: many speakers per engine, each a voice with its own rate, pitch and vocal-tract length;
   utterances drawn by engine with TRAIN_ENGINE_WEIGHTS, then the least-used speaker of that engine.
