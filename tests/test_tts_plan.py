@@ -1,0 +1,117 @@
+"""tools/tts planning: the frozen test-tts benchmark, disjoint speakers and texts, the voice table, VTL."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from tools.tts import ENGINES, voices_table
+from tools.tts.engine import SAMPLE_RATE
+from tools.tts.plan import TRAIN_ENGINE_WEIGHTS, build_speakers, legacy_test_jobs
+from tools.tts.render import vtl_shift
+
+# What the first tool made for test-tts with --seed 0 (the project's benchmark). Never change these.
+BENCHMARK_SPEAKERS = [
+    "3001 M espeak voice=en-gb-x-gbclan+klatt3 speed=162 pitch=46",
+    "3002 M espeak voice=en-gb-scotland+m5 speed=188 pitch=27",
+    "3003 F espeak voice=en-gb-x-gbcwmd+f5 speed=180 pitch=59",
+    "3004 F flite voice=slt duration_stretch=0.9 pitch_factor=0.9",
+    "3005 M flite voice=awb duration_stretch=1.3 pitch_factor=0.9",
+    "3006 F festival voice=voice_cmu_us_slt_arctic_hts duration_stretch=0.85",
+    "3007 M piper voice=en_US-joe-medium length_scale=0.8 noise_scale=0.9 noise_w=0.78",
+    "3008 M piper voice=en_US-joe-medium length_scale=0.9 noise_scale=0.9 noise_w=0.65",
+]
+BENCHMARK_TRANSCRIPTS_SHA256 = "bb08c2034fae6e0657cbf7630ab8e1464c7b55f22696c31b1ac0d0fdd3f2fe97"
+BENCHMARK_SETTINGS_SHA256 = "5ec471852187b3c962932e308502cddb6abb306e9c3a6d334b80d2e9bcf444a6"
+ALL = list(ENGINES)
+
+
+def _sha(lines):
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def test_test_speakers_and_per_utterance_settings_are_the_benchmarks_whatever_engines_are_added():
+    speakers = build_speakers(0, ALL)
+    assert [f"{s.speaker_id} {s.gender} {s.describe()}" for s in speakers["test-tts"]] == BENCHMARK_SPEAKERS
+    jobs = legacy_test_jobs(0, speakers["test-tts"], [f"S{i}" for i in range(400)], 400, 300)
+    assert _sha(f"{j.utt_id} {j.speaker.describe()} {j.edge_silence} {j.peak}" for j in jobs) == BENCHMARK_SETTINGS_SHA256
+
+
+def test_no_speaker_is_shared_between_splits_and_espeak_voices_are_held_out():
+    speakers = build_speakers(0, ALL)
+    keys = {split: {(s.engine, s.voice, s.settings) for s in spk} for split, spk in speakers.items()}
+    assert not keys["train-tts"] & keys["dev-tts"] and not keys["train-tts"] & keys["test-tts"]
+    assert not keys["dev-tts"] & keys["test-tts"]
+    espeak = {split: {s.voice for s in spk if s.engine == "espeak"} for split, spk in speakers.items()}
+    assert not espeak["train-tts"] & (espeak["dev-tts"] | espeak["test-tts"])
+    ids = [s.speaker_id for spk in speakers.values() for s in spk]
+    assert len(ids) == len(set(ids))
+    assert len(speakers["train-tts"]) > 150 and {s.engine for s in speakers["dev-tts"]} == set(ALL)
+
+
+def test_espeak_formant_voices_are_a_minority_of_train():
+    assert TRAIN_ENGINE_WEIGHTS["espeak"] / sum(TRAIN_ENGINE_WEIGHTS.values()) <= 0.15
+    assert max(TRAIN_ENGINE_WEIGHTS, key=TRAIN_ENGINE_WEIGHTS.get) == "rhvoice"
+
+
+def test_voices_table_lists_every_voice_with_its_licence():
+    table = voices_table()
+    rows = table.strip().splitlines()[2:]
+    assert len(rows) == sum(len(m.VOICES) for m in ENGINES.values())
+    assert all(row.count("|") == 8 and (" yes " in row or " no " in row) for row in rows)
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+def test_vtl_shift_keeps_duration_and_scales_frequencies():
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    for factor in (0.88, 1.12):
+        shifted = vtl_shift(tone, factor)
+        assert abs(len(shifted) - len(tone)) < 0.01 * SAMPLE_RATE
+        spectrum = np.abs(np.fft.rfft(shifted[2000:-2000]))
+        peak_hz = np.argmax(spectrum) * SAMPLE_RATE / (len(shifted) - 4000)
+        assert abs(peak_hz - 1000 * factor) < 15
+    assert vtl_shift(tone, 1.0) is tone
+
+
+def _have_text_sources():
+    from tools.tts.text import find_austen_dir
+
+    try:
+        find_austen_dir()
+        import rdata  # noqa: F401
+    except (FileNotFoundError, ImportError):
+        return False
+    return shutil.which("bible") is not None
+
+
+@pytest.mark.skipif(not _have_text_sources(), reason="r-cran-janeaustenr, bible-kjv or rdata not installed")
+def test_text_pools_keep_test_and_dev_books_out_of_train_and_test_is_the_benchmark(tmp_path):
+    from tools.tts.plan import build_plan
+    from tools.tts.text import build_text_pools
+
+    pools = build_text_pools(None, 0)
+    train = {s for _, s in pools.train}
+    assert not train & set(pools.dev) and not train & set(pools.test) and not set(pools.dev) & set(pools.test)
+    assert {src for src, _ in pools.train} == {"emma", "persuasion", "prideprejudice", "mansfieldpark", "kjv"}
+    jobs = build_plan(pools, build_speakers(0, ALL), 0, train_hours=0.0, dev_utts=300, test_utts=400)
+    test = [j for j in jobs if j.split == "test-tts"]
+    assert _sha(f"{j.utt_id} {j.text}" for j in test) == BENCHMARK_TRANSCRIPTS_SHA256
+    assert {j.source for j in jobs if j.split == "dev-tts"} == {"northangerabbey"}
+
+
+def test_resuming_with_a_different_plan_stops_instead_of_mislabelling(tmp_path):
+    from tools.tts import layout
+
+    speakers = build_speakers(0, ["espeak"])
+    jobs = legacy_test_jobs(0, speakers["test-tts"], ["A B C", "D E F"], 2, 300)
+    layout.check_and_write_plan(tmp_path, jobs)
+    layout.write_flac(layout.flac_path(tmp_path, jobs[0]), np.zeros(1600, np.float32))
+    layout.check_and_write_plan(tmp_path, jobs)  # same plan: fine
+    import dataclasses
+
+    changed = [dataclasses.replace(jobs[0], text="G H I"), jobs[1]]
+    with pytest.raises(SystemExit, match="planned differently"):
+        layout.check_and_write_plan(tmp_path, changed)
+    layout.check_and_write_plan(tmp_path, [jobs[0], dataclasses.replace(jobs[1], text="G H I")])  # not made yet

@@ -1,0 +1,24 @@
+"""The TTS corpus tool's parts: text sources, speaker/utterance planning, rendering, the LibriSpeech layout,
+and one module per engine family, all with the interface described in :mod:`.engine`."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import espeak, festival, flite, mbrola, pico, piper, rhvoice
+
+# Order matters: speaker ids are given engine by engine in this order.
+ENGINES: dict[str, ModuleType] = {m.ENGINE: m for m in (espeak, flite, festival, piper, rhvoice, mbrola, pico)}
+
+
+def voices_table(engines: list[str] | None = None) -> str:
+    """Every voice with its licence, as a Markdown table (for the model card)."""
+    rows = ["| engine | voice | gender | accent | licence | free | packages |",
+            "|---|---|---|---|---|---|---|"]
+    for name, module in ENGINES.items():
+        if engines is not None and name not in engines:
+            continue
+        for v in module.VOICES:
+            rows.append(f"| {name} | {v.name} | {v.gender} | {v.accent} | {v.licence} | "
+                        f"{'yes' if v.free else 'no'} | {v.packages} |")
+    return "\n".join(rows) + "\n"

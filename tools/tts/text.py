@@ -1,0 +1,179 @@
+"""Text sources and sentence selection.
+
+Books (Jane Austen from Debian ``r-cran-janeaustenr``, read with ``rdata``; the King James Bible from
+``bible-kjv``) become normalised sentences of MIN_WORDS..MAX_WORDS words. Three disjoint pools:
+
+- test: half of *Sense and Sensibility*, chosen exactly as the first version of the tool did (the benchmark);
+- dev: *Northanger Abbey*;
+- train (and the language-model text): every other book, minus any sentence of those two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import random
+import re
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from speech_s2s.normalize import normalize_text, split_sentences
+
+MIN_WORDS = 3
+MAX_WORDS = 22
+TEST_BOOK = "sensesensibility"  # reserved for evaluation
+DEV_BOOK = "northangerabbey"
+TRAIN_BOOKS: tuple[str, ...] = ("emma", "persuasion", "prideprejudice", "mansfieldpark")
+# The first tool's train books; its train pool only matters for how far it advanced the random state.
+LEGACY_TRAIN_BOOKS: tuple[str, ...] = TRAIN_BOOKS + (DEV_BOOK,)
+AUSTEN_DIR_GLOBS: tuple[str, ...] = (
+    "/usr/lib/R/site-library/janeaustenr/data",
+    "/usr/local/lib/R/site-library/janeaustenr/data",
+    "/usr/lib/R/library/janeaustenr/data",
+    "/usr/share/R/library/janeaustenr/data",
+    "/usr/lib/R/*/janeaustenr/data",
+    "/usr/local/lib/R/*/janeaustenr/data",
+)
+BOILERPLATE_RE = re.compile(r"^\s*(by jane austen|the end|finis)\s*\.?\s*$", re.IGNORECASE)
+ROMAN_TOKEN_RE = re.compile(r"\b[IVXLCDM]{2,}\b")
+KJV_RANGE = "Gen1:1-Rev22:21"
+KJV_REF_RE = re.compile(r"^\s*[1-3]?[A-Za-z]+\d+:\d+\s+")
+
+
+def find_austen_dir(explicit: str | None = None) -> Path:
+    """Locate janeaustenr's ``data`` directory (holding Rdata.rdb/.rdx)."""
+    candidates = [explicit] if explicit else []
+    for pattern in AUSTEN_DIR_GLOBS:
+        candidates.extend(sorted(glob.glob(pattern)))
+    for cand in candidates:
+        if cand and (Path(cand) / "Rdata.rdx").is_file():
+            return Path(cand)
+    raise FileNotFoundError("janeaustenr data not found; install the apt package r-cran-janeaustenr "
+                            "or pass --austen-dir")
+
+
+def _r_unserialize(blob: bytes) -> Any:
+    import rdata
+
+    return rdata.conversion.convert(rdata.parser.parse_data(blob))
+
+
+def load_austen(data_dir: Path) -> dict[str, list[str]]:
+    """Read every novel of janeaustenr's lazy-load database as a list of lines."""
+    index_raw = (data_dir / "Rdata.rdx").read_bytes()
+    try:
+        index_blob = gzip.decompress(index_raw)
+    except OSError:
+        index_blob = zlib.decompress(index_raw[4:])
+    index = _r_unserialize(index_blob)
+    rdb = (data_dir / "Rdata.rdb").read_bytes()
+    books: dict[str, list[str]] = {}
+    for name, (offset, length) in index["variables"].items():
+        chunk = rdb[int(offset): int(offset) + int(length)]
+        value = _r_unserialize(zlib.decompress(chunk[4:]))
+        books[str(name)] = ["" if v is None else str(v) for v in np.asarray(value).tolist()]
+    return books
+
+
+def lines_to_paragraphs(lines: Iterable[str]) -> list[str]:
+    """Join consecutive non-blank lines into paragraphs."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def load_kjv() -> list[str]:
+    """Return the King James Bible as one string per verse (references stripped)."""
+    exe = shutil.which("bible")
+    if exe is None:
+        raise FileNotFoundError("`bible` not found; install the apt package bible-kjv")
+    out = subprocess.run([exe, "-f", KJV_RANGE], check=True, capture_output=True, text=True,
+                         encoding="utf-8", errors="replace").stdout
+    verses = [KJV_REF_RE.sub("", line).strip() for line in out.splitlines()]
+    return [v for v in verses if v]
+
+
+def paragraphs_to_sentences(paragraphs: Iterable[str]) -> list[str]:
+    """Split paragraphs into normalised sentences of MIN_WORDS..MAX_WORDS words."""
+    result: list[str] = []
+    for paragraph in paragraphs:
+        if BOILERPLATE_RE.match(paragraph):
+            continue
+        for sentence in split_sentences(paragraph):
+            if ROMAN_TOKEN_RE.search(sentence):
+                continue  # "Henry VIII" would be read differently by each engine
+            norm = normalize_text(sentence)
+            if MIN_WORDS <= len(norm.split()) <= MAX_WORDS:
+                result.append(norm)
+    return result
+
+
+def dedup(sentences: Iterable[str], exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Drop duplicates (keeping first occurrence) and sentences in ``exclude``."""
+    seen = set(exclude)
+    out: list[str] = []
+    for s in sentences:
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def _sourced(sources: list[tuple[str, list[str]]], exclude: set[str]) -> list[tuple[str, str]]:
+    """(source, sentence) pairs in source order, without repeats or excluded sentences."""
+    seen = set(exclude)
+    out: list[tuple[str, str]] = []
+    for name, sentences in sources:
+        for s in sentences:
+            if s not in seen:
+                seen.add(s)
+                out.append((name, s))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TextPools:
+    """Sentences of each split, in the order they are used."""
+
+    train: list[tuple[str, str]]  # (source, sentence), shuffled
+    dev: list[str]  # DEV_BOOK, shuffled
+    test: list[str]  # TEST_BOOK half, in the benchmark's order
+    legacy_dev_size: int  # the first tool's dev pool (the other half of TEST_BOOK)
+
+
+def build_text_pools(austen_dir: Path | None, seed: int) -> TextPools:
+    books = load_austen(austen_dir or find_austen_dir())
+    book_sentences = {name: paragraphs_to_sentences(lines_to_paragraphs(lines)) for name, lines in books.items()}
+    kjv = paragraphs_to_sentences(load_kjv())
+    test_book = dedup(book_sentences[TEST_BOOK])
+    test_set = set(test_book)
+
+    # test: the first tool shuffled its train pool (which held DEV_BOOK) and then the held-out book with one
+    # generator, and took the second half; replaying both shuffles gives the same sentences in the same order.
+    rng = random.Random(f"text-{seed}")
+    legacy_train = _sourced([(n, book_sentences[n]) for n in LEGACY_TRAIN_BOOKS if n in books] + [("kjv", kjv)],
+                            test_set)
+    rng.shuffle(legacy_train)
+    rng.shuffle(test_book)
+    test = test_book[len(test_book) // 2:]
+
+    dev = dedup(book_sentences.get(DEV_BOOK, []), exclude=test_set)
+    random.Random(f"dev-text-{seed}").shuffle(dev)
+    train = _sourced([(n, book_sentences[n]) for n in TRAIN_BOOKS if n in books] + [("kjv", kjv)],
+                     test_set | set(dev))
+    random.Random(f"train-text-{seed}").shuffle(train)
+    return TextPools(train, dev, test, len(test_book) // 2)
