@@ -26,6 +26,10 @@ import os
 # on the machine; passive waiting costs nothing measurable on a quiet one. This must be set before
 # torch loads OpenMP, and a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# oneDNN caches a compiled kernel per input shape, up to 1024 of them; speech comes in every length,
+# so that cache only grows (measured: +100 MB over an hour of audio) and rarely hits. 16 keeps
+# memory flat and was faster too (16.8 vs 23.2 CPU s for 320 segments).
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 __version__ = "0.1.0"
 
