@@ -379,16 +379,24 @@ def _add_prepare(sub) -> None:
     p.add_argument("--out", required=True, help="manifest path (.jsonl)")
     p.add_argument("--text", help="also write Kaldi-style 'utt-id TEXT' references here")
     p.add_argument("--files", help="also write the audio paths here, one per line (for transcribe --file-list)")
+    p.add_argument("--skip-invalid", action="store_true", help="keep the valid utterances and list the problems, instead of stopping at the first")
     p.set_defaults(run=_run_prepare)
 
 
 def _run_prepare(args) -> int:
     from speech_s2s.data import CorpusError, read_librispeech, write_manifest
 
+    problems: list[str] | None = [] if args.skip_invalid else None
     try:
-        utterances = read_librispeech(args.corpus)
+        utterances = read_librispeech(args.corpus, problems=problems)
     except CorpusError as error:
         return _fail(str(error))
+    for problem in (problems or [])[:5]:
+        print(f"speech-s2s: warning: skipped: {problem}", file=sys.stderr)
+    if problems and len(problems) > 5:
+        print(f"speech-s2s: warning: skipped {len(problems) - 5} more problems", file=sys.stderr)
+    if not utterances:
+        return _fail(f"{args.corpus}: no valid utterances")
     write_manifest(utterances, args.out)
     if args.text:
         Path(args.text).write_text("".join(f"{u.id} {u.text}\n" for u in utterances))

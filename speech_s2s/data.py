@@ -85,12 +85,13 @@ def _read_transcript_file(path: Path, vocabulary: Vocabulary, problems: list[str
     return utterances
 
 
-def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary()) -> list[Utterance]:
+def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary(), problems: list[str] | None = None) -> list[Utterance]:
     """Every utterance under `root` (one split, e.g. LibriSpeech/train-clean-100), sorted by id.
 
     Raises CorpusError on the first problem found (with a count of the others): a malformed or
     empty transcript line, characters the vocabulary cannot spell, a missing audio file, or
-    an audio file no transcript mentions.
+    an audio file no transcript mentions. Given a `problems` list instead, it appends every
+    problem there and returns the valid utterances (a corpus still being made, or a damaged one).
     """
     root = Path(root)
     if not root.is_dir():
@@ -98,7 +99,8 @@ def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary()) ->
     transcript_files = sorted(root.glob("*/*/*.trans.txt"))
     if not transcript_files:
         raise CorpusError(f"{root}: no <speaker>/<chapter>/*.trans.txt files (is this a LibriSpeech split?)")
-    problems: list[str] = []
+    tolerant = problems is not None
+    problems = problems if tolerant else []
     utterances: list[Utterance] = []
     for path in tqdm(transcript_files, desc=f"reading {root.name}", unit="chapter", leave=False):
         utterances.extend(_read_transcript_file(path, vocabulary, problems))
@@ -107,7 +109,7 @@ def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary()) ->
         for audio in sorted(root.glob(f"*/*/*{suffix}")):
             if audio not in transcribed and not any(audio.stem in p for p in problems):
                 problems.append(f"{audio}: no transcript line for this audio file")
-    if problems:
+    if problems and not tolerant:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise CorpusError(problems[0] + more)
     return sorted(utterances, key=lambda u: u.id)

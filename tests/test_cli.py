@@ -250,3 +250,14 @@ def test_train_fine_tunes_the_bundled_model_with_dynamic_chunks(tmp_path, capsys
     capsys.readouterr()
     assert main(["train", *base, "--exp", str(tmp_path / "bad"), "--chunk-sizes", "12", "--max-steps", "1"]) == 1
     assert "multiples of 8" in capsys.readouterr().err
+
+
+def test_prepare_can_keep_the_valid_part_of_a_corpus_being_made(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(MINI_CORPUS, corpus)
+    shutil.copy(corpus / "900" / "1" / "900-1-0001.flac", corpus / "900" / "1" / "900-1-0005.flac")  # audio not yet transcribed
+    assert main(["prepare", str(corpus), "--out", str(tmp_path / "m.jsonl")]) == 1
+    assert "900-1-0005.flac: no transcript line for this audio file" in capsys.readouterr().err
+    assert main(["prepare", str(corpus), "--out", str(tmp_path / "m.jsonl"), "--skip-invalid"]) == 0
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 4
+    assert "warning: skipped: " in capsys.readouterr().err
