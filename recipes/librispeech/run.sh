@@ -49,7 +49,7 @@ if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
   echo "stage 2: decode with the best dev model"
   for split in $TEST_SPLITS; do
     for beam in $BEAMS; do
-      speech-s2s transcribe --file-list "$exp/data/$split.files" --model "$exp/train/best.safetensors" --beam "$beam" \
+      speech-s2s transcribe --file-list "$exp/data/$split.files" --model "$exp/train/best.safetensors" --beam "$beam" --overwrite \
         --output "$exp/recogs-$split-beam$beam.txt"
     done
   done

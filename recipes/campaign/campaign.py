@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Book-keeping for the training campaign (recipes/campaign/run.sh): phases, the run log, promotion.
+
+    campaign.py phase EXP TRAIN_SPLIT INIT      -> prints the phase folder to train in (makes a new one
+                                                   when the corpus has grown by GROW since the last)
+    campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
+    campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
+                                                -> appends one row to EXP/campaign.md
+    campaign.py promote CANDIDATE.json BUNDLED.json -> exit 0 if the candidate is better on every dev set
+
+A phase trains on a frozen manifest of the corpus as it was when the phase began, so `--resume`
+within a phase is exact. The corpus tool can keep growing the corpus meanwhile; once it holds GROW
+times the phase's utterances, the next run starts a new phase from the last phase's weights.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+GROW = 1.25
+
+
+def _phases(exp: Path) -> list[Path]:
+    return sorted(exp.glob("phase-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def _count(manifest: Path) -> int:
+    return sum(1 for line in manifest.read_text().splitlines() if line.strip()) if manifest.is_file() else 0
+
+
+def phase(exp: Path, train_split: str, init: str) -> int:
+    exp.mkdir(parents=True, exist_ok=True)
+    phases = _phases(exp)
+    candidate = exp / "train-now.jsonl"
+    subprocess.run(["speech-s2s", "prepare", train_split, "--out", str(candidate), "--skip-invalid"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    available = _count(candidate)
+    if phases and available < GROW * _count(phases[-1] / "train.jsonl"):
+        print(phases[-1])
+        return 0
+    number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
+    folder = exp / f"phase-{number}"
+    folder.mkdir()
+    candidate.rename(folder / "train.jsonl")
+    start = phases[-1] / "last.safetensors" if phases and (phases[-1] / "last.safetensors").is_file() else Path(init)
+    (folder / "init.txt").write_text(f"{start}\n")
+    print(folder)
+    return 0
+
+
+def steps(folder: Path) -> int:
+    checkpoint = folder / "checkpoint.pt"
+    if not checkpoint.is_file():
+        print(0)
+        return 0
+    import torch
+
+    print(torch.load(checkpoint, weights_only=True, map_location="cpu")["state"]["step"])
+    return 0
+
+
+def log(exp: Path, folder: Path, steps_before: int, minutes: float, scores_path: Path, bundled_path: Path | None) -> int:
+    import torch
+
+    state = torch.load(folder / "checkpoint.pt", weights_only=True, map_location="cpu")["state"] if (folder / "checkpoint.pt").is_file() else {"step": 0, "epoch": 0}
+    scores = json.loads(scores_path.read_text())
+    bundled = json.loads(bundled_path.read_text()) if bundled_path and bundled_path.is_file() else {}
+    hours = sum(json.loads(line)["duration"] for line in (folder / "train.jsonl").read_text().splitlines()) / 3600
+    row = (f"| {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} | {folder.name} ({hours:.1f} h) | {steps_before} -> {state['step']} "
+           f"(epoch {state['epoch']}) | {minutes:.0f} | " + " | ".join(f"{100 * scores[k]:.2f} ({100 * bundled.get(k, float('nan')):.2f})" for k in sorted(scores)) + " |")
+    table = exp / "campaign.md"
+    if not table.is_file():
+        table.write_text("# Training campaign\n\nOne row per run of recipes/campaign/run.sh. Dev WER % of the exported model, greedy "
+                         "(in brackets: the bundled model on the same set).\n\n"
+                         f"| date | phase (train audio) | updates | minutes | {' | '.join(sorted(scores))} |\n"
+                         f"|---|---|---|---|{'---|' * len(scores)}\n")
+    with open(table, "a") as handle:
+        handle.write(row + "\n")
+    print(row)
+    return 0
+
+
+def promote(candidate: Path, bundled: Path) -> int:
+    new, old = json.loads(candidate.read_text()), json.loads(bundled.read_text())
+    better = all(new[k] < old[k] for k in old)
+    print(("better" if better else "not better") + " on every dev set: " + ", ".join(f"{k} {100 * new[k]:.2f} vs {100 * old[k]:.2f}" for k in sorted(old)))
+    return 0 if better else 1
+
+
+def main(argv: list[str]) -> int:
+    command, *rest = argv
+    if command == "phase":
+        return phase(Path(rest[0]), rest[1], rest[2])
+    if command == "steps":
+        return steps(Path(rest[0]))
+    if command == "log":
+        return log(Path(rest[0]), Path(rest[1]), int(rest[2]), float(rest[3]), Path(rest[4]), Path(rest[5]) if len(rest) > 5 else None)
+    if command == "promote":
+        return promote(Path(rest[0]), Path(rest[1]))
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

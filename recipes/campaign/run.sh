@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The training campaign that builds the bundled model: one resumable command, restarted whenever work
+# resumes, continuing from its last checkpoint.
+#
+#   recipes/campaign/run.sh [--stage N] [--stop-stage N]
+#
+# Stages: 0 data (synthetic corpus, real-voice dev set, room bank) -> 1 manifests and phase ->
+# 2 train (--max-minutes $MINUTES, resumed) -> 3 average -> 4 export -> 5 score both dev sets and
+# log the run in $EXP/campaign.md -> 6 promote: copy the export over the bundled model, only if it
+# is better on both dev sets (not run unless --stop-stage 6).
+#
+# In the background, kind to other work on the machine (one thread, lowest priority):
+#   nohup nice -n 19 recipes/campaign/run.sh > campaign.log 2>&1 &
+# Folders (repository-relative by default): DATA (corpora), EXP (experiments). Everything is resumable:
+# the corpus tool skips what exists, training resumes exactly within a phase (see campaign.py).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=5
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    *) sed -n 2,16p "$0" >&2; exit 2 ;;
+  esac
+done
+
+DATA=${DATA:-data}
+EXP=${EXP:-exp/campaign}
+HOURS=${HOURS:-12}              # synthetic training audio to have (the corpus grows as a prefix)
+JOBS=${JOBS:-2}                 # synthesis processes
+MINUTES=${MINUTES:-150}         # training time in this run
+THREADS=${THREADS:-1}
+INIT=${INIT:-speech_s2s/assets/model.safetensors}   # the first phase fine-tunes the bundled model
+MOH=${MOH:-/usr/share/asterisk/moh}                 # music on hold (Debian asterisk-moh-opsound-wav), mixed in as noise
+TRAIN_ARGS=${TRAIN_ARGS:-"--lr 5e-4 --warmup-steps 300 --max-frames 3000 --epochs 100 --checkpoint-every 100
+  --dev-max-utterances 150 --augment medium --chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
+AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
+export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
+corpus=$DATA/corpus
+mkdir -p "$EXP"
+
+if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
+  echo "stage 0: data"
+  python tools/make_tts_corpus.py --out "$corpus" --seed 0 --jobs "$JOBS" --train-hours "$HOURS" --dev-utts 300 --test-utts 400
+  python tools/make_asterisk_devset.py --out "$DATA/devsets"
+  [[ -f $DATA/rirs.npz ]] || python tools/make_rir_bank.py --out "$DATA/rirs.npz" --count 200 --seed 0
+fi
+
+if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
+  echo "stage 1: dev manifests; the phase to train in"
+  for dev in "$corpus/dev-tts" "$DATA/devsets/dev-asterisk"; do
+    name=$(basename "$dev")
+    [[ -f $EXP/$name.jsonl ]] || speech-s2s prepare "$dev" --out "$EXP/$name.jsonl" --text "$EXP/$name.ref.txt" --files "$EXP/$name.files"
+  done
+  python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" > "$EXP/current-phase"
+fi
+phase=$(cat "$EXP/current-phase")
+
+if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
+  echo "stage 2: train $phase for $MINUTES minutes"
+  steps_before=$(python recipes/campaign/campaign.py steps "$phase")
+  echo "$steps_before" > "$phase/steps-before-run"
+  noise=()
+  [[ -d $MOH ]] && noise=(--noise-dir "$MOH")
+  started=$(date +%s)
+  # shellcheck disable=SC2086
+  speech-s2s train --train "$phase/train.jsonl" --dev "$EXP/dev-tts.jsonl" --exp "$phase" --init "$(cat "$phase/init.txt")" --resume \
+    --rir-bank "$DATA/rirs.npz" "${noise[@]}" --max-minutes "$MINUTES" --threads "$THREADS" $TRAIN_ARGS
+  echo $(( ($(date +%s) - started) / 60 )) > "$phase/minutes-of-run"
+fi
+
+if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
+  echo "stage 3: average the last $AVERAGE epoch snapshots"
+  mapfile -t snapshots < <(ls "$phase"/epoch*.safetensors 2>/dev/null | tail -n "$AVERAGE")
+  if [[ ${#snapshots[@]} -gt 0 ]]; then
+    speech-s2s average "${snapshots[@]}" --out "$phase/average.safetensors"
+  else
+    cp "$phase/last.safetensors" "$phase/average.safetensors"   # no epoch finished yet
+  fi
+fi
+
+if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
+  echo "stage 4: export (float16)"
+  speech-s2s export --model "$phase/average.safetensors" --out "$EXP/export.safetensors" --half
+fi
+
+score_model() {  # model, output json
+  local scores="{"
+  for name in dev-tts dev-asterisk; do
+    speech-s2s transcribe --file-list "$EXP/$name.files" --model "$1" --threads "$THREADS" --output "$2.$name.txt" --overwrite
+    scores+="\"$name\": $(speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$2.$name.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
+  done
+  echo "${scores%,}}" > "$2"
+}
+
+if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
+  echo "stage 5: score both dev sets; log the run"
+  [[ -f $EXP/bundled-scores.json ]] || score_model speech_s2s/assets/model.safetensors "$EXP/bundled-scores.json"
+  score_model "$EXP/export.safetensors" "$EXP/export-scores.json"
+  python recipes/campaign/campaign.py log "$EXP" "$phase" "$(cat "$phase/steps-before-run" 2>/dev/null || echo 0)" \
+    "$(cat "$phase/minutes-of-run" 2>/dev/null || echo 0)" "$EXP/export-scores.json" "$EXP/bundled-scores.json"
+fi
+
+if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
+  echo "stage 6: promote the export if it beats the bundled model on both dev sets"
+  if python recipes/campaign/campaign.py promote "$EXP/export-scores.json" "$EXP/bundled-scores.json"; then
+    cp "$EXP/export.safetensors" speech_s2s/assets/model.safetensors
+    cp "$EXP/export-scores.json" "$EXP/bundled-scores.json"   # the next comparison is against the new bundled model
+    echo "promoted: commit speech_s2s/assets/model.safetensors with $EXP/campaign.md's row"
+  fi
+fi
