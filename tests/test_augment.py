@@ -195,7 +195,7 @@ def test_resumed_augmented_run_ends_exactly_where_an_unbroken_run_ends(tmp_path,
     fit(unbroken, features, features, dataclasses.replace(config, max_steps=7), tmp_path / "a")
 
     broken, _ = _setup()
-    fit(broken, features, features, dataclasses.replace(config, max_steps=4), tmp_path / "b")
+    fit(broken, features, features, dataclasses.replace(config, max_steps=5), tmp_path / "b")  # stops mid-epoch
     resumed, _ = _setup(seed=123)
     state = fit(resumed, features, features, dataclasses.replace(config, max_steps=7), tmp_path / "b", resume=True)
 
