@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import soundfile
 from scipy import signal
 
@@ -112,17 +113,17 @@ def vtlp(x: np.ndarray, alpha: float, boundary: float = 4800.0, n_fft: int = 512
     if alpha == 1.0:
         return np.asarray(x, dtype=np.float32)
     _, _, spectrum = signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop)  # [K, T]
-    centre = np.arange(num_bins)[:, None]
-    advance = np.diff(np.angle(spectrum), axis=1, prepend=0.0) - 2 * np.pi * hop * centre / n_fft
-    deviation = np.angle(np.exp(1j * advance)) * n_fft / (2 * np.pi * hop)  # bins off centre, wrapped
-    frequency = (centre + deviation) * nyquist / (num_bins - 1)  # instantaneous frequency, Hz
     source = unwarp(np.linspace(0.0, nyquist, num_bins)) / nyquist * (num_bins - 1)  # fractional input bin
     low = np.minimum(source.astype(int), num_bins - 2)
-    weight = (source - low)[:, None]
-    magnitude = (1 - weight) * np.abs(spectrum[low]) + weight * np.abs(spectrum[low + 1])
-    warped = warp(np.where(weight < 0.5, frequency[low], frequency[low + 1]))
-    phase = np.cumsum(2 * np.pi * hop * warped / SAMPLE_RATE, axis=1)
-    _, y = signal.istft(magnitude * np.exp(1j * phase), nperseg=n_fft, noverlap=n_fft - hop)
+    weight = (source - low).astype(np.float32)[:, None]
+    magnitude = np.abs(spectrum)
+    magnitude = (1 - weight) * magnitude[low] + weight * magnitude[low + 1]
+    nearest = np.where(weight[:, 0] < 0.5, low, low + 1)
+    advance = np.diff(np.angle(spectrum[nearest]), axis=1, prepend=0.0) - (2 * np.pi * hop / n_fft) * nearest[:, None]
+    advance -= 2 * np.pi * np.round(advance / (2 * np.pi))  # wrapped deviation from the bin centre's advance
+    frequency = (nearest[:, None] + advance * (n_fft / (2 * np.pi * hop))) * (nyquist / (num_bins - 1))  # instantaneous, Hz
+    phase = np.cumsum(warp(frequency) * (2 * np.pi * hop / SAMPLE_RATE), axis=1)
+    _, y = signal.istft(magnitude * np.cos(phase) + 1j * (magnitude * np.sin(phase)), nperseg=n_fft, noverlap=n_fft - hop)
     return _fit_length(y, len(x))
 
 
@@ -140,11 +141,11 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- noise
 def coloured_noise(num_samples: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise whose power falls as f^0 (white), f^-1 (pink) or f^-2 (brown), unit RMS."""
-    spectrum = rng.standard_normal(num_samples // 2 + 1) + 1j * rng.standard_normal(num_samples // 2 + 1)
-    freqs = np.fft.rfftfreq(num_samples, 1 / SAMPLE_RATE)
-    spectrum *= np.maximum(freqs, 20.0) ** -COLOURS[colour]  # flat below 20 Hz: no DC drift
+    length = scipy.fft.next_fast_len(num_samples, real=True)  # a prime length would make the FFT slow
+    spectrum = rng.standard_normal(length // 2 + 1) + 1j * rng.standard_normal(length // 2 + 1)
+    spectrum *= np.maximum(np.fft.rfftfreq(length, 1 / SAMPLE_RATE), 20.0) ** -COLOURS[colour]  # flat below 20 Hz
     spectrum[0] = 0.0
-    noise = np.fft.irfft(spectrum, num_samples)
+    noise = scipy.fft.irfft(spectrum, length)[:num_samples]
     return (noise / np.sqrt(max(_energy(noise), EPS))).astype(np.float32)
 
 
