@@ -12,7 +12,7 @@ from speech_s2s.augment import (
     AugmentConfig, Augmenter, add_noise, babble, band_limit, biquad, clip, codec_round_trip, coloured_noise, equalise,
     load_rir_bank, mu_law, preset, reverberate, speed_perturb, telephone, vtlp,
 )
-from speech_s2s.augmented_data import AugmentedBatches, load_waveforms, prefetch
+from speech_s2s.augmented_data import AugmentedBatches, load_waveforms
 from speech_s2s.data import compute_features, feature_stats, read_librispeech
 from speech_s2s.model import Seq2Seq
 from speech_s2s.training import TrainConfig, fit
@@ -149,20 +149,6 @@ def test_augmenter_is_reproducible_from_its_generator_and_stays_in_range(sources
             assert np.isfinite(y).all() and np.abs(y).max() <= 1.0 and y.dtype == np.float32
         np.testing.assert_array_equal(outputs[0], augmenter(x, np.random.default_rng(0)))
         assert not np.array_equal(outputs[0], outputs[1])
-
-
-def test_prefetch_yields_in_order_stops_early_and_raises_worker_errors():
-    assert list(prefetch(iter(range(10)), 2)) == list(range(10))
-    items = prefetch(iter(range(1000)), 2)
-    assert next(items) == 0
-    items.close()
-
-    def failing():
-        yield 1
-        raise RuntimeError("bad batch")
-
-    with pytest.raises(RuntimeError, match="bad batch"):
-        list(prefetch(failing(), 2))
 
 
 def _setup(seed=0):
