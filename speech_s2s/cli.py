@@ -217,6 +217,10 @@ def _add_train(sub) -> None:
     p.add_argument("--freq-mask-width", type=int, default=SpecAugmentConfig().freq_width, help="widest frequency mask, in mel bins")
     p.add_argument("--time-masks", type=int, default=SpecAugmentConfig().time_masks, help="SpecAugment time masks per utterance")
     p.add_argument("--time-mask-width", type=int, default=SpecAugmentConfig().time_width, help="widest time mask, in frames")
+    p.add_argument("--augment", nargs="?", const="medium", choices=["light", "medium", "strong"],
+                   help="augment the training audio on the fly (speed, VTLP, rooms, noise, channel, codecs) at this strength (default medium)")
+    p.add_argument("--noise-dir", action="append", default=[], help="with --augment: directory of noise/music audio files to mix in (repeatable)")
+    p.add_argument("--rir-bank", help="with --augment: room impulse responses (.npz from tools/make_rir_bank.py)")
     p.add_argument("--curriculum-epochs", type=int, default=d.curriculum_epochs)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes (resume later)")
@@ -232,6 +236,14 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int)
     p.set_defaults(run=_run_train)
+
+
+def _augment_config(args):
+    if not args.augment:
+        return None
+    from speech_s2s.augment import preset
+
+    return preset(args.augment, noise_dirs=tuple(str(Path(d).resolve()) for d in args.noise_dir), rir_bank=args.rir_bank and str(Path(args.rir_bank).resolve()))
 
 
 MODEL_CONFIG = "model_config.json"  # in the experiment directory: the shape --resume rebuilds
@@ -281,6 +293,10 @@ def _run_train(args) -> int:
     from speech_s2s.training import TrainConfig, fit
 
     exp = Path(args.exp)
+    if (args.noise_dir or args.rir_bank) and not args.augment:
+        return _fail("--noise-dir and --rir-bank need --augment")
+    for missing in [d for d in args.noise_dir if not Path(d).is_dir()] + [f for f in [args.rir_bank] if f and not Path(f).is_file()]:
+        return _fail(f"{missing}: no such {'file' if missing == args.rir_bank else 'directory'}")
     if args.init and (args.config or args.encoder_hidden or args.encoder_layers or args.decoder_hidden):
         return _fail("--init takes the model's shape from MODEL; drop --config/--encoder-*/--decoder-*")
     try:
@@ -317,6 +333,7 @@ def _run_train(args) -> int:
         max_minutes=args.max_minutes, dev_max_utterances=args.dev_max_utterances, device=args.device,
         chunk_sizes=tuple(args.chunk_sizes), chunk_right_contexts=tuple(args.chunk_right_contexts),
         full_context_probability=args.full_context_probability,
+        augment=_augment_config(args),
     )
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600

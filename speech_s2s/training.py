@@ -18,9 +18,10 @@ import jiwer
 import torch
 from tqdm import tqdm
 
+from speech_s2s.augment import AugmentConfig
 from speech_s2s.data import FeatureSet, collate, make_batches
 from speech_s2s.encoder import ChunkConfig
-from speech_s2s.features import SpecAugmentConfig, spec_augment
+from speech_s2s.features import LogMel, SpecAugmentConfig, spec_augment
 from speech_s2s.model import Seq2Seq, save_model
 from speech_s2s.plots import plot_attention, plot_learning_curve
 from speech_s2s.search import DecodingOptions, decode
@@ -45,6 +46,7 @@ class TrainConfig:
     ctc_only_steps: int = 0  # CTC-only warm start: the encoder learns to listen before attention must align
     sampling_probability: float = 0.0  # scheduled sampling
     spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig | None = None  # waveform augmentation: batches made from audio, not cached features
     curriculum_epochs: int = 1  # epochs whose batches run shortest first
     checkpoint_every: int = 200  # updates
     log_every: int = 20
@@ -168,7 +170,8 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
         state = TrainingState()
     (directory / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     started = time.monotonic()
-    frames = train.num_frames()
+    frames = train.num_frames()  # clean lengths, so augmentation never changes the batches
+    augmented = _augmented_batches(model, train, config)
     running_loss, running_count = 0.0, 0
 
     def out_of_budget() -> bool:
@@ -179,8 +182,12 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
     while state.epoch < config.epochs and not out_of_budget():
         batches = make_batches(frames, config.max_frames, config.seed, state.epoch, shuffle=state.epoch >= config.curriculum_epochs)
         progress = tqdm(total=len(batches), initial=state.batch_in_epoch, desc=f"epoch {state.epoch + 1}", unit="batch", leave=False)
+        if augmented is None:
+            batch_source = (collate(train, indices) for indices in batches[state.batch_in_epoch :])
+        else:
+            batch_source = augmented.iterate(batches, state.epoch, state.batch_in_epoch)
         while state.batch_in_epoch < len(batches) and not out_of_budget():
-            feats, lengths, targets, target_lengths = (t.to(config.device) for t in collate(train, batches[state.batch_in_epoch]))
+            feats, lengths, targets, target_lengths = (t.to(config.device) for t in next(batch_source))
             encoded_input = model.normalizer(feats, lengths)
             if config.spec_augment is not None:
                 encoded_input = spec_augment(encoded_input, lengths, config.spec_augment, augment_rng)
@@ -206,6 +213,7 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
             if state.step % config.checkpoint_every == 0:
                 save_checkpoint(directory, model, optimizer, state, augment_rng)
         progress.close()
+        batch_source.close()
         if state.batch_in_epoch >= len(batches):
             state.epoch += 1
             state.batch_in_epoch = 0
@@ -213,6 +221,15 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
             save_checkpoint(directory, model, optimizer, state, augment_rng)
     save_checkpoint(directory, model, optimizer, state, augment_rng)
     return state
+
+
+def _augmented_batches(model: Seq2Seq, train: FeatureSet, config: TrainConfig):
+    """With config.augment: the training audio in memory, ready to be augmented batch by batch."""
+    if config.augment is None:
+        return None
+    from speech_s2s.augmented_data import AugmentedBatches, load_waveforms
+
+    return AugmentedBatches(load_waveforms(train.utterances), train.targets, LogMel(model.config.features), config.augment, config.seed)
 
 
 def _validate(model: Seq2Seq, dev: FeatureSet, config: TrainConfig, directory: Path, state: TrainingState) -> None:

@@ -105,6 +105,23 @@ def test_train_init_starts_from_the_given_model_and_rejects_a_second_shape(tmp_p
     assert "--init takes the model's shape from MODEL" in capsys.readouterr().err
 
 
+def test_train_augment_records_its_config_and_rejects_missing_sources(tmp_path, capsys):
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    shutil.copy(MINI_CORPUS / "900" / "1" / "900-1-0002.flac", noise / "n.flac")
+    exp = tmp_path / "exp"
+    args = ["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
+            "--encoder-layers", "3", "--decoder-hidden", "64", "--max-frames", "400", "--threads", "1", "--dev-max-utterances", "1"]
+    assert main(args + ["--max-steps", "1", "--augment", "strong", "--noise-dir", str(noise)]) == 0
+    augment = json.loads((exp / "train_config.json").read_text())["augment"]
+    assert augment["noise_dirs"] == [str(noise.resolve())] and augment["noise_prob"] == 0.7 and augment["rir_bank"] is None
+    capsys.readouterr()
+    assert main(args + ["--max-steps", "1", "--rir-bank", str(tmp_path / "none.npz")]) == 1
+    assert main(args + ["--max-steps", "1", "--augment", "--rir-bank", str(tmp_path / "none.npz")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "speech-s2s: error: --noise-dir and --rir-bank need --augment", f"speech-s2s: error: {tmp_path / 'none.npz'}: no such file"]
+
+
 def test_every_epoch_leaves_a_snapshot_that_average_combines(tmp_path, capsys):
     exp = tmp_path / "exp"
     assert main(["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",

@@ -41,6 +41,8 @@ def memory_mib(pid: int) -> tuple[float, float]:
 
 def run_sampled(arguments: list[str], first_line_of: Path | None = None) -> dict:
     """Run speech-s2s, sampling its memory; note when `first_line_of` first holds a full line."""
+    if first_line_of is not None:
+        first_line_of.unlink(missing_ok=True)  # a previous run's output must not count as this one's first line
     started = time.monotonic()
     process = subprocess.Popen(CLI + arguments, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
