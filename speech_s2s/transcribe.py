@@ -158,13 +158,13 @@ class Recognizer:
         return self._segments(blocks), info
 
     def _segments(self, blocks: Iterable[np.ndarray]) -> Iterator[Segment]:
-        window = self.options.batch_size * self.options.read_ahead
+        window = self.options.batch_size  # the first results come after one batch, later ones in bigger windows
         pending: list[AudioSegment] = []
         for segment in self.segments_of(blocks):
             pending.append(segment)
             if len(pending) >= window:
                 yield from self.decode_segments(pending)
-                pending = []
+                pending, window = [], self.options.batch_size * self.options.read_ahead
         if pending:
             yield from self.decode_segments(pending)
 
@@ -172,7 +172,7 @@ class Recognizer:
     def transcribe_files(self, inputs: Iterable[InputFile]) -> Iterator[FileTranscript | FailedFile]:
         """One FileTranscript (or FailedFile) per input, in input order, each as soon as it and
         every earlier input are done. Segments of neighbouring files share batches."""
-        window = self.options.batch_size * self.options.read_ahead
+        window = self.options.batch_size  # the first results come after one batch, later ones in bigger windows
         pending: deque[_Pending] = deque()
         queue: list[tuple[_Pending, int, AudioSegment]] = []
         for item in inputs:
@@ -184,7 +184,7 @@ class Recognizer:
                     state.segments += 1
                     if len(queue) >= window:
                         self._decode_queue(queue)
-                        queue = []
+                        queue, window = [], self.options.batch_size * self.options.read_ahead
                         yield from _ready(pending)
                 state.read = True
             except AudioError as error:
