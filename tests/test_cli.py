@@ -278,3 +278,13 @@ def test_prepare_can_keep_the_valid_part_of_a_corpus_being_made(tmp_path, capsys
     assert main(["prepare", str(corpus), "--out", str(tmp_path / "m.jsonl"), "--skip-invalid"]) == 0
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 4
     assert "warning: skipped: " in capsys.readouterr().err
+
+
+def test_an_lm_that_spells_with_other_tokens_is_refused(tmp_path, capsys):
+    from speech_s2s.lm import CharLM, CharLMConfig, save_lm
+    from speech_s2s.text import Vocabulary
+
+    lm = tmp_path / "dash.safetensors"
+    save_lm(CharLM(CharLMConfig(vocabulary=Vocabulary().tokens + ("-",), embedding_size=8, hidden_size=16, num_layers=1)), lm)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "2", "--lm", str(lm)]) == 1
+    _one_line_error(capsys, f"{lm}: vocabulary differs from the model's")
