@@ -1,4 +1,10 @@
-"""`speech-s2s` command line: transcribe, train, score, prepare, train-lm, export, average. Thin: parsing and printing only."""
+"""`speech-s2s` command line: transcribe, train, score, prepare, train-lm, export, average. Thin: parsing and printing only.
+
+Start-up is kept quick: building the parser imports nothing heavy, so `--help`, usage errors, `score` and
+`prepare` never load torch (tests/test_cli.py checks it). Each subcommand imports what it needs when it
+runs, and options whose defaults live in torch-importing modules default to None here; the config
+dataclass's own default applies then (`_given`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-
-import torch
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -188,11 +192,12 @@ def _run_transcribe(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def _add_train(sub) -> None:
-    from speech_s2s.features import SpecAugmentConfig
-    from speech_s2s.training import TrainConfig
+def _given(**options) -> dict:
+    """The options given on the command line (not None): what overrides a config dataclass's defaults."""
+    return {name: value for name, value in options.items() if value is not None}
 
-    d = TrainConfig()
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on LibriSpeech-layout corpora or manifests")
     p.add_argument("--train", nargs="+", required=True, help="training corpora: LibriSpeech split directories or .jsonl manifests")
     p.add_argument("--dev", required=True, help="dev corpus (directory or manifest)")
@@ -204,36 +209,36 @@ def _add_train(sub) -> None:
     p.add_argument("--encoder-layers", type=int)
     p.add_argument("--decoder-hidden", type=int)
     p.add_argument("--ctc-weight", type=float, help="CTC share of the joint loss")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--max-frames", type=int, default=d.max_frames, help="padded frames per batch")
-    p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--decay", choices=["inverse_sqrt", "constant"], default=d.decay)
-    p.add_argument("--ctc-only-steps", type=int, default=d.ctc_only_steps)
-    p.add_argument("--sampling-probability", type=float, default=d.sampling_probability)
+    p.add_argument("--epochs", type=int, help="default 30")
+    p.add_argument("--max-frames", type=int, help="padded frames per batch (default 5000)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--warmup-steps", type=int, help="default 500")
+    p.add_argument("--decay", choices=["inverse_sqrt", "constant"], help="after warm-up (default inverse_sqrt)")
+    p.add_argument("--ctc-only-steps", type=int, help="default 0")
+    p.add_argument("--sampling-probability", type=float, help="scheduled sampling (default 0)")
     p.add_argument("--no-spec-augment", action="store_true")
     p.add_argument("--time-warp", type=int, default=0, help="SpecAugment time warp in frames (0 = off)")
-    p.add_argument("--freq-masks", type=int, default=SpecAugmentConfig().freq_masks, help="SpecAugment frequency masks per utterance")
-    p.add_argument("--freq-mask-width", type=int, default=SpecAugmentConfig().freq_width, help="widest frequency mask, in mel bins")
-    p.add_argument("--time-masks", type=int, default=SpecAugmentConfig().time_masks, help="SpecAugment time masks per utterance")
-    p.add_argument("--time-mask-width", type=int, default=SpecAugmentConfig().time_width, help="widest time mask, in frames")
+    p.add_argument("--freq-masks", type=int, help="SpecAugment frequency masks per utterance (default 2)")
+    p.add_argument("--freq-mask-width", type=int, help="widest frequency mask, in mel bins (default 27)")
+    p.add_argument("--time-masks", type=int, help="SpecAugment time masks per utterance (default 2)")
+    p.add_argument("--time-mask-width", type=int, help="widest time mask, in frames (default 40)")
     p.add_argument("--augment", nargs="?", const="medium", choices=["light", "medium", "strong"],
                    help="augment the training audio on the fly (speed, VTLP, rooms, noise, channel, codecs) at this strength (default medium)")
     p.add_argument("--noise-dir", action="append", default=[], help="with --augment: directory of noise/music audio files to mix in (repeatable)")
     p.add_argument("--rir-bank", help="with --augment: room impulse responses (.npz from tools/make_rir_bank.py)")
-    p.add_argument("--curriculum-epochs", type=int, default=d.curriculum_epochs)
+    p.add_argument("--curriculum-epochs", type=int, help="epochs whose batches run shortest first (default 1)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes (resume later)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--dev-max-utterances", type=int, default=d.dev_max_utterances)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--chunk-sizes", type=int, nargs="+", default=list(d.chunk_sizes), metavar="FRAMES",
+    p.add_argument("--checkpoint-every", type=int, help="updates (default 200)")
+    p.add_argument("--dev-max-utterances", type=int, help="default 200")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[], metavar="FRAMES",
                    help="dynamic chunk training: chunk sizes to draw from, in input frames (multiples of 8); default: full context only")
-    p.add_argument("--chunk-right-contexts", type=int, nargs="+", default=list(d.chunk_right_contexts), metavar="FRAMES",
+    p.add_argument("--chunk-right-contexts", type=int, nargs="+", default=[0], metavar="FRAMES",
                    help="right context sizes to draw from with --chunk-sizes, in input frames (default 0)")
-    p.add_argument("--full-context-probability", type=float, default=d.full_context_probability,
-                   help="with --chunk-sizes, the share of batches that still see full context (default %(default)s)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--full-context-probability", type=float,
+                   help="with --chunk-sizes, the share of batches that still see full context (default 0.5)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int)
     p.set_defaults(run=_run_train)
 
@@ -286,6 +291,8 @@ def _initial_model(args, exp: Path):
 
 
 def _run_train(args) -> int:
+    import torch
+
     from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
     from speech_s2s.encoder import ChunkConfig
     from speech_s2s.features import SpecAugmentConfig
@@ -323,17 +330,20 @@ def _run_train(args) -> int:
     if not args.init:  # a model we start from keeps its statistics: its weights were learnt on them
         model.normalizer.set_stats(*feature_stats(train.features))
     config = TrainConfig(
-        epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
-        seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
-        spec_augment=None if args.no_spec_augment else SpecAugmentConfig(
+        spec_augment=None if args.no_spec_augment else SpecAugmentConfig(**_given(
             freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks,
             time_width=args.time_mask_width, time_warp=args.time_warp,
-        ),
-        curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
-        max_minutes=args.max_minutes, dev_max_utterances=args.dev_max_utterances, device=args.device,
+        )),
+        max_steps=args.max_steps, max_minutes=args.max_minutes,
+        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         chunk_sizes=tuple(args.chunk_sizes), chunk_right_contexts=tuple(args.chunk_right_contexts),
-        full_context_probability=args.full_context_probability,
         augment=_augment_config(args),
+        **_given(
+            epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
+            seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
+            curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every,
+            dev_max_utterances=args.dev_max_utterances, full_context_probability=args.full_context_probability,
+        ),
     )
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
@@ -359,7 +369,7 @@ def _run_score(args) -> int:
 
     try:
         if Path(args.ref).is_dir():
-            from speech_s2s.data import CorpusError, read_librispeech
+            from speech_s2s.corpus import CorpusError, read_librispeech
 
             try:
                 references = {u.id: u.text for u in read_librispeech(args.ref)}
@@ -401,7 +411,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args) -> int:
-    from speech_s2s.data import CorpusError, read_librispeech, write_manifest
+    from speech_s2s.corpus import CorpusError, read_librispeech, write_manifest
 
     problems: list[str] | None = [] if args.skip_invalid else None
     try:
@@ -425,16 +435,14 @@ def _run_prepare(args) -> int:
 
 
 def _add_train_lm(sub) -> None:
-    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig
-
     p = sub.add_parser("train-lm", help="train a character LSTM LM for shallow fusion")
     p.add_argument("--text", nargs="+", required=True, help="text files (one sentence per line; a leading 'utt-id' is stripped with --kaldi) or corpora")
     p.add_argument("--kaldi", action="store_true", help="lines are 'utt-id TEXT'")
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=CharLMTrainConfig().steps)
-    p.add_argument("--batch-size", type=int, default=CharLMTrainConfig().batch_size)
-    p.add_argument("--hidden", type=int, default=CharLMConfig().hidden_size)
-    p.add_argument("--layers", type=int, default=CharLMConfig().num_layers)
+    p.add_argument("--steps", type=int, help="updates (default 3000)")
+    p.add_argument("--batch-size", type=int, help="sentences per update (default 64)")
+    p.add_argument("--hidden", type=int, help="LSTM units (default 512)")
+    p.add_argument("--layers", type=int, help="LSTM layers (default 2)")
     p.add_argument("--threads", type=int)
     p.set_defaults(run=_run_train_lm)
 
@@ -453,8 +461,8 @@ def _run_train_lm(args) -> int:
                 return _fail(f"{name}:{number}: {error}")
             if text.strip():
                 sentences.append(text)
-    config = CharLMConfig(hidden_size=args.hidden, num_layers=args.layers)
-    model = train_char_lm(sentences, config, CharLMTrainConfig(steps=args.steps, batch_size=args.batch_size))
+    config = CharLMConfig(**_given(hidden_size=args.hidden, num_layers=args.layers))
+    model = train_char_lm(sentences, config, CharLMTrainConfig(**_given(steps=args.steps, batch_size=args.batch_size)))
     save_lm(model, args.out)
     print(f"{args.out}: character LM trained on {len(sentences)} sentences")
     return 0

@@ -288,3 +288,73 @@ def test_an_lm_that_spells_with_other_tokens_is_refused(tmp_path, capsys):
     save_lm(CharLM(CharLMConfig(vocabulary=Vocabulary().tokens + ("-",), embedding_size=8, hidden_size=16, num_layers=1)), lm)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "2", "--lm", str(lm)]) == 1
     _one_line_error(capsys, f"{lm}: vocabulary differs from the model's")
+
+
+# ---------------------------------------------------------------------------------------------- start-up
+def _torch_free_run(argv: list[str], cwd) -> tuple[int, str]:
+    """Run cli.main(argv) in a fresh interpreter; -> (exit status, what it printed), failing if torch was loaded."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\nfrom speech_s2s.cli import main\n"
+        "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as stop:\n    status = stop.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n"
+    )
+    import os
+
+    import speech_s2s
+
+    root = str(Path(speech_s2s.__file__).parent.parent)  # this checkout, not whichever one pip installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+    assert "torch was imported" not in done.stderr, f"{argv}: {done.stderr}"
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_help_usage_errors_score_and_prepare_never_import_torch(tmp_path):
+    from speech_s2s.cli import build_parser
+
+    (tmp_path / "ref.txt").write_text("u1 a b c\nu2 d e\n")
+    (tmp_path / "hyp.txt").write_text("u1 a b x\nu2 d e\n")
+    commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
+    runs = [["--help"], ["no-such-command"], ["score", "--ref", "ref.txt", "--hyp", "hyp.txt"],
+            ["prepare", str(MINI_CORPUS), "--out", "mini.jsonl"]]
+    runs += [[command, "--help"] for command in commands] + [[command, "--no-such-option"] for command in commands]
+    for argv in runs:
+        status, output = _torch_free_run(argv, tmp_path)
+        expected = 2 if "--no-such-option" in argv or "no-such-command" in argv else 0
+        assert status == expected, (argv, output)
+    assert "%WER 20.00 " in _torch_free_run(["score", "--ref", "ref.txt", "--hyp", "hyp.txt"], tmp_path)[1]
+
+
+def test_train_defaults_in_help_are_the_config_defaults():
+    """train/train-lm options default to None (their config classes import torch); the help states the real default."""
+    import re
+
+    from speech_s2s.cli import build_parser
+    from speech_s2s.features import SpecAugmentConfig
+    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig
+    from speech_s2s.training import TrainConfig
+
+    fields = {
+        "train": {"epochs": (TrainConfig, "epochs"), "max_frames": (TrainConfig, "max_frames"), "lr": (TrainConfig, "learning_rate"),
+                  "warmup_steps": (TrainConfig, "warmup_steps"), "decay": (TrainConfig, "decay"),
+                  "ctc_only_steps": (TrainConfig, "ctc_only_steps"), "sampling_probability": (TrainConfig, "sampling_probability"),
+                  "freq_masks": (SpecAugmentConfig, "freq_masks"), "freq_mask_width": (SpecAugmentConfig, "freq_width"),
+                  "time_masks": (SpecAugmentConfig, "time_masks"), "time_mask_width": (SpecAugmentConfig, "time_width"),
+                  "curriculum_epochs": (TrainConfig, "curriculum_epochs"), "checkpoint_every": (TrainConfig, "checkpoint_every"),
+                  "dev_max_utterances": (TrainConfig, "dev_max_utterances"), "seed": (TrainConfig, "seed"),
+                  "full_context_probability": (TrainConfig, "full_context_probability")},
+        "train-lm": {"steps": (CharLMTrainConfig, "steps"), "batch_size": (CharLMTrainConfig, "batch_size"),
+                     "hidden": (CharLMConfig, "hidden_size"), "layers": (CharLMConfig, "num_layers")},
+    }
+    parser = build_parser()
+    commands = [action for action in parser._subparsers._group_actions if action.choices][0].choices
+    for command, wanted in fields.items():
+        actions = {action.dest: action for action in commands[command]._actions}
+        for dest, (config, name) in wanted.items():
+            stated = re.search(r"default (\S+?)\)?$", actions[dest].help).group(1)
+            assert actions[dest].default is None and type(getattr(config(), name))(stated) == getattr(config(), name), (command, dest)
+    assert (TrainConfig().chunk_sizes, TrainConfig().chunk_right_contexts) == (tuple(commands["train"].get_default("chunk_sizes")), tuple(commands["train"].get_default("chunk_right_contexts")))

@@ -1,0 +1,138 @@
+"""Corpora in the LibriSpeech layout and JSONL manifests: reading and validating them, no torch.
+
+Layout read: <split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac beside
+<speaker>-<chapter>.trans.txt, whose lines are "<utterance-id> TRANSCRIPT".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile
+from tqdm import tqdm
+
+from speech_s2s.text import TranscriptError, Vocabulary
+
+AUDIO_SUFFIXES = (".flac", ".wav")
+
+
+class CorpusError(ValueError):
+    """A corpus file is missing or malformed; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: str  # path to the audio file
+    text: str  # transcript as written in the corpus
+    duration: float  # seconds
+    speaker: str
+
+
+def _find_audio(directory: Path, utterance_id: str) -> Path | None:
+    for suffix in AUDIO_SUFFIXES:
+        candidate = directory / f"{utterance_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_transcript_file(path: Path, vocabulary: Vocabulary, problems: list[str]) -> list[Utterance]:
+    speaker, chapter = path.parent.parent.name, path.parent.name
+    prefix = f"{speaker}-{chapter}-"
+    utterances = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        problems.append(f"{path}: not UTF-8 text ({error.reason})")
+        return []
+    for number, line in enumerate(lines, start=1):
+        where = f"{path}:{number}"
+        if not line.strip():
+            problems.append(f"{where}: empty line")
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            problems.append(f"{where}: expected '<utterance-id> TRANSCRIPT', got {line.strip()!r}")
+            continue
+        utterance_id, text = parts
+        if not utterance_id.startswith(prefix):
+            problems.append(f"{where}: utterance id {utterance_id!r} does not start with {prefix!r}")
+            continue
+        try:
+            vocabulary.encode(text)
+        except TranscriptError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        audio = _find_audio(path.parent, utterance_id)
+        if audio is None:
+            problems.append(f"{where}: audio file {utterance_id}.flac is missing")
+            continue
+        try:
+            info = soundfile.info(str(audio))
+        except Exception as error:
+            problems.append(f"{audio}: unreadable audio ({str(error).splitlines()[0]})")
+            continue
+        utterances.append(Utterance(utterance_id, str(audio), text.strip(), info.frames / info.samplerate, speaker))
+    return utterances
+
+
+def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary(), problems: list[str] | None = None) -> list[Utterance]:
+    """Every utterance under `root` (one split, e.g. LibriSpeech/train-clean-100), sorted by id.
+
+    Raises CorpusError on the first problem found (with a count of the others): a malformed or
+    empty transcript line, characters the vocabulary cannot spell, a missing audio file, or
+    an audio file no transcript mentions. Given a `problems` list instead, it appends every
+    problem there and returns the valid utterances (a corpus still being made, or a damaged one).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CorpusError(f"{root}: no such corpus directory")
+    transcript_files = sorted(root.glob("*/*/*.trans.txt"))
+    if not transcript_files:
+        raise CorpusError(f"{root}: no <speaker>/<chapter>/*.trans.txt files (is this a LibriSpeech split?)")
+    tolerant = problems is not None
+    problems = problems if tolerant else []
+    utterances: list[Utterance] = []
+    for path in tqdm(transcript_files, desc=f"reading {root.name}", unit="chapter", leave=False):
+        utterances.extend(_read_transcript_file(path, vocabulary, problems))
+    transcribed = {Path(u.audio) for u in utterances}
+    for suffix in AUDIO_SUFFIXES:
+        for audio in sorted(root.glob(f"*/*/*{suffix}")):
+            if audio not in transcribed and not any(audio.stem in p for p in problems):
+                problems.append(f"{audio}: no transcript line for this audio file")
+    if problems and not tolerant:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise CorpusError(problems[0] + more)
+    return sorted(utterances, key=lambda u: u.id)
+
+
+def write_manifest(utterances: list[Utterance], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        for utterance in utterances:
+            handle.write(json.dumps(dataclasses.asdict(utterance)) + "\n")
+    os.replace(temporary, path)
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    utterances = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                utterances.append(Utterance(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as error:
+                raise CorpusError(f"{path}:{number}: not a manifest line ({error})") from None
+    return utterances
+
+
+def load_corpus(source: str | Path, vocabulary: Vocabulary = Vocabulary()) -> list[Utterance]:
+    """A manifest (.jsonl) or a LibriSpeech-layout directory."""
+    source = Path(source)
+    return read_manifest(source) if source.suffix == ".jsonl" else read_librispeech(source, vocabulary)
