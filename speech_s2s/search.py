@@ -39,6 +39,10 @@ class DecodingOptions:
     # Greedy output that stops short of the CTC lower bound is decoded again by joint CTC/attention
     # beam search of this width, which holds <eos> back (forcing attention alone on only loops).
     fallback_beam_size: int = 4
+    # Beam search computes CTC prefix scores only for this many tokens per hypothesis: <eos> and the
+    # best others by attention (+ LM) score, as ESPnet's pre-beam. None = 2 x beam_size; the
+    # vocabulary size (or more) scores every token.
+    ctc_candidates: int | None = None
     chunk: ChunkConfig | None = None  # encode in latency-controlled chunks, as a live decoder would; None = full context
 
 
@@ -172,6 +176,175 @@ class CTCPrefixScorer:
         return new_r_n, new_r_b, psi
 
 
+class BatchCTCPrefixScorer:
+    """CTC prefix scores as `CTCPrefixScorer`, for the hypotheses of many utterances at once, each
+    extended only by a few candidate tokens. N rows (hypotheses), C candidates per row.
+
+    Frames past an utterance's length are padded with log-probability 0, so the time recursions
+    (which only look back) stay finite, and are left out of the prefix scores.
+    """
+
+    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor):
+        """log_probs [B, T, V] and frame counts [B]."""
+        self.lengths = lengths.to(log_probs.device)
+        real = torch.arange(log_probs.shape[1], device=log_probs.device)[None, :] < self.lengths[:, None]  # [B, T]
+        self.x = log_probs.double().masked_fill(~real[..., None], 0.0).transpose(1, 2).contiguous()  # [B, V, T]
+        self.real = real
+        self.cum_x = self.x.cumsum(2)  # [B, V, T]
+
+    def initial(self, utterance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r_n, r_b) [N, T] of the empty prefix for rows of these utterances [N]."""
+        r_b = self.cum_x[utterance, BLANK_ID]
+        return torch.full_like(r_b, NEG_INF), r_b
+
+    def extend(self, utterance: torch.Tensor, r_n: torch.Tensor, r_b: torch.Tensor, last_tokens: torch.Tensor,
+               empty: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows of utterance [N] with (r_n, r_b [N, T], last token [N], empty [N]) extended by candidates [N, C]:
+        new (r_n, r_b) [N, C, T] and prefix scores psi [N, C]; a candidate <eos> gets the full score."""
+        n, steps = r_n.shape
+        rows = utterance[:, None]
+        x = self.x[rows, candidates]  # [N, C, T]
+        cum_x = self.cum_x[rows, candidates]
+        cum_blank = self.cum_x[utterance, BLANK_ID][:, None, :]  # [N, 1, T]
+        phi = torch.where((candidates == last_tokens[:, None])[..., None], r_b[:, None, :], torch.logaddexp(r_n, r_b)[:, None, :])
+        start = torch.where(empty[:, None], x[..., 0], torch.full_like(x[..., 0], NEG_INF))  # [N, C]
+        no_frame = torch.full((n, candidates.shape[1], 1), NEG_INF, dtype=phi.dtype, device=phi.device)
+        shifted = torch.cat([no_frame, torch.logcumsumexp(phi - cum_x, dim=2)[..., :-1]], dim=2)
+        new_r_n = torch.logaddexp((start - cum_x[..., 0])[..., None], shifted) + cum_x
+        new_r_b = torch.cat([no_frame, torch.logcumsumexp(new_r_n - cum_blank, dim=2)[..., :-1]], dim=2) + cum_blank
+        real = self.real[utterance][:, None, 1:]  # [N, 1, T-1]
+        terms = (phi[..., :-1] + x[..., 1:]).masked_fill(~real, NEG_INF)
+        psi = torch.logsumexp(torch.cat([start[..., None], terms], dim=2), dim=2)
+        last = (self.lengths[utterance] - 1)[:, None]
+        full = torch.logaddexp(r_n.gather(1, last), r_b.gather(1, last))  # [N, 1]
+        psi = torch.where(candidates == EOS_ID, full, psi)
+        psi = psi.masked_fill(candidates == BLANK_ID, NEG_INF)
+        return new_r_n, new_r_b, psi
+
+
+@torch.no_grad()
+def beam_search_batch(
+    model: Seq2Seq,
+    memory: Memory,
+    ctc_log_probs: torch.Tensor,
+    ctc_lengths: torch.Tensor,
+    options: DecodingOptions,
+    lm: LanguageModel | None = None,
+) -> list[list[Hypothesis]]:
+    """Joint CTC/attention beam search for a batch of utterances at once: one decoder step per output
+    token for all B x beam hypotheses (rows b * beam + k), one top-k per utterance over its beam x C
+    candidate scores. The same search as `beam_search_one` (same end-of-sentence rules, same pruning);
+    with `ctc_candidates` at least the vocabulary size, the same results. memory has batch B, ctc_log_probs is [B, T, V] with
+    frame counts ctc_lengths [B]. Returns each utterance's finished hypotheses, best first."""
+    beam, vocab = options.beam_size, ctc_log_probs.shape[2]
+    batch = ctc_log_probs.shape[0]
+    device = ctc_log_probs.device
+    use_ctc = options.ctc_weight > 0
+    use_lm = lm is not None and options.lm_weight > 0
+    wanted = (options.ctc_candidates or 2 * beam) if use_ctc else vocab
+    others = min(max(1, wanted - 1), vocab - 2)  # candidates besides <eos>, never the blank
+    lengths = [int(n) for n in ctc_lengths]
+    ctc_tokens = [ctc_greedy_length(ctc_log_probs[b, : lengths[b]]) for b in range(batch)]
+    max_len = torch.tensor([max_output_tokens(lengths[b], ctc_tokens[b], options) for b in range(batch)])
+    min_len = torch.minimum(torch.tensor([min_output_tokens(n, options) for n in ctc_tokens]), max_len)
+    rows = batch * beam
+    utterance = torch.arange(batch, device=device).repeat_interleave(beam)  # [B*K]: each row's utterance
+    memory = memory.select(utterance)
+    state: DecoderState = model.decoder.initial_state(memory)
+    ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
+    r_n, r_b = ctc.initial(utterance) if ctc else (None, None)
+    lm_state = lm.initial_state(rows) if use_lm else None
+    # Live hypotheses: slot 0 of each utterance starts with the empty prefix; dead slots score -inf.
+    alive = torch.zeros(batch, beam, dtype=torch.bool)
+    alive[:, 0] = True
+    attention_score = torch.zeros(rows, dtype=torch.float64)
+    lm_score = torch.zeros(rows, dtype=torch.float64)
+    history = torch.zeros(rows, 0, dtype=torch.long)  # [B*K, step] tokens of each live hypothesis
+    last = torch.full((rows,), EOS_ID, dtype=torch.long)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    best_finished = torch.full((batch,), NEG_INF, dtype=torch.float64)
+    count_finished = torch.zeros(batch, dtype=torch.long)
+
+    for step in range(int(max_len.max()) + 1):
+        logits, state = model.decoder.step(last, state, memory)
+        attention_total = attention_score[:, None] + torch.log_softmax(logits, dim=-1).double()  # [B*K, V]
+        fused = attention_total
+        if use_lm:
+            lm_lp, lm_state_next = lm.step(last, lm_state)
+            lm_total = lm_score[:, None] + lm_lp.double()
+            fused = attention_total + options.lm_weight * lm_total
+        # Candidates: <eos> first, then the best other tokens by the attention (+ LM) score.
+        preselect = fused.clone()
+        preselect[:, BLANK_ID] = NEG_INF
+        preselect[:, EOS_ID] = NEG_INF
+        candidates = torch.cat([torch.full((rows, 1), EOS_ID, dtype=torch.long), preselect.topk(others, dim=1).indices], dim=1)  # [B*K, C]
+        if ctc:
+            joint = (1 - options.ctc_weight) * attention_total.gather(1, candidates)
+            if use_lm:
+                joint = joint + options.lm_weight * lm_total.gather(1, candidates)
+            new_r_n, new_r_b, psi = ctc.extend(utterance, r_n, r_b, last, torch.full((rows,), step == 0), candidates)
+            joint = joint + options.ctc_weight * psi
+        else:
+            joint = fused.gather(1, candidates)
+        joint = joint + options.length_bonus * (step + 1)
+        too_short = (step < min_len).repeat_interleave(beam)[:, None] & (candidates == EOS_ID)
+        too_long = (step >= max_len).repeat_interleave(beam)[:, None] & (candidates != EOS_ID)
+        joint = joint.masked_fill(too_short | too_long | ~alive.reshape(rows, 1), NEG_INF)
+        width = candidates.shape[1]
+        top_scores, top_flat = joint.reshape(batch, beam * width).topk(min(2 * beam, beam * width), dim=1)  # [B, 2K]
+        top_rows = torch.arange(batch)[:, None] * beam + top_flat // width  # [B, 2K] rows of B*K
+        top_tokens = candidates.reshape(batch, beam * width).gather(1, top_flat)
+        valid = top_scores > NEG_INF
+        ends = valid & (top_tokens == EOS_ID)
+        # Finished hypotheses: every <eos> among the top 2K, in rank order.
+        for b, k in ends.nonzero().tolist():
+            row, score = int(top_rows[b, k]), float(top_scores[b, k])
+            column = int(top_flat[b, k]) % width
+            finished[b].append(Hypothesis(
+                history[row].tolist(), score, float(attention_total[row, EOS_ID]),
+                float(psi[row, column]) if ctc else 0.0, float(lm_total[row, EOS_ID]) if use_lm else 0.0,
+            ))
+            count_finished[b] += 1
+            best_finished[b] = max(float(best_finished[b]), score)
+        # The next live hypotheses: the best K that did not end, in rank order.
+        grows = valid & ~ends
+        keep = grows & (grows.cumsum(1) <= beam)
+        position = torch.where(keep, torch.arange(top_flat.shape[1])[None, :], top_flat.shape[1])
+        chosen = position.sort(dim=1).indices[:, :beam]  # [B, K] positions in the top list, kept ones first
+        kept = keep.gather(1, chosen)
+        if kept.shape[1] < beam:  # fewer candidates than beam slots (a tiny vocabulary)
+            pad = beam - kept.shape[1]
+            chosen = torch.cat([chosen, chosen[:, :1].expand(batch, pad)], dim=1)
+            kept = torch.cat([kept, torch.zeros(batch, pad, dtype=torch.bool)], dim=1)
+        source = top_rows.gather(1, chosen).reshape(rows)
+        column = (top_flat.gather(1, chosen) % width).reshape(rows)
+        tokens = top_tokens.gather(1, chosen).reshape(rows)
+        live_scores = top_scores.gather(1, chosen).masked_fill(~kept, NEG_INF)  # [B, K]
+        alive = kept
+        attention_score = attention_total[source, tokens]
+        if use_lm:
+            lm_score = lm_total[source, tokens]
+            lm_state = lm.select_state(lm_state_next, source)
+        if ctc:
+            r_n, r_b = new_r_n[source, column], new_r_b[source, column]
+        state = state.select(source)
+        history = torch.cat([history[source], tokens[:, None]], dim=1)
+        last = tokens
+        # An utterance is done when nothing grows, or when enough have finished and no live
+        # hypothesis can overtake the best finished one (scores only fall as hypotheses grow).
+        done = ~alive.any(1) | ((count_finished >= beam) & (live_scores.max(1).values < best_finished))
+        alive &= ~done[:, None]
+        if not bool(alive.any()):
+            break
+
+    def final_score(h: Hypothesis) -> float:
+        return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
+
+    for hypotheses in finished:
+        hypotheses.sort(key=final_score, reverse=True)
+    return finished
+
+
 @torch.no_grad()
 def beam_search_one(
     model: Seq2Seq,
@@ -279,26 +452,35 @@ def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOpti
     memory = model.prepare_memory(encoded)
     if options.beam_size <= 1:
         results = [DecodingResult(t, model.vocabulary.decode(t), 0.0) for t in greedy_search(model, encoded, options)]
-        fallback = replace(options, beam_size=max(2, options.fallback_beam_size), ctc_weight=options.ctc_weight or 0.3)
-        for b, result in enumerate(results):
-            ctc_lp = ctc_log_probs[b, : int(encoded.ctc_lengths[b])]
-            if options.fallback_beam_size > 1 and len(result.tokens) < min_output_tokens(ctc_greedy_length(ctc_lp), options):
-                results[b] = _beam_result(model, memory.select(torch.tensor([b])), ctc_lp, fallback, lm)
+        # Attention is what went wrong here, so CTC scores every token rather than attention's favourites.
+        fallback = replace(options, beam_size=max(2, options.fallback_beam_size), ctc_weight=options.ctc_weight or 0.3,
+                           ctc_candidates=ctc_log_probs.shape[2])
+        short = [
+            b for b, result in enumerate(results)
+            if options.fallback_beam_size > 1
+            and len(result.tokens) < min_output_tokens(ctc_greedy_length(ctc_log_probs[b, : int(encoded.ctc_lengths[b])]), options)
+        ]
+        return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, short, fallback, lm, results)
+    results = [DecodingResult([], "", 0.0) for _ in range(ctc_log_probs.shape[0])]
+    speech = [
+        b for b in range(ctc_log_probs.shape[0])
+        if not (options.stop_on_ctc_silence and ctc_is_silent(ctc_log_probs[b], int(encoded.ctc_lengths[b])))
+    ]
+    return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, speech, options, lm, results)
+
+
+def _beam_results(model: Seq2Seq, memory: Memory, ctc_log_probs: torch.Tensor, ctc_lengths: torch.Tensor, which: list[int],
+                  options: DecodingOptions, lm: LanguageModel | None, results: list[DecodingResult]) -> list[DecodingResult]:
+    """`results` with utterances `which` of the batch replaced by beam search's best, all searched together."""
+    if not which:
         return results
-    results = []
-    for b in range(ctc_log_probs.shape[0]):
-        ctc_lp = ctc_log_probs[b, : int(encoded.ctc_lengths[b])]
-        if options.stop_on_ctc_silence and ctc_is_silent(ctc_lp, ctc_lp.shape[0]):
-            results.append(DecodingResult([], "", 0.0))
-            continue
-        results.append(_beam_result(model, memory.select(torch.tensor([b])), ctc_lp, options, lm))
+    index = torch.tensor(which)
+    lengths = ctc_lengths[index]
+    searched = beam_search_batch(model, memory.select(index), ctc_log_probs[index, : int(lengths.max())], lengths, options, lm)
+    for b, hyps in zip(which, searched):
+        best = hyps[0] if hyps else Hypothesis([], NEG_INF)
+        results[b] = DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps)
     return results
-
-
-def _beam_result(model: Seq2Seq, memory: Memory, ctc_lp: torch.Tensor, options: DecodingOptions, lm: LanguageModel | None) -> DecodingResult:
-    hyps = beam_search_one(model, memory, ctc_lp, options, lm)
-    best = hyps[0] if hyps else Hypothesis([], NEG_INF)
-    return DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps)
 
 
 def with_overrides(options: DecodingOptions, **overrides) -> DecodingOptions:

@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_config
 from speech_s2s.encoder import ChunkConfig
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import CTCPrefixScorer, DecodingOptions, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
+from speech_s2s.search import CTCPrefixScorer, DecodingOptions, beam_search_batch, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
 from speech_s2s.text import BLANK_ID, EOS_ID
 
 T, V = 5, 4  # frames, vocabulary (blank, eos, two letters)
@@ -120,3 +120,80 @@ def test_decoding_options_chunk_reaches_the_encoder():
     model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[2]))  # (feats, lengths, chunk)
     decode(model, feats, lengths, DecodingOptions(chunk=ChunkConfig(16, 8), beam_size=2))
     assert seen == [ChunkConfig(16, 8)]
+
+
+def _per_utterance(model, encoded, options, lm=None):
+    memory, ctc = model.prepare_memory(encoded), model.ctc_log_probs(encoded)
+    return [beam_search_one(model, memory.select(torch.tensor([b])), ctc[b, : encoded.ctc_lengths[b]], options, lm) for b in range(ctc.shape[0])]
+
+
+def _batched(model, encoded, options, lm=None):
+    return beam_search_batch(model, model.prepare_memory(encoded), model.ctc_log_probs(encoded), encoded.ctc_lengths, options, lm)
+
+
+def _same_hypotheses(batched, reference):
+    assert [[h.tokens for h in hyps] for hyps in batched] == [[h.tokens for h in hyps] for hyps in reference]
+    for got, want in zip(batched, reference):
+        for g, w in zip(got, want):
+            # float32 decoder steps differ in the last bits with the batch size
+            assert math.isclose(g.score, w.score, rel_tol=1e-6)
+            assert math.isclose(g.ctc_score, w.ctc_score, rel_tol=1e-6)
+            assert math.isclose(g.attention_score, w.attention_score, rel_tol=1e-6)
+
+
+def test_batched_beam_search_equals_the_per_utterance_search_when_every_token_is_scored():
+    """Utterances of different lengths searched together give what each gives alone (all tokens CTC-scored)."""
+    torch.manual_seed(3)
+    model = Seq2Seq(tiny_config()).eval()
+    vocab = len(model.vocabulary)
+    lengths = torch.tensor([80, 33, 57, 64])
+    feats = torch.randn(4, 80, 80) * (torch.arange(80)[None, :, None] < lengths[:, None, None])
+    with torch.no_grad():
+        encoded = model.encode(feats, lengths)
+    rules = dict(min_tokens_per_ctc_token=0.0, max_tokens_per_ctc_token=0.0)  # a random model: let hypotheses run
+    for options in (
+        DecodingOptions(beam_size=4, ctc_weight=0.3, ctc_candidates=vocab, **rules),
+        DecodingOptions(beam_size=3, ctc_weight=0.5, ctc_candidates=vocab, length_bonus=0.5, **rules),
+        DecodingOptions(beam_size=4, ctc_weight=0.0, **rules),
+        DecodingOptions(beam_size=2, ctc_weight=0.3, ctc_candidates=vocab),
+    ):
+        reference = _per_utterance(model, encoded, options)
+        assert sum(len(h) for h in reference) > 4
+        _same_hypotheses(_batched(model, encoded, options), reference)
+
+
+def test_batched_beam_search_with_a_language_model_equals_the_per_utterance_search():
+    from speech_s2s.lm import CharLM, CharLMConfig
+
+    torch.manual_seed(4)
+    model = Seq2Seq(tiny_config()).eval()
+    lm = CharLM(CharLMConfig(embedding_size=8, hidden_size=16, num_layers=1, dropout=0.0)).eval()
+    lengths = torch.tensor([70, 45])
+    feats = torch.randn(2, 70, 80) * (torch.arange(70)[None, :, None] < lengths[:, None, None])
+    with torch.no_grad():
+        encoded = model.encode(feats, lengths)
+    options = DecodingOptions(beam_size=3, ctc_weight=0.3, lm_weight=0.4, ctc_candidates=1000, min_tokens_per_ctc_token=0.0, max_tokens_per_ctc_token=0.0)
+    _same_hypotheses(_batched(model, encoded, options, lm), _per_utterance(model, encoded, options, lm))
+
+
+def test_batched_beam_search_equals_the_per_utterance_search_on_the_bundled_sample():
+    """The bundled model on its sample, once alone and once beside a shorter cut of it: the batched search
+    finds what the per-utterance search finds, with every token CTC-scored and with the default candidates."""
+    from dataclasses import replace
+
+    from speech_s2s.audio import load_audio
+    from speech_s2s.model import load_model
+    from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
+
+    model = load_model(BUNDLED_MODEL)
+    sentence = torch.from_numpy(load_audio(BUNDLED_SAMPLE))
+    cut = sentence[: len(sentence) * 2 // 3]
+    waves = torch.nn.utils.rnn.pad_sequence([sentence, cut], batch_first=True)
+    with torch.no_grad():
+        feats, lengths = model.features(waves, torch.tensor([len(sentence), len(cut)]))
+        encoded = model.encode(feats, lengths)
+    options = DecodingOptions(beam_size=8, ctc_candidates=len(model.vocabulary))
+    reference = _per_utterance(model, encoded, options)
+    _same_hypotheses(_batched(model, encoded, options), reference)
+    default = _batched(model, encoded, replace(options, ctc_candidates=None))
+    assert [hyps[0].tokens for hyps in default] == [hyps[0].tokens for hyps in reference]
