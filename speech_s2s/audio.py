@@ -17,8 +17,6 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 import soundfile
-import torch
-import torchaudio.functional
 
 # Every model in this package hears 16 kHz audio, the rate of LibriSpeech.
 SAMPLE_RATE = 16000
@@ -56,6 +54,9 @@ def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     mono = samples.mean(axis=1) if samples.ndim == 2 else samples
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if rate != SAMPLE_RATE:
+        import torch  # here, not at the top: the command line's start-up and usage errors never load torch
+        import torchaudio.functional
+
         mono = torchaudio.functional.resample(torch.from_numpy(mono), rate, SAMPLE_RATE).numpy()
     return mono
 
@@ -116,6 +117,9 @@ class StreamResampler:
         self._real = 0  # real (not padding) samples in the buffer after the left margin
 
     def _resample(self, samples: np.ndarray) -> np.ndarray:
+        import torch  # as in to_mono_16k
+        import torchaudio.functional
+
         return torchaudio.functional.resample(torch.from_numpy(samples), self.rate, SAMPLE_RATE).numpy()
 
     def push(self, samples: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,20 @@ from pathlib import Path
 def _fail(message: str, status: int = 1) -> int:
     print(f"speech-s2s: error: {message}", file=sys.stderr)
     return status
+
+
+# Default CPU threads: the CPUs this process may run on, at most this many. Measured only on 2 cores
+# (BENCHMARKS.md): with OpenMP waiting passively, 1 and 2 threads were within noise of each other on a
+# busy machine; the cap keeps a big shared server from being taken over by one small-batch decoder.
+MAX_DEFAULT_THREADS = 4
+
+
+def _use_threads(args) -> None:
+    """Set torch's CPU threads from --threads or the default; called once the options are known to be good."""
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or min(MAX_DEFAULT_THREADS, usable))
 
 
 # ---------------------------------------------------------------------------------------------- transcribe
@@ -51,7 +66,8 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--output-dir", help="write one file per input here, named after its id")
     p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch")
+    p.add_argument("--int8", action="store_true", help="int8 weights for the LSTM and linear layers (CPU; dynamic quantisation)")
+    p.add_argument("--threads", type=_positive, default=None, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_transcribe)
 
 
@@ -123,6 +139,7 @@ def _run_transcribe(args) -> int:
     if args.output_format in ("srt", "vtt") and len(inputs) > 1 and not args.output_dir:
         return _fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
 
+    _use_threads(args)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, Recognizer, TranscribeOptions
@@ -132,6 +149,10 @@ def _run_transcribe(args) -> int:
         model = load_model(args.model or BUNDLED_MODEL)
     except CheckpointError as error:
         return _fail(str(error))
+    if args.int8:
+        from speech_s2s.model import quantize_int8
+
+        model = quantize_int8(model)
     lm = None
     if args.lm:
         from speech_s2s.lm import load_lm
@@ -239,7 +260,7 @@ def _add_train(sub) -> None:
     p.add_argument("--full-context-probability", type=float,
                    help="with --chunk-sizes, the share of batches that still see full context (default 0.5)")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_train)
 
 
@@ -293,6 +314,7 @@ def _initial_model(args, exp: Path):
 def _run_train(args) -> int:
     import torch
 
+    _use_threads(args)
     from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
     from speech_s2s.encoder import ChunkConfig
     from speech_s2s.features import SpecAugmentConfig
@@ -443,11 +465,12 @@ def _add_train_lm(sub) -> None:
     p.add_argument("--batch-size", type=int, help="sentences per update (default 64)")
     p.add_argument("--hidden", type=int, help="LSTM units (default 512)")
     p.add_argument("--layers", type=int, help="LSTM layers (default 2)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_train_lm)
 
 
 def _run_train_lm(args) -> int:
+    _use_threads(args)
     from speech_s2s.lm import CharLMConfig, CharLMTrainConfig, save_lm, train_char_lm
     from speech_s2s.text import TranscriptError, Vocabulary
 
@@ -565,10 +588,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -417,3 +417,15 @@ def average_info(paths: list[str | Path]) -> dict[str, Any]:
     if not paths:
         raise CheckpointError("no model files to average")
     return {**read_model_info(paths[0]).info, "averaged": [str(p) for p in paths]}
+
+
+def quantize_int8(model: Seq2Seq) -> Seq2Seq:
+    """A copy for CPU inference with int8 weights in every LSTM, LSTM cell and linear layer (dynamic
+    quantisation: activations are quantised on the fly, batch by batch); the rest stays float32."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch >= 2.10 marks its quantised tensor constructors deprecated
+        warnings.filterwarnings("ignore", message=".*quantize.* deprecated", category=UserWarning)
+        return quantize_dynamic(model.eval(), {nn.LSTM, nn.LSTMCell, nn.Linear}, dtype=torch.qint8, inplace=False)
