@@ -424,8 +424,9 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
     quantisation: activations are quantised on the fly, batch by batch); the rest stays float32."""
     import warnings
 
-    from torch.ao.quantization import quantize_dynamic
+    with warnings.catch_warnings():  # torch marks torch.ao.quantization deprecated (still present in 2.14)
+        warnings.filterwarnings("ignore", message=".*deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*deprecated", category=DeprecationWarning)
+        from torch.ao.quantization import quantize_dynamic
 
-    with warnings.catch_warnings():  # torch >= 2.10 marks its quantised tensor constructors deprecated
-        warnings.filterwarnings("ignore", message=".*quantize.* deprecated", category=UserWarning)
         return quantize_dynamic(model.eval(), {nn.LSTM, nn.LSTMCell, nn.Linear}, dtype=torch.qint8, inplace=False)

@@ -245,8 +245,8 @@ def beam_search_batch(
     others = min(max(1, wanted - 1), vocab - 2)  # candidates besides <eos>, never the blank
     lengths = [int(n) for n in ctc_lengths]
     ctc_tokens = [ctc_greedy_length(ctc_log_probs[b, : lengths[b]]) for b in range(batch)]
-    max_len = torch.tensor([max_output_tokens(lengths[b], ctc_tokens[b], options) for b in range(batch)])
-    min_len = torch.minimum(torch.tensor([min_output_tokens(n, options) for n in ctc_tokens]), max_len)
+    max_len = torch.tensor([max_output_tokens(lengths[b], ctc_tokens[b], options) for b in range(batch)], device=device)
+    min_len = torch.minimum(torch.tensor([min_output_tokens(n, options) for n in ctc_tokens], device=device), max_len)
     rows = batch * beam
     utterance = torch.arange(batch, device=device).repeat_interleave(beam)  # [B*K]: each row's utterance
     memory = memory.select(utterance)
@@ -255,15 +255,15 @@ def beam_search_batch(
     r_n, r_b = ctc.initial(utterance) if ctc else (None, None)
     lm_state = lm.initial_state(rows) if use_lm else None
     # Live hypotheses: slot 0 of each utterance starts with the empty prefix; dead slots score -inf.
-    alive = torch.zeros(batch, beam, dtype=torch.bool)
+    alive = torch.zeros(batch, beam, dtype=torch.bool, device=device)
     alive[:, 0] = True
-    attention_score = torch.zeros(rows, dtype=torch.float64)
-    lm_score = torch.zeros(rows, dtype=torch.float64)
-    history = torch.zeros(rows, 0, dtype=torch.long)  # [B*K, step] tokens of each live hypothesis
-    last = torch.full((rows,), EOS_ID, dtype=torch.long)
+    attention_score = torch.zeros(rows, dtype=torch.float64, device=device)
+    lm_score = torch.zeros(rows, dtype=torch.float64, device=device)
+    history = torch.zeros(rows, 0, dtype=torch.long, device=device)  # [B*K, step] tokens of each live hypothesis
+    last = torch.full((rows,), EOS_ID, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    best_finished = torch.full((batch,), NEG_INF, dtype=torch.float64)
-    count_finished = torch.zeros(batch, dtype=torch.long)
+    best_finished = torch.full((batch,), NEG_INF, dtype=torch.float64, device=device)
+    count_finished = torch.zeros(batch, dtype=torch.long, device=device)
 
     for step in range(int(max_len.max()) + 1):
         logits, state = model.decoder.step(last, state, memory)
@@ -277,12 +277,13 @@ def beam_search_batch(
         preselect = fused.clone()
         preselect[:, BLANK_ID] = NEG_INF
         preselect[:, EOS_ID] = NEG_INF
-        candidates = torch.cat([torch.full((rows, 1), EOS_ID, dtype=torch.long), preselect.topk(others, dim=1).indices], dim=1)  # [B*K, C]
+        eos_column = torch.full((rows, 1), EOS_ID, dtype=torch.long, device=device)
+        candidates = torch.cat([eos_column, preselect.topk(others, dim=1).indices], dim=1)  # [B*K, C]
         if ctc:
             joint = (1 - options.ctc_weight) * attention_total.gather(1, candidates)
             if use_lm:
                 joint = joint + options.lm_weight * lm_total.gather(1, candidates)
-            new_r_n, new_r_b, psi = ctc.extend(utterance, r_n, r_b, last, torch.full((rows,), step == 0), candidates)
+            new_r_n, new_r_b, psi = ctc.extend(utterance, r_n, r_b, last, torch.full((rows,), step == 0, device=device), candidates)
             joint = joint + options.ctc_weight * psi
         else:
             joint = fused.gather(1, candidates)
@@ -292,7 +293,7 @@ def beam_search_batch(
         joint = joint.masked_fill(too_short | too_long | ~alive.reshape(rows, 1), NEG_INF)
         width = candidates.shape[1]
         top_scores, top_flat = joint.reshape(batch, beam * width).topk(min(2 * beam, beam * width), dim=1)  # [B, 2K]
-        top_rows = torch.arange(batch)[:, None] * beam + top_flat // width  # [B, 2K] rows of B*K
+        top_rows = torch.arange(batch, device=device)[:, None] * beam + top_flat // width  # [B, 2K] rows of B*K
         top_tokens = candidates.reshape(batch, beam * width).gather(1, top_flat)
         valid = top_scores > NEG_INF
         ends = valid & (top_tokens == EOS_ID)
@@ -309,13 +310,13 @@ def beam_search_batch(
         # The next live hypotheses: the best K that did not end, in rank order.
         grows = valid & ~ends
         keep = grows & (grows.cumsum(1) <= beam)
-        position = torch.where(keep, torch.arange(top_flat.shape[1])[None, :], top_flat.shape[1])
+        position = torch.where(keep, torch.arange(top_flat.shape[1], device=device)[None, :], top_flat.shape[1])
         chosen = position.sort(dim=1).indices[:, :beam]  # [B, K] positions in the top list, kept ones first
         kept = keep.gather(1, chosen)
         if kept.shape[1] < beam:  # fewer candidates than beam slots (a tiny vocabulary)
             pad = beam - kept.shape[1]
             chosen = torch.cat([chosen, chosen[:, :1].expand(batch, pad)], dim=1)
-            kept = torch.cat([kept, torch.zeros(batch, pad, dtype=torch.bool)], dim=1)
+            kept = torch.cat([kept, torch.zeros(batch, pad, dtype=torch.bool, device=device)], dim=1)
         source = top_rows.gather(1, chosen).reshape(rows)
         column = (top_flat.gather(1, chosen) % width).reshape(rows)
         tokens = top_tokens.gather(1, chosen).reshape(rows)
@@ -354,7 +355,8 @@ def beam_search_one(
     lm: LanguageModel | None = None,
 ) -> list[Hypothesis]:
     """Joint CTC/attention beam search for one utterance; memory has batch 1, ctc_log_probs is [T, V].
-    Returns finished hypotheses, best first."""
+    Returns finished hypotheses, best first. Decoding uses `beam_search_batch`; this plain form is
+    the reference the batched search is tested against (tests/test_search.py, tools/bench_beam.py)."""
     beam = options.beam_size
     ctc = CTCPrefixScorer(ctc_log_probs) if options.ctc_weight > 0 else None
     use_lm = lm is not None and options.lm_weight > 0

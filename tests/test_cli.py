@@ -25,6 +25,11 @@ def test_transcribe_bundled_sample_with_bundled_model(capsys, beam):
     assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
 
 
+def test_int8_model_transcribes_the_bundled_sample_alike(capsys):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--int8", "--threads", "1"]) == 0
+    assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+
+
 def test_bad_file_in_batch_fails_alone_and_the_rest_are_transcribed(tmp_path, capsys):
     broken = tmp_path / "broken.flac"
     broken.write_bytes(b"not audio" * 100)

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from speech_s2s.audio import load_audio  # noqa: E402
 from speech_s2s.corpus import read_librispeech  # noqa: E402
-from speech_s2s.model import load_model  # noqa: E402
+from speech_s2s.model import load_model, quantize_int8  # noqa: E402
 from speech_s2s.scoring import score  # noqa: E402
 from speech_s2s.search import DecodingOptions, beam_search_one, decode_encoded  # noqa: E402
 from speech_s2s.transcribe import BUNDLED_MODEL  # noqa: E402
@@ -39,10 +39,13 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--candidates", type=int, nargs="+", default=[0, 10, 16], help="CTC candidates per hypothesis; 0 = every token")
+    parser.add_argument("--int8", action="store_true", help="quantise the model first (model.quantize_int8)")
     parser.add_argument("--one-at-a-time", action="store_true", help="also time the search one utterance at a time (slow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model).eval()
+    if args.int8:
+        model = quantize_int8(model)
     utterances = read_librispeech(args.corpus)[: args.utterances]
     audio = sum(u.duration for u in utterances)
     references = {u.id: u.text for u in utterances}
@@ -57,7 +60,7 @@ def main() -> None:
             batches.append((ids, model.encode(feats, lengths)))
             encode_seconds += time.process_time() - start
     vocab = len(model.vocabulary)
-    print(f"{len(utterances)} utterances, {audio:.0f} s of audio; {args.threads} thread(s), batches of {args.batch_size}; "
+    print(f"{len(utterances)} utterances, {audio:.0f} s of audio; {'int8' if args.int8 else 'fp32'}; {args.threads} thread(s), batches of {args.batch_size}; "
           f"encoder {encode_seconds:.2f} CPU s; median of {args.repeats}")
     print("| search | CPU s (search) | real-time factor (encoder + search) | WER % |")
     print("|---|---|---|---|")
