@@ -288,3 +288,14 @@ def test_an_lm_that_spells_with_other_tokens_is_refused(tmp_path, capsys):
     save_lm(CharLM(CharLMConfig(vocabulary=Vocabulary().tokens + ("-",), embedding_size=8, hidden_size=16, num_layers=1)), lm)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "2", "--lm", str(lm)]) == 1
     _one_line_error(capsys, f"{lm}: vocabulary differs from the model's")
+
+
+def test_a_trained_model_says_what_it_was_trained_on(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    assert main(["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
+                 "--encoder-layers", "3", "--decoder-hidden", "64", "--max-frames", "400", "--threads", "1", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(exp / "epoch001.safetensors"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["info"]
+    assert info["training"]["splits"] == ["mini"] and info["training"]["utterances"] == 4 and info["training"]["epochs"] == 1
+    assert 0 <= info["dev"]["greedy_wer"] and info["dev"]["epoch"] == 1
