@@ -1,0 +1,241 @@
+"""Live recognition: audio blocks in, partial and final text out, as the words are spoken.
+
+Mode "agreement" (works with any model, the default): the voice-activity `Segmenter` finds where
+an utterance begins and ends. While one is open, its audio so far is decoded again every
+`update_seconds`; the words on which the last two hypotheses agree become committed
+(LocalAgreement-2, as in ufal/whisper_streaming) and are never taken back, and a partial event
+shows them followed by the rest of the newest hypothesis. When the segmenter closes the utterance
+at a pause, the final event's text is exactly the offline decoding of that segment
+(`Recognizer.decode_segments`), so streaming and file transcription agree.
+
+    recognizer = StreamingRecognizer(speech_s2s.load())
+    for event in recognizer.stream(FileSource("talk.flac")):   # or MicrophoneSource(), StdinSource()
+        print(event.type, event.text)
+    print(recognizer.summary().format())
+
+Latency is measured against the audio clock: an event's `latency_ms` is how long after its
+reference sample was heard the event came out, i.e. the audio received since that sample plus the
+time spent since the newest block arrived. Reference: the newest sample for partials, the end of
+speech (before the segmenter's trailing pad) for finals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from speech_s2s.audio import SAMPLE_RATE
+from speech_s2s.search import decode_encoded, with_overrides
+from speech_s2s.transcribe import Recognizer
+from speech_s2s.vad import WINDOW, WINDOW_SECONDS, Segment, Segmenter, SpeechDetector
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    update_seconds: float = 0.4  # new audio between two decodings of the open utterance
+    partial_beam_size: int = 1  # beam of the partial decodings (greedy: cheap); finals use the recognizer's options
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # "partial" (may still change) or "final" (the utterance's text; "" when it held no words)
+    text: str
+    start: float  # seconds from the start of the stream
+    end: float
+    latency_ms: float
+    committed: str = ""  # partials: the words that will not change before the final
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    audio_seconds: float
+    processing_seconds: float  # spent recognising (not waiting for audio)
+    utterances: int
+    partials: int
+    first_partial_ms: float | None  # median, speech onset -> first partial of the utterance
+    final_ms: float | None  # median, end of speech -> final event
+    final_p90_ms: float | None
+    partial_interval_ms: float | None  # median audio time between consecutive partials of an utterance
+    dropped_seconds: float  # audio the source lost
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    def format(self) -> str:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f} ms"
+
+        return (f"{self.audio_seconds:.1f} s of audio, {self.utterances} utterances, {self.partials} partials; "
+                f"first partial {ms(self.first_partial_ms)}, final {ms(self.final_ms)} (p90 {ms(self.final_p90_ms)}), "
+                f"partials every {ms(self.partial_interval_ms)}; real-time factor {self.real_time_factor:.2f}; "
+                f"dropped {self.dropped_seconds:.2f} s")
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+class LocalAgreement:
+    """Commits the words two consecutive hypotheses of a growing utterance agree on.
+
+    Committed words only grow: a later hypothesis that disagrees with them changes only the
+    uncommitted rest. Agreement is sought on the words after the committed ones."""
+
+    def __init__(self):
+        self.committed: list[str] = []
+        self._previous: list[str] | None = None
+
+    def insert(self, words: list[str]) -> list[str]:
+        """Add the newest hypothesis (whole-utterance words); returns what to show: committed + the rest."""
+        n = len(self.committed)
+        if self._previous is not None:
+            self.committed += words[n : n + _common_prefix(self._previous[n:], words[n:])]
+        self._previous = words
+        return self.committed + words[len(self.committed) :]
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+class StreamingRecognizer:
+    """A `Recognizer` run live: `push` audio blocks, get `Event`s; `finish` at the end of the stream."""
+
+    def __init__(self, recognizer: Recognizer, options: StreamOptions = StreamOptions()):
+        self.recognizer = recognizer
+        self.options = options
+        self._partial_decoding = with_overrides(recognizer.options.decoding, beam_size=options.partial_beam_size)
+        self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector())
+        self._pad_samples = round(recognizer.options.segmenter.pad_seconds / WINDOW_SECONDS) * WINDOW
+        self._update = round(options.update_seconds * SAMPLE_RATE)
+        self.reset()
+
+    def reset(self) -> None:
+        self._segmenter.reset()
+        self._position = 0  # samples received
+        self._arrived = time.monotonic()  # when the newest block arrived
+        self._processing = 0.0
+        self._dropped = 0.0
+        self._first_partial: list[float] = []
+        self._finals: list[float] = []
+        self._intervals: list[float] = []
+        self._partials = 0
+        self._utterances = 0
+        self._new_utterance()
+
+    def _new_utterance(self) -> None:
+        self._agreement = LocalAgreement()
+        self._open_start: int | None = None  # first sample of the open utterance we have decoded
+        self._decoded_at = 0  # position at the last partial decoding
+        self._last_partial_at: int | None = None
+        self._shown = False  # a partial of the open utterance has gone out
+
+    # ------------------------------------------------------------------ driving
+    def stream(self, source: Iterable[np.ndarray]) -> Iterator[Event]:
+        """Events for a source of 16 kHz blocks, as they happen, ending with the last final."""
+        self.reset()
+        for block in source:
+            yield from self.push(block, time.monotonic())
+        yield from self.finish(getattr(source, "dropped_seconds", 0.0))
+
+    def push(self, block: np.ndarray, arrived: float | None = None) -> list[Event]:
+        """Events caused by one more block of 16 kHz mono float32 audio (`arrived`: its time.monotonic())."""
+        self._arrived = time.monotonic() if arrived is None else arrived
+        self._position += len(block)
+        events = [self._final(segment) for segment in self._segmenter.push(block)]
+        if not self._segmenter.in_speech and not events and self._shown:
+            events.append(self._discarded())  # too short to be speech: take the partial back
+        if self._segmenter.in_speech:
+            current = self._segmenter.current()
+            if self._open_start is None or current.start != self._open_start:
+                if self._open_start is not None and self._shown and not events:
+                    events.append(self._discarded())
+                self._new_utterance()
+                self._open_start, self._decoded_at = current.start, current.start + self._pad_samples
+            if self._position - self._decoded_at >= self._update:
+                event = self._partial(current)
+                if event is not None:
+                    events.append(event)
+        self._processing += time.monotonic() - self._arrived
+        return events
+
+    def finish(self, dropped_seconds: float = 0.0) -> list[Event]:
+        """End of the stream (or Ctrl-C): the open utterance is decoded as a final."""
+        started = time.monotonic()
+        self._arrived = started
+        self._dropped = dropped_seconds
+        events = [self._final(segment, flushed=True) for segment in self._segmenter.flush()]
+        if not events and self._shown:
+            events.append(self._discarded())
+        self._new_utterance()
+        self._processing += time.monotonic() - started
+        return events
+
+    def summary(self) -> StreamSummary:
+        return StreamSummary(
+            self._position / SAMPLE_RATE, self._processing, self._utterances, self._partials,
+            _percentile(self._first_partial, 50), _percentile(self._finals, 50), _percentile(self._finals, 90),
+            _percentile(self._intervals, 50), self._dropped,
+        )
+
+    # ------------------------------------------------------------------ events
+    def _latency_ms(self, sample: int) -> float:
+        return max(0.0, (self._position - sample) / SAMPLE_RATE * 1000 + (time.monotonic() - self._arrived) * 1000)
+
+    def _seconds(self, sample: int) -> float:
+        return round(sample / SAMPLE_RATE, 3)
+
+    def _partial(self, current: Segment) -> Event | None:
+        self._decoded_at = self._position
+        words = self._decode_words(current.samples)
+        shown = self._agreement.insert(words)
+        if not shown and not self._shown:
+            return None
+        self._shown = True
+        self._partials += 1
+        if self._last_partial_at is None:
+            onset = min(self._position, current.start + self._pad_samples)
+            self._first_partial.append(self._latency_ms(onset))
+        else:
+            self._intervals.append((self._position - self._last_partial_at) / SAMPLE_RATE * 1000)
+        self._last_partial_at = self._position
+        return Event("partial", " ".join(shown), self._seconds(current.start), self._seconds(self._position),
+                     round(self._latency_ms(self._position), 1), " ".join(self._agreement.committed))
+
+    def _final(self, segment: Segment, flushed: bool = False) -> Event:
+        """The offline decoding of a finished segment."""
+        result = self.recognizer.decode_segments([segment])[0]
+        # A segment closed at a pause ends with `pad` samples of the silence that closed it.
+        speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._pad_samples)
+        latency = self._latency_ms(speech_end)
+        self._finals.append(latency)
+        self._utterances += 1
+        self._new_utterance()
+        return Event("final", result.text, result.start, result.end, round(latency, 1))
+
+    def _discarded(self) -> Event:
+        """The open utterance turned out not to be speech: an empty final replaces its partial."""
+        start = self._open_start or 0
+        self._new_utterance()
+        return Event("final", "", self._seconds(start), self._seconds(self._position), round(self._latency_ms(self._position), 1))
+
+    @torch.no_grad()
+    def _decode_words(self, samples: np.ndarray) -> list[str]:
+        model = self.recognizer.model
+        wave = torch.from_numpy(samples)[None]
+        feats, lengths = model.features(wave, torch.tensor([len(samples)]))
+        encoded = model.encode(feats, lengths, self._partial_decoding.chunk)
+        result = decode_encoded(model, encoded, self._partial_decoding, self.recognizer.lm if self._partial_decoding.beam_size > 1 else None)[0]
+        return result.text.split()
