@@ -33,7 +33,13 @@ def add_stream(sub) -> None:
                    "jsonl: every partial and final event as a JSON object")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
     p.add_argument("--beam", type=int, default=1, help="beam size of the final decoding (partials are greedy); default 1")
-    p.add_argument("--update-seconds", type=float, default=0.4, help="new audio between partial results (default 0.4)")
+    p.add_argument("--mode", choices=("agreement", "chunked"), default="agreement",
+                   help="partial text by re-decoding the utterance so far and keeping what two decodings agree on (default, "
+                   "any model), or by CTC over the chunked encoder (bounded work; needs a model trained with dynamic chunks). "
+                   "Final text is the offline decoding of the utterance either way")
+    p.add_argument("--update-seconds", type=float, default=0.4, help="agreement: new audio between partial results (default 0.4)")
+    p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
+                   help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.set_defaults(run=run_stream)
 
@@ -54,6 +60,8 @@ def _usage_error(args) -> str | None:
         return "--beam must be at least 1"
     if args.update_seconds <= 0:
         return "--update-seconds must be positive"
+    if args.chunk is not None and args.mode != "chunked":
+        return "--chunk applies to --mode chunked"
     return None
 
 
@@ -110,8 +118,15 @@ def run_stream(args) -> int:
     from speech_s2s.streaming import StreamingRecognizer, StreamOptions
     from speech_s2s.transcribe import load_recognizer
 
+    from speech_s2s.encoder import ChunkConfig
+
     recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)
-    streamer = StreamingRecognizer(recognizer, StreamOptions(update_seconds=args.update_seconds))
+    try:
+        options = StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
+        streamer = StreamingRecognizer(recognizer, options)
+    except ValueError as error:  # a chunk this model cannot take
+        print(f"speech-s2s stream: error: --chunk: {error}", file=sys.stderr)
+        return 2
     display = _Display(sys.stdout, args.output_format)
     if isinstance(source, MicrophoneSource):
         try:

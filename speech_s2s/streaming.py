@@ -13,6 +13,10 @@ at a pause, the final event's text is exactly the offline decoding of that segme
         print(event.type, event.text)
     print(recognizer.summary().format())
 
+Mode "chunked" (`StreamOptions(mode="chunked")`) takes partial text instead from CTC's best path
+over the chunked (LC-BLSTM) encoder, one chunk at a time with bounded work; finals are the same
+offline decoding. It needs a model fine-tuned with dynamic chunks for useful partials.
+
 Latency is measured against the audio clock: an event's `latency_ms` is how long after its
 reference sample was heard the event came out, i.e. the audio received since that sample plus the
 time spent since the newest block arrived. Reference: the newest sample for partials, the end of
@@ -30,15 +34,28 @@ import numpy as np
 import torch
 
 from speech_s2s.audio import SAMPLE_RATE
+from speech_s2s.encoder import ChunkConfig
+from speech_s2s.features import StreamingLogMel
+from speech_s2s.model import Seq2Seq
 from speech_s2s.search import decode_encoded, with_overrides
+from speech_s2s.text import BLANK_ID
 from speech_s2s.transcribe import Recognizer
 from speech_s2s.vad import WINDOW, WINDOW_SECONDS, Segment, Segmenter, SpeechDetector
 
 
+MODES = ("agreement", "chunked")
+
+
 @dataclass(frozen=True)
 class StreamOptions:
-    update_seconds: float = 0.4  # new audio between two decodings of the open utterance
-    partial_beam_size: int = 1  # beam of the partial decodings (greedy: cheap); finals use the recognizer's options
+    mode: str = "agreement"  # partials by re-decoding and LocalAgreement, or "chunked": CTC over the chunked encoder
+    update_seconds: float = 0.4  # agreement: new audio between two decodings of the open utterance
+    partial_beam_size: int = 1  # agreement: beam of the partial decodings (greedy: cheap); finals use the recognizer's options
+    chunk: ChunkConfig = ChunkConfig(32, 16)  # chunked: 320 ms chunks with 160 ms of look-ahead
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,48 @@ class LocalAgreement:
         return self.committed + words[len(self.committed) :]
 
 
+class ChunkedCTC:
+    """Mode "chunked": partial text from CTC's best path over the chunked encoder's frames so far.
+
+    Audio goes through the streaming log-mel, then `encoder.stream` one window of C + R frames at a
+    time with the forward state carried, so the work per chunk is bounded whatever the utterance's
+    length, and text already emitted for past frames never changes. Needs a model trained with
+    dynamic chunks to be accurate; a full-context model gives rough partials (its finals are unaffected)."""
+
+    def __init__(self, model: Seq2Seq, chunk: ChunkConfig):
+        model.encoder.check_chunk(chunk)
+        self.model, self.chunk = model, chunk
+        self.features = StreamingLogMel(model.logmel)
+        self.start()
+
+    def start(self) -> None:
+        """A new utterance."""
+        self.features.reset()
+        self._frames = torch.zeros(0, self.model.config.features.n_mels)  # normalised, not yet encoded
+        self._state = self.model.encoder.initial_state(1, self.chunk)
+        self._tokens: list[int] = []
+        self.ctc_frames = 0  # CTC frames decoded so far
+        self._last = BLANK_ID  # the previous frame's best token, for collapsing repeats
+
+    @torch.no_grad()
+    def push(self, samples: np.ndarray) -> str:
+        """Feed audio; returns the text so far."""
+        frames = self.features.push(samples)
+        normalizer = self.model.normalizer
+        self._frames = torch.cat([self._frames, (frames - normalizer.mean) / normalizer.std])
+        window = self.chunk.chunk_frames + self.chunk.right_context_frames
+        while len(self._frames) >= window:
+            encoded, self._state = self.model.encoder.stream(self._frames[None, :window], self._state)
+            best = self.model.ctc_log_probs(encoded)[0].argmax(-1).tolist()
+            self.ctc_frames += len(best)
+            for token in best:
+                if token != self._last and token != BLANK_ID:
+                    self._tokens.append(token)
+                self._last = token
+            self._frames = self._frames[self.chunk.chunk_frames :]
+        return self.model.vocabulary.decode(self._tokens)
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
@@ -122,6 +181,7 @@ class StreamingRecognizer:
         self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector())
         self._pad_samples = round(recognizer.options.segmenter.pad_seconds / WINDOW_SECONDS) * WINDOW
         self._update = round(options.update_seconds * SAMPLE_RATE)
+        self._chunked = ChunkedCTC(recognizer.model, options.chunk) if options.mode == "chunked" else None
         self.reset()
 
     def reset(self) -> None:
@@ -139,6 +199,7 @@ class StreamingRecognizer:
 
     def _new_utterance(self) -> None:
         self._agreement = LocalAgreement()
+        self._chunked_words: list[str] = []
         self._open_start: int | None = None  # first sample of the open utterance we have decoded
         self._decoded_at = 0  # position at the last partial decoding
         self._last_partial_at: int | None = None
@@ -174,7 +235,14 @@ class StreamingRecognizer:
                     events.append(self._discarded())
                 self._new_utterance()
                 self._open_start, self._decoded_at = current.start, current.start + self._pad_samples
-            if self._position - self._decoded_at >= self._update:
+                if self._chunked is not None:
+                    self._chunked.start()
+                    block = current.samples  # the utterance so far, this block included
+            if self._chunked is not None:
+                event = self._chunked_partial(current, self._chunked.push(block))
+                if event is not None:
+                    events.append(event)
+            elif self._position - self._decoded_at >= self._update:
                 event = self._partial(current)
                 if event is not None:
                     events.append(event)
@@ -209,10 +277,12 @@ class StreamingRecognizer:
 
     def _partial(self, current: Segment) -> Event | None:
         self._decoded_at = self._position
-        words = self._decode_words(current.samples)
-        shown = self._agreement.insert(words)
+        shown = self._agreement.insert(self._decode_words(current.samples))
         if not shown and not self._shown:
             return None
+        return self._emit_partial(current, shown, self._agreement.committed)
+
+    def _emit_partial(self, current: Segment, shown: list[str], committed: list[str]) -> Event:
         self._shown = True
         self._partials += 1
         if self._last_partial_at is None:
@@ -222,7 +292,14 @@ class StreamingRecognizer:
             self._intervals.append((self._position - self._last_partial_at) / SAMPLE_RATE * 1000)
         self._last_partial_at = self._position
         return Event("partial", " ".join(shown), self._seconds(current.start), self._seconds(self._position),
-                     round(self._latency_ms(self._position), 1), " ".join(self._agreement.committed))
+                     round(self._latency_ms(self._position), 1), " ".join(committed))
+
+    def _chunked_partial(self, current: Segment, text: str) -> Event | None:
+        words = text.split()
+        if words == self._chunked_words or (not words and not self._shown):
+            return None  # nothing new
+        self._chunked_words = words
+        return self._emit_partial(current, words, words[:-1])  # past frames' text is fixed; the last word may grow
 
     def _final(self, segment: Segment, flushed: bool = False) -> Event:
         """The offline decoding of a finished segment."""

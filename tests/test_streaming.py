@@ -84,3 +84,39 @@ def test_silence_and_noise_give_no_events(recognizer):
     streamer = StreamingRecognizer(recognizer)
     noise = np.random.default_rng(0).normal(0, 0.01, 3 * SAMPLE_RATE).astype(np.float32)
     assert list(streamer.stream([noise[i : i + 1600] for i in range(0, len(noise), 1600)])) == []
+
+
+def test_chunked_ctc_partials_equal_ctc_over_the_offline_chunked_encoder(recognizer):
+    import torch
+
+    from speech_s2s.encoder import ChunkConfig
+    from speech_s2s.search import BLANK_ID
+    from speech_s2s.streaming import ChunkedCTC
+
+    model, chunk = recognizer.model, ChunkConfig(32, 16)
+    chunked = ChunkedCTC(model, chunk)
+    rng = np.random.default_rng(0)
+    start, text = 0, ""
+    while start < len(SPEECH):
+        size = int(rng.integers(100, 3000))
+        text = chunked.push(SPEECH[start : start + size])
+        start += size
+    with torch.no_grad():
+        feats, lengths = model.features(torch.from_numpy(SPEECH)[None], torch.tensor([len(SPEECH)]))
+        best = model.ctc_log_probs(model.encode(feats, lengths, chunk))[0].argmax(-1).tolist()[: chunked.ctc_frames]
+    tokens = [t for i, t in enumerate(best) if t != BLANK_ID and (i == 0 or t != best[i - 1])]
+    assert chunked.ctc_frames > 0.8 * len(SPEECH) / SAMPLE_RATE * 25  # all but the last window's frames (25 Hz)
+    assert text == model.vocabulary.decode(tokens)
+
+
+def test_chunked_mode_finals_still_equal_offline_decoding(recognizer):
+    streamer = StreamingRecognizer(recognizer, StreamOptions(mode="chunked"))
+    audio = _audio()
+    events = list(streamer.stream([audio[i : i + 800] for i in range(0, len(audio), 800)]))
+    offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))
+    assert [e.text for e in events if e.type == "final"] == [s.text for s in offline]
+    partials = [e for e in events if e.type == "partial"]
+    assert len(partials) >= 4
+    for before, after in zip(partials, partials[1:]):
+        if before.start == after.start:
+            assert after.committed.split()[: len(before.committed.split())] == before.committed.split()

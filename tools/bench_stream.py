@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speech_s2s.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from speech_s2s.data import read_librispeech  # noqa: E402
+from speech_s2s.encoder import ChunkConfig  # noqa: E402
 from speech_s2s.scoring import score  # noqa: E402
 from speech_s2s.sources import BLOCK_SECONDS  # noqa: E402
 from speech_s2s.streaming import StreamingRecognizer, StreamOptions  # noqa: E402
@@ -59,6 +60,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="the first N utterances only")
     parser.add_argument("--tail", type=float, default=1.0, help="seconds of silence after each utterance")
     parser.add_argument("--update-seconds", type=float, default=0.4)
+    parser.add_argument("--mode", choices=("agreement", "chunked"), default="agreement")
+    parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
     args = parser.parse_args()
 
     import torch
@@ -66,7 +69,8 @@ def main() -> None:
     torch.set_num_threads(1)
     recognizer = load_recognizer(args.model, word_timestamps=False)
     # CPU time of this (the only recognising) thread: other work on a shared machine must not count
-    streamer = StreamingRecognizer(recognizer, StreamOptions(update_seconds=args.update_seconds), clock=time.thread_time)
+    streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk)),
+                                   clock=time.thread_time)
     utterances = read_librispeech(args.split)[: args.limit]
     block = round(BLOCK_SECONDS * SAMPLE_RATE)
     references, streamed, offline = {}, {}, {}
@@ -91,7 +95,7 @@ def main() -> None:
         return f"median {np.median(values):.0f} ms, p90 {np.percentile(values, 90):.0f} ms" if values else "-"
 
     same = sum(streamed[k] == offline[k] for k in references)
-    print(f"{len(utterances)} utterances, {audio_seconds:.0f} s of audio (with {args.tail:g} s of silence after each), one thread")
+    print(f"{len(utterances)} utterances, {audio_seconds:.0f} s of audio (with {args.tail:g} s of silence after each), one thread, mode {args.mode}")
     print(f"streaming WER {100 * score(references, streamed).wer:.2f}%  offline WER {100 * score(references, offline).wer:.2f}%  "
           f"(identical text: {same}/{len(references)})")
     print(f"end of speech -> final: {stats(finals)}")
