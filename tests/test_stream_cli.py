@@ -65,3 +65,29 @@ def test_bad_options_are_one_line_and_status_2(args, message):
 def test_a_missing_file_is_one_line_naming_it():
     result = _run("--file", "nowhere.flac")
     assert result.returncode == 1 and result.stderr.decode().strip() == "speech-s2s: error: nowhere.flac: no such file"
+
+
+def test_on_a_terminal_the_partial_line_is_rewritten_in_place():
+    import io
+
+    from speech_s2s.stream_cli import _Display
+    from speech_s2s.streaming import Event
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    display = _Display(out, "txt")
+    for event in (Event("partial", "and your", 0, 1, 90), Event("partial", "and your brother", 0, 1.4, 90),
+                  Event("final", "and your brother", 0, 1.6, 400), Event("partial", "um", 2, 2.4, 90), Event("final", "", 2, 2.6, 400)):
+        display.show(event)
+    assert out.getvalue() == "\r\x1b[Kand your\r\x1b[Kand your brother\r\x1b[Kand your brother\n\r\x1b[Kum\r\x1b[K"
+
+
+def test_without_sounddevice_the_microphone_says_what_to_install(monkeypatch):
+    from speech_s2s.sources import MicrophoneSource, SourceError
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as if not installed
+    with pytest.raises(SourceError, match=r"^microphone input needs the sounddevice package: pip install 'speech_s2s\[mic\]'$"):
+        MicrophoneSource()
