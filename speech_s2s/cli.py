@@ -1,4 +1,4 @@
-"""`speech-s2s` command line: transcribe, train, score, prepare, train-lm, export, average. Thin: parsing and printing only."""
+"""`speech-s2s` command line: transcribe, stream, train, score, prepare, train-lm, export, average. Thin: parsing and printing only."""
 
 from __future__ import annotations
 
@@ -547,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true", help="debug logging, and a traceback on unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
+    from speech_s2s.stream_cli import add_stream  # its own module: the stream command is larger than the rest
+
+    for add in (_add_transcribe, add_stream, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, and tracebacks")
