@@ -105,14 +105,15 @@ class StreamResampler:
     """Resamples a stream to SAMPLE_RATE block by block, matching torchaudio's resampling of the
     whole signal (to float rounding): each block is resampled with `margin` input samples of real
     neighbours on both sides, and only its middle is kept. Blocks and margins are whole multiples
-    of the rates' reduced ratio, so every block's outputs fall on the whole signal's output grid."""
+    of the rates' reduced ratio, so every block's outputs fall on the whole signal's output grid.
+    `block_seconds` trades cost for latency: live sources use ~50 ms blocks."""
 
-    def __init__(self, rate: int):
+    def __init__(self, rate: int, block_seconds: float = 1.0):
         self.rate = rate
         divisor = math.gcd(rate, SAMPLE_RATE)
         self.up, self.down = SAMPLE_RATE // divisor, rate // divisor
         self.margin = self.down * math.ceil(256 / self.down)  # well beyond the sinc kernel's reach
-        self.block = self.down * max(1, round(rate / self.down))  # about one second of input
+        self.block = self.down * max(1, round(block_seconds * rate / self.down))
         self._buffer = np.zeros(self.margin, dtype=np.float32)  # torchaudio pads the start with zeros
         self._real = 0  # real (not padding) samples in the buffer after the left margin
 

@@ -1,4 +1,4 @@
-"""`speech-s2s` command line: transcribe, train, score, prepare, train-lm, export, average. Thin: parsing and printing only.
+"""`speech-s2s` command line: transcribe, stream, train, score, prepare, train-lm, export, average. Thin: parsing and printing only.
 
 Start-up is kept quick: building the parser imports nothing heavy, so `--help`, usage errors, `score` and
 `prepare` never load torch (tests/test_cli.py checks it). Each subcommand imports what it needs when it
@@ -28,7 +28,7 @@ def _fail(message: str, status: int = 1) -> int:
 MAX_DEFAULT_THREADS = 4
 
 
-def _use_threads(args) -> None:
+def apply_threads(args) -> None:
     """Set torch's CPU threads from --threads or the default; called once the options are known to be good."""
     import torch
 
@@ -139,7 +139,7 @@ def _run_transcribe(args) -> int:
     if args.output_format in ("srt", "vtt") and len(inputs) > 1 and not args.output_dir:
         return _fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
 
-    _use_threads(args)
+    apply_threads(args)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, Recognizer, TranscribeOptions
@@ -314,7 +314,7 @@ def _initial_model(args, exp: Path):
 def _run_train(args) -> int:
     import torch
 
-    _use_threads(args)
+    apply_threads(args)
     from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
     from speech_s2s.encoder import ChunkConfig
     from speech_s2s.features import SpecAugmentConfig
@@ -470,7 +470,7 @@ def _add_train_lm(sub) -> None:
 
 
 def _run_train_lm(args) -> int:
-    _use_threads(args)
+    apply_threads(args)
     from speech_s2s.lm import CharLMConfig, CharLMTrainConfig, save_lm, train_char_lm
     from speech_s2s.text import TranscriptError, Vocabulary
 
@@ -578,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true", help="debug logging, and a traceback on unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_transcribe, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
+    from speech_s2s.stream_cli import add_stream  # its own module: the stream command is larger than the rest
+
+    for add in (_add_transcribe, add_stream, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, and tracebacks")

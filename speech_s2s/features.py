@@ -68,6 +68,58 @@ class LogMel(nn.Module):
         return feats * mask[..., None], lengths
 
 
+class StreamingLogMel:
+    """Samples in, log-mel frames out, equal to `LogMel` on the whole signal (to float rounding).
+
+    Offline frame t is the window of n_fft samples centred on sample t * hop, with zeros before
+    the start and after the end (centre padding). Streaming, the start's zeros are known at once,
+    so frame t is emitted as soon as the sample n_fft / 2 past its centre has arrived; the buffer
+    keeps the n_fft - hop samples of overlap the next frame needs. Only the end's zeros wait for
+    `flush`, which emits the last n_fft / (2 hop) frames. Output [T', F] float32 per call.
+    """
+
+    def __init__(self, logmel: LogMel):
+        config = logmel.config
+        self.hop, self.n_fft = config.hop_length, config.n_fft
+        self.spectrogram = torchaudio.transforms.Spectrogram(
+            n_fft=config.n_fft, win_length=config.n_fft, hop_length=config.hop_length, power=2.0, center=False,
+        )
+        self.mel_scale = logmel.mel.mel_scale  # the offline extractor's own filterbank
+        self.reset()
+
+    def reset(self) -> None:
+        self._buffer = torch.zeros(self.n_fft // 2)  # the start's centre padding
+        self._samples = 0  # real samples pushed
+        self._frames = 0  # frames emitted
+
+    def _frames_of(self, count: int) -> torch.Tensor:
+        """Compute `count` frames from the buffer's start and drop the samples no later frame needs."""
+        if count <= 0:
+            return torch.zeros(0, self.mel_scale.n_mels)
+        window = self._buffer[: (count - 1) * self.hop + self.n_fft]
+        with torch.no_grad():
+            power = self.mel_scale(self.spectrogram(window))  # [F, count]
+        self._buffer = self._buffer[count * self.hop :]
+        self._frames += count
+        return torch.log(power.clamp_min(LOG_FLOOR)).T
+
+    def push(self, samples) -> torch.Tensor:
+        """Frames [T', F] completed by `samples` (16 kHz mono float32, numpy or torch, any length)."""
+        samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
+        self._buffer = torch.cat([self._buffer, samples])
+        self._samples += len(samples)
+        ready = 0 if len(self._buffer) < self.n_fft else 1 + (len(self._buffer) - self.n_fft) // self.hop
+        return self._frames_of(ready)
+
+    def flush(self) -> torch.Tensor:
+        """The last frames (over the end's zero padding); then the extractor starts afresh."""
+        total = 1 + self._samples // self.hop  # LogMel.num_frames of the whole signal
+        self._buffer = torch.cat([self._buffer, torch.zeros(self.n_fft // 2)])
+        frames = self._frames_of(total - self._frames)
+        self.reset()
+        return frames
+
+
 class GlobalMVN(nn.Module):
     """Subtract the training set's mean and divide by its standard deviation, per mel bin.
 

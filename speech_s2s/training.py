@@ -95,7 +95,20 @@ def _atomic_torch_save(obj: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def save_checkpoint(directory: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, state: TrainingState, augment_rng: torch.Generator) -> None:
+def model_info(train: FeatureSet, state: TrainingState) -> dict:
+    """What a saved model says of its training (shown by `speech-s2s info`): the corpora by split
+    name (never a machine's paths), their size, and where the run stood."""
+    splits = sorted({Path(u.audio).parent.parent.parent.name for u in train.utterances})
+    dev = next((h for h in reversed(state.history) if "dev_wer" in h), None)
+    return {
+        "training": {"splits": splits, "utterances": len(train), "hours": round(sum(u.duration for u in train.utterances) / 3600, 2),
+                     "speakers": len({u.speaker for u in train.utterances}), "updates": state.step, "epochs": state.epoch},
+        **({"dev": {"epoch": dev["epoch"], "greedy_wer": round(dev["dev_wer"], 4), "greedy_cer": round(dev["dev_cer"], 4)}} if dev else {}),
+        "saved": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def save_checkpoint(directory: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, state: TrainingState, augment_rng: torch.Generator, info: dict | None = None) -> None:
     _atomic_torch_save(
         {
             "model": model.state_dict(),
@@ -107,7 +120,7 @@ def save_checkpoint(directory: Path, model: Seq2Seq, optimizer: torch.optim.Opti
         },
         directory / CHECKPOINT,
     )
-    save_model(model, directory / LAST_MODEL)
+    save_model(model, directory / LAST_MODEL, info=info)
 
 
 def load_checkpoint(directory: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, augment_rng: torch.Generator) -> TrainingState:
@@ -211,15 +224,15 @@ def fit(model: Seq2Seq, train: FeatureSet, dev: FeatureSet, config: TrainConfig,
                 state.history.append({"step": state.step, "train_loss": running_loss / running_count, "lr": learning_rate_at(state.step - 1, config)})
                 running_loss, running_count = 0.0, 0
             if state.step % config.checkpoint_every == 0:
-                save_checkpoint(directory, model, optimizer, state, augment_rng)
+                save_checkpoint(directory, model, optimizer, state, augment_rng, model_info(train, state))
         progress.close()
         batch_source.close()
         if state.batch_in_epoch >= len(batches):
             state.epoch += 1
             state.batch_in_epoch = 0
-            _validate(model, dev, config, directory, state)
-            save_checkpoint(directory, model, optimizer, state, augment_rng)
-    save_checkpoint(directory, model, optimizer, state, augment_rng)
+            _validate(model, dev, config, directory, state, train)
+            save_checkpoint(directory, model, optimizer, state, augment_rng, model_info(train, state))
+    save_checkpoint(directory, model, optimizer, state, augment_rng, model_info(train, state))
     return state
 
 
@@ -232,16 +245,17 @@ def _augmented_batches(model: Seq2Seq, train: FeatureSet, config: TrainConfig):
     return AugmentedBatches(load_waveforms(train.utterances), train.targets, LogMel(model.config.features), config.augment, config.seed)
 
 
-def _validate(model: Seq2Seq, dev: FeatureSet, config: TrainConfig, directory: Path, state: TrainingState) -> None:
+def _validate(model: Seq2Seq, dev: FeatureSet, config: TrainConfig, directory: Path, state: TrainingState, train: FeatureSet) -> None:
     result = evaluate(model, dev, config, directory / f"attention-epoch{state.epoch:03d}.png")
     state.history.append({"step": state.step, "epoch": state.epoch, **{k: v for k, v in result.items() if k != "example"}})
     log.info(
         "epoch %d step %d: dev loss %.3f, greedy WER %.2f%%, CER %.2f%% | ref: %s | hyp: %s",
         state.epoch, state.step, result["dev_loss"], 100 * result["dev_wer"], 100 * result["dev_cer"], result["example"]["ref"], result["example"]["hyp"],
     )
-    save_model(model, directory / EPOCH_MODEL.format(state.epoch))
+    info = model_info(train, state)
+    save_model(model, directory / EPOCH_MODEL.format(state.epoch), info=info)
     if result["dev_wer"] < state.best_wer:
         state.best_wer = result["dev_wer"]
-        save_model(model, directory / BEST_MODEL)
+        save_model(model, directory / BEST_MODEL, info=info)
     (directory / "history.json").write_text(json.dumps(state.history, indent=1))
     plot_learning_curve(state.history, directory / "learning_curve.png")

@@ -364,3 +364,12 @@ def test_train_defaults_in_help_are_the_config_defaults():
             stated = re.search(r"default (\S+?)\)?$", actions[dest].help).group(1)
             assert actions[dest].default is None and type(getattr(config(), name))(stated) == getattr(config(), name), (command, dest)
     assert (TrainConfig().chunk_sizes, TrainConfig().chunk_right_contexts) == (tuple(commands["train"].get_default("chunk_sizes")), tuple(commands["train"].get_default("chunk_right_contexts")))
+def test_a_trained_model_says_what_it_was_trained_on(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    assert main(["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
+                 "--encoder-layers", "3", "--decoder-hidden", "64", "--max-frames", "400", "--threads", "1", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(exp / "epoch001.safetensors"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["info"]
+    assert info["training"]["splits"] == ["mini"] and info["training"]["utterances"] == 4 and info["training"]["epochs"] == 1
+    assert 0 <= info["dev"]["greedy_wer"] and info["dev"]["epoch"] == 1

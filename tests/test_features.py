@@ -41,3 +41,23 @@ def test_spec_augment_masks_inside_lengths_and_is_seeded():
     # no time mask wider than 20% of the utterance: some of every bin survives in each frame that is not time-masked
     masked_frames = (first[1] == 0).all(dim=1).sum()
     assert masked_frames <= 2 * 10
+
+
+def test_streaming_features_equal_offline_features_whatever_the_blocks():
+    from speech_s2s.features import StreamingLogMel
+
+    logmel = LogMel()
+    streaming = StreamingLogMel(logmel)
+    rng = np.random.default_rng(2)
+    for length in (12345, 16000, 399, 1):
+        samples = rng.normal(0, 0.1, length).astype(np.float32)
+        offline, _ = logmel(torch.from_numpy(samples)[None], torch.tensor([length]))
+        pieces, start = [], 0
+        while start < length:
+            size = int(rng.integers(1, 2000))
+            pieces.append(streaming.push(samples[start : start + size]))
+            start += size
+        pieces.append(streaming.flush())
+        online = torch.cat(pieces)
+        assert online.shape == offline[0].shape
+        torch.testing.assert_close(online, offline[0], rtol=1e-4, atol=1e-4)

@@ -1,0 +1,153 @@
+"""`speech-s2s stream`: live captions from a microphone, a file replayed in real time, or raw PCM on stdin.
+
+Kept apart from cli.py so the command line stays thin; like it, nothing heavy (torch, sounddevice)
+is imported until the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from typing import TextIO
+
+STREAM_FORMATS = ("txt", "jsonl")
+
+
+def add_stream(sub) -> None:
+    p = sub.add_parser(
+        "stream", help="live captions from a microphone, a file in real time, or raw PCM on standard input",
+        description="Recognise speech as it is spoken: partial text while you speak, final text at each pause. "
+        "Default input: the default microphone. Ctrl-C finishes the last utterance and exits 0. "
+        "A summary (latency, real-time factor, dropped audio) goes to standard error.",
+    )
+    p.add_argument("input", nargs="?", help="- for raw signed 16-bit little-endian mono PCM on standard input (16 kHz unless --rate)")
+    p.add_argument("--device", help="input device: index or (part of) its name, see --list-devices; default: the system's default input")
+    p.add_argument("--file", help="replay an audio file (any format) as if it were spoken now")
+    p.add_argument("--fast", action="store_true", help="with --file: as fast as possible instead of in real time")
+    p.add_argument("--rate", type=int, default=None, help="with -: the PCM's sample rate (default 16000)")
+    p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    p.add_argument("--output-format", choices=STREAM_FORMATS, default="txt",
+                   help="txt: final text, one line per utterance (on a terminal, partial text is shown in place); "
+                   "jsonl: every partial and final event as a JSON object")
+    p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
+    p.add_argument("--beam", type=int, default=1, help="beam size of the final decoding (partials are greedy); default 1")
+    p.add_argument("--mode", choices=("agreement", "chunked"), default="agreement",
+                   help="partial text by re-decoding the utterance so far and keeping what two decodings agree on (default, "
+                   "any model), or by CTC over the chunked encoder (bounded work; needs a model trained with dynamic chunks). "
+                   "Final text is the offline decoding of the utterance either way")
+    p.add_argument("--update-seconds", type=float, default=0.4, help="agreement: new audio between partial results (default 0.4)")
+    p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
+                   help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.set_defaults(run=run_stream)
+
+
+def _usage_error(args) -> str | None:
+    if args.input not in (None, "-"):
+        return f"unexpected input {args.input!r}: use --file {args.input} for a file, or - for raw PCM on standard input"
+    sources = [name for name, given in (("--device", args.device is not None), ("--file", args.file is not None), ("-", args.input == "-")) if given]
+    if len(sources) > 1:
+        return f"give one input, not {' and '.join(sources)}"
+    if args.fast and args.file is None:
+        return "--fast needs --file"
+    if args.rate is not None and args.input != "-":
+        return "--rate applies to - (raw PCM on standard input)"
+    if args.rate is not None and args.rate < 1000:
+        return f"--rate {args.rate}: too low for speech"
+    if args.beam < 1:
+        return "--beam must be at least 1"
+    if args.update_seconds <= 0:
+        return "--update-seconds must be positive"
+    if args.chunk is not None and args.mode != "chunked":
+        return "--chunk applies to --mode chunked"
+    return None
+
+
+class _Display:
+    """Writes events: on a terminal, the partial line is rewritten in place; otherwise plain lines."""
+
+    def __init__(self, out: TextIO, output_format: str):
+        self.out = out
+        self.format = output_format
+        self.live = output_format == "txt" and out.isatty()
+        self._partial_shown = False
+
+    def show(self, event) -> None:
+        if self.format == "jsonl":
+            self.out.write(json.dumps(event.to_dict()) + "\n")
+        elif self.live:
+            width = max(10, shutil.get_terminal_size().columns - 1)
+            text = event.text if len(event.text) <= width else "…" + event.text[-(width - 1):]
+            self.out.write("\r\x1b[K" + text + ("\n" if event.type == "final" and event.text else ""))
+        elif event.type == "final" and event.text:
+            self.out.write(event.text + "\n")
+        self.out.flush()
+
+
+def run_stream(args) -> int:
+    problem = _usage_error(args)
+    if problem:
+        print(f"speech-s2s stream: error: {problem}", file=sys.stderr)
+        return 2
+    from speech_s2s.sources import FileSource, MicrophoneSource, SourceError, StdinSource, format_devices, list_devices
+
+    def fail(message: str) -> int:
+        print(f"speech-s2s: error: {message}", file=sys.stderr)
+        return 1
+
+    try:
+        if args.list_devices:
+            devices = list_devices()
+            print(format_devices(devices) if devices else "no input devices (connect a microphone or start a sound server)")
+            return 0
+        if args.file is not None:
+            from speech_s2s.audio import check_readable
+
+            check_readable(args.file)
+            source = FileSource(args.file, fast=args.fast)
+        elif args.input == "-":
+            source = StdinSource(args.rate or 16000)
+        else:
+            source = MicrophoneSource(args.device)
+    except (SourceError, ValueError) as error:  # AudioError is a ValueError
+        return fail(str(error))
+
+    from speech_s2s.audio import AudioError
+    from speech_s2s.streaming import StreamingRecognizer, StreamOptions
+    from speech_s2s.transcribe import load_recognizer
+
+    from speech_s2s.encoder import ChunkConfig
+
+    from speech_s2s.cli import apply_threads  # --threads or the default policy, as transcribe
+
+    apply_threads(args)
+    recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)
+    try:
+        options = StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
+        streamer = StreamingRecognizer(recognizer, options)
+    except ValueError as error:  # a chunk this model cannot take
+        print(f"speech-s2s stream: error: --chunk: {error}", file=sys.stderr)
+        return 2
+    display = _Display(sys.stdout, args.output_format)
+    if isinstance(source, MicrophoneSource):
+        try:
+            source.start()
+        except SourceError as error:
+            return fail(str(error))
+        print(f"speech-s2s: listening on {source.name} ({source.rate} Hz); Ctrl-C to stop", file=sys.stderr, flush=True)
+    events = streamer.stream(source)
+    try:
+        for event in events:
+            display.show(event)
+    except KeyboardInterrupt:  # finish the utterance being spoken, then stop
+        events.close()
+        for event in streamer.finish(getattr(source, "dropped_seconds", 0.0)):
+            display.show(event)
+    except AudioError as error:  # an unreadable file, met while replaying it
+        return fail(str(error))
+    summary = streamer.summary()
+    extra = f", {source.overflows} overflows" if getattr(source, "overflows", 0) else ""
+    print(f"speech-s2s: {summary.format()}{extra}", file=sys.stderr)
+    return 0

@@ -1,0 +1,122 @@
+"""Live recognition with LocalAgreement: committed words never change, finals equal offline decoding."""
+
+import numpy as np
+import pytest
+
+from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.sources import FileSource
+from speech_s2s.streaming import LocalAgreement, StreamingRecognizer, StreamOptions
+from speech_s2s.transcribe import BUNDLED_SAMPLE, load_recognizer
+
+SPEECH = load_audio(BUNDLED_SAMPLE)
+
+
+def test_local_agreement_commits_what_two_hypotheses_share_and_never_retracts():
+    agreement = LocalAgreement()
+    assert agreement.insert(["and", "you"]) == ["and", "you"] and agreement.committed == []
+    assert agreement.insert(["and", "your", "bro"]) == ["and", "your", "bro"] and agreement.committed == ["and"]
+    assert agreement.insert(["and", "your", "brother"]) == ["and", "your", "brother"] and agreement.committed == ["and", "your"]
+    # a hypothesis that changes a committed word only changes what follows the committed words
+    assert agreement.insert(["an", "your", "brother", "and"]) == ["and", "your", "brother", "and"]
+    assert agreement.committed == ["and", "your", "brother"]
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    import torch
+
+    torch.set_num_threads(1)
+    return load_recognizer()
+
+
+def _audio() -> np.ndarray:
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    return np.concatenate([silence, SPEECH, silence, SPEECH[: len(SPEECH) // 2], silence])
+
+
+def test_finals_equal_offline_decoding_of_the_same_segments_and_partials_only_grow(recognizer, tmp_path):
+    import soundfile
+
+    audio = _audio()
+    path = tmp_path / "two.wav"
+    soundfile.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
+    streamer = StreamingRecognizer(recognizer, StreamOptions(update_seconds=0.3))
+    events = list(streamer.stream(FileSource(path, fast=True)))
+    finals = [e for e in events if e.type == "final"]
+    offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))
+    assert [(e.text, e.start, e.end) for e in finals] == [(s.text, s.start, s.end) for s in offline]
+    assert len(finals) == 2 and finals[0].text == "and your brother and sister were not very kind"
+
+    committed: list[str] = []
+    partials_per_utterance = [0]
+    for event in events:
+        if event.type == "final":
+            committed = []
+            partials_per_utterance.append(0)
+            continue
+        words = event.committed.split()
+        assert words[: len(committed)] == committed, "committed words were taken back"
+        assert event.text.split()[: len(words)] == words
+        committed = words
+        partials_per_utterance[-1] += 1
+    assert partials_per_utterance[0] >= 3  # 2 s of speech, a decoding every 0.3 s
+
+    summary = streamer.summary()
+    assert summary.utterances == 2 and summary.partials == sum(partials_per_utterance)
+    assert abs(summary.audio_seconds - len(audio) / SAMPLE_RATE) < 0.01
+    assert summary.final_ms is not None and summary.first_partial_ms is not None
+    assert 0 < summary.real_time_factor < 5
+
+
+def test_the_stream_can_be_cut_short_and_finished(recognizer):
+    """What Ctrl-C does: stop pushing mid-utterance, then finish: the open utterance becomes a final."""
+    streamer = StreamingRecognizer(recognizer)
+    audio = np.concatenate([np.zeros(SAMPLE_RATE // 2, dtype=np.float32), SPEECH[: int(1.6 * SAMPLE_RATE)]])
+    events = []
+    for start in range(0, len(audio), 800):
+        events += streamer.push(audio[start : start + 800])
+    assert events and all(e.type == "partial" for e in events)
+    finals = streamer.finish()
+    assert len(finals) == 1 and finals[0].type == "final" and finals[0].text.startswith("and your brother")
+
+
+def test_silence_and_noise_give_no_events(recognizer):
+    streamer = StreamingRecognizer(recognizer)
+    noise = np.random.default_rng(0).normal(0, 0.01, 3 * SAMPLE_RATE).astype(np.float32)
+    assert list(streamer.stream([noise[i : i + 1600] for i in range(0, len(noise), 1600)])) == []
+
+
+def test_chunked_ctc_partials_equal_ctc_over_the_offline_chunked_encoder(recognizer):
+    import torch
+
+    from speech_s2s.encoder import ChunkConfig
+    from speech_s2s.search import BLANK_ID
+    from speech_s2s.streaming import ChunkedCTC
+
+    model, chunk = recognizer.model, ChunkConfig(32, 16)
+    chunked = ChunkedCTC(model, chunk)
+    rng = np.random.default_rng(0)
+    start, text = 0, ""
+    while start < len(SPEECH):
+        size = int(rng.integers(100, 3000))
+        text = chunked.push(SPEECH[start : start + size])
+        start += size
+    with torch.no_grad():
+        feats, lengths = model.features(torch.from_numpy(SPEECH)[None], torch.tensor([len(SPEECH)]))
+        best = model.ctc_log_probs(model.encode(feats, lengths, chunk))[0].argmax(-1).tolist()[: chunked.ctc_frames]
+    tokens = [t for i, t in enumerate(best) if t != BLANK_ID and (i == 0 or t != best[i - 1])]
+    assert chunked.ctc_frames > 0.8 * len(SPEECH) / SAMPLE_RATE * 25  # all but the last window's frames (25 Hz)
+    assert text == model.vocabulary.decode(tokens)
+
+
+def test_chunked_mode_finals_still_equal_offline_decoding(recognizer):
+    streamer = StreamingRecognizer(recognizer, StreamOptions(mode="chunked"))
+    audio = _audio()
+    events = list(streamer.stream([audio[i : i + 800] for i in range(0, len(audio), 800)]))
+    offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))
+    assert [e.text for e in events if e.type == "final"] == [s.text for s in offline]
+    partials = [e for e in events if e.type == "partial"]
+    assert len(partials) >= 4
+    for before, after in zip(partials, partials[1:]):
+        if before.start == after.start:
+            assert after.committed.split()[: len(before.committed.split())] == before.committed.split()

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Streaming benchmark: a split's utterances streamed one by one, against offline decoding of the same files.
+
+Each utterance (followed by --tail seconds of silence, so the endpoint comes from a pause as it
+would live) goes through `StreamingRecognizer` in 50 ms blocks on one thread. Replay is simulated
+in real time on a virtual clock rather than waited out: a block becomes available when its last
+sample would have been spoken, and the recogniser starts on it once it is free, so work that falls
+behind delays the next blocks exactly as it would live (and shows in the latencies), while the
+benchmark itself runs as fast as the CPU allows. Work is timed in CPU seconds of the one
+recognising thread, i.e. as if it had a core to itself.
+
+Reports WER of streaming finals and of offline decoding (`Recognizer.transcribe`) against the
+references, median and 90th percentile of end of speech -> final and of partial latency, partial
+cadence, and the real-time factor.
+
+    python tools/bench_stream.py --split $DATA/evalcorpus/test-tts --limit 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from speech_s2s.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from speech_s2s.data import read_librispeech  # noqa: E402
+from speech_s2s.encoder import ChunkConfig  # noqa: E402
+from speech_s2s.scoring import score  # noqa: E402
+from speech_s2s.sources import BLOCK_SECONDS  # noqa: E402
+from speech_s2s.streaming import StreamingRecognizer, StreamOptions  # noqa: E402
+from speech_s2s.transcribe import load_recognizer  # noqa: E402
+
+
+def stream_on_virtual_clock(streamer: StreamingRecognizer, audio: np.ndarray, block: int) -> tuple[list, float]:
+    """(events, processing seconds) of one utterance replayed in simulated real time."""
+    clock = 0.0  # seconds of audio time at which the recogniser is next free
+    events, busy = [], 0.0
+    streamer.reset()
+    for start in range(0, len(audio), block):
+        chunk = audio[start : start + block]
+        heard = (start + len(chunk)) / SAMPLE_RATE  # when its last sample was spoken
+        begin = max(clock, heard)
+        now = time.thread_time()
+        events += streamer.push(chunk, arrived=now - (begin - heard))  # it arrived `begin - heard` s ago
+        spent = time.thread_time() - now
+        clock, busy = begin + spent, busy + spent
+    now = time.thread_time()
+    events += streamer.finish()
+    return events, busy + time.thread_time() - now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", required=True, help="a LibriSpeech-layout split (e.g. evalcorpus/test-tts)")
+    parser.add_argument("--model", help="default: the bundled model")
+    parser.add_argument("--limit", type=int, default=None, help="the first N utterances only")
+    parser.add_argument("--tail", type=float, default=1.0, help="seconds of silence after each utterance")
+    parser.add_argument("--update-seconds", type=float, default=0.4)
+    parser.add_argument("--mode", choices=("agreement", "chunked"), default="agreement")
+    parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    recognizer = load_recognizer(args.model, word_timestamps=False)
+    # CPU time of this (the only recognising) thread: other work on a shared machine must not count
+    streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk)),
+                                   clock=time.thread_time)
+    utterances = read_librispeech(args.split)[: args.limit]
+    block = round(BLOCK_SECONDS * SAMPLE_RATE)
+    references, streamed, offline = {}, {}, {}
+    finals, partials, intervals, first_partials = [], [], [], []
+    audio_seconds = busy = 0.0
+    for utterance in utterances:
+        audio = np.concatenate([load_audio(utterance.audio), np.zeros(round(args.tail * SAMPLE_RATE), dtype=np.float32)])
+        events, spent = stream_on_virtual_clock(streamer, audio, block)
+        summary = streamer.summary()
+        audio_seconds, busy = audio_seconds + len(audio) / SAMPLE_RATE, busy + spent
+        references[utterance.id] = utterance.text
+        streamed[utterance.id] = " ".join(e.text for e in events if e.type == "final" and e.text)
+        offline[utterance.id] = " ".join(s.text for s in recognizer.transcribe(audio)[0] if s.text)
+        finals += [e.latency_ms for e in events if e.type == "final" and e.text]
+        partials += [e.latency_ms for e in events if e.type == "partial"]
+        if summary.partial_interval_ms is not None:
+            intervals.append(summary.partial_interval_ms)
+        if summary.first_partial_ms is not None:
+            first_partials.append(summary.first_partial_ms)
+
+    def stats(values: list[float]) -> str:
+        return f"median {np.median(values):.0f} ms, p90 {np.percentile(values, 90):.0f} ms" if values else "-"
+
+    same = sum(streamed[k] == offline[k] for k in references)
+    print(f"{len(utterances)} utterances, {audio_seconds:.0f} s of audio (with {args.tail:g} s of silence after each), one thread, mode {args.mode}")
+    print(f"streaming WER {100 * score(references, streamed).wer:.2f}%  offline WER {100 * score(references, offline).wer:.2f}%  "
+          f"(identical text: {same}/{len(references)})")
+    print(f"end of speech -> final: {stats(finals)}")
+    print(f"partial latency (newest audio -> partial): {stats(partials)}")
+    print(f"speech onset -> first partial: {stats(first_partials)}")
+    print(f"partial cadence (median per utterance): {stats(intervals)}")
+    print(f"real-time factor: {busy / audio_seconds:.3f}")
+
+
+if __name__ == "__main__":
+    main()
