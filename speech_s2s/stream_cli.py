@@ -86,6 +86,19 @@ class _Display:
         self.out.flush()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the stream cleanly (last utterance finished, exit 0). Python
+    leaves SIGINT ignored when it was started ignored (a background job of a shell without job
+    control, as in some CI runners), so it is installed explicitly."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_stream(args) -> int:
     problem = _usage_error(args)
     if problem:
@@ -137,6 +150,7 @@ def run_stream(args) -> int:
         except SourceError as error:
             return fail(str(error))
         print(f"speech-s2s: listening on {source.name} ({source.rate} Hz); Ctrl-C to stop", file=sys.stderr, flush=True)
+    _stop_on_signals()
     events = streamer.stream(source)
     try:
         for event in events:
