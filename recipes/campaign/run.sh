@@ -72,8 +72,11 @@ if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
 fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
-  echo "stage 3: average the last $AVERAGE epoch snapshots"
+  echo "stage 3: average the last $AVERAGE snapshots (epoch ends, and the run's last weights if newer)"
   mapfile -t snapshots < <(ls "$phase"/epoch*.safetensors 2>/dev/null | tail -n "$AVERAGE")
+  if [[ ${#snapshots[@]} -gt 0 && $phase/last.safetensors -nt ${snapshots[-1]} ]]; then
+    snapshots=("${snapshots[@]:$(( ${#snapshots[@]} >= AVERAGE ? 1 : 0 ))}" "$phase/last.safetensors")
+  fi
   if [[ ${#snapshots[@]} -gt 0 ]]; then
     speech-s2s average "${snapshots[@]}" --out "$phase/average.safetensors"
   else
