@@ -227,18 +227,16 @@ class Segmenter:
             self._last_speech = window
         silence = window - self._last_speech
         if silence >= max(self._min_silence, self._pad):
-            return self._close(self._last_speech + 1 + self._pad, resume_at=None)
+            return self._close(self._last_speech + 1 + self._pad)
         if window + 1 - max(self._audio_window, self._speech_start - self._pad) >= self._max_windows:
             return self._force_cut(window)
         return None
 
-    def _close(self, end_window: int, resume_at: int | None) -> Segment | None:
-        """Close the open utterance at end_window (exclusive); reopen at resume_at if speech goes on."""
+    def _close(self, end_window: int) -> Segment | None:
+        """Close the open utterance at end_window (exclusive); a burst shorter than min_speech is dropped."""
         start, last = self._speech_start, self._last_speech
         first = max(self._audio_window, start - self._pad)
-        self._speech_start = resume_at
-        if resume_at is not None:
-            self._last_speech = max(resume_at, last)
+        self._speech_start = None
         if last - start + 1 < self._min_speech:
             return None
         return self._cut(first, end_window * WINDOW)

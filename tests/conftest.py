@@ -21,6 +21,20 @@ def tiny_config(**overrides) -> ModelConfig:
     return ModelConfig(**{**config.__dict__, **overrides})
 
 
+def tiny_model_with_mini_features(seed: int = 0):
+    """A fresh tiny model (seeded) with the mini corpus's features and its normalisation set from them."""
+    import torch
+
+    from speech_s2s.data import compute_features, feature_stats, read_librispeech
+    from speech_s2s.model import Seq2Seq
+
+    torch.manual_seed(seed)
+    model = Seq2Seq(tiny_config())
+    features = compute_features(read_librispeech(MINI_CORPUS), model.logmel, model.vocabulary)
+    model.normalizer.set_stats(*feature_stats(features.features))
+    return model, features
+
+
 @pytest.fixture
 def mini_corpus() -> Path:
     return MINI_CORPUS

@@ -6,15 +6,13 @@ import soundfile
 import torch
 from scipy import signal
 
-from conftest import MINI_CORPUS, tiny_config
+from conftest import MINI_CORPUS, tiny_model_with_mini_features
 from speech_s2s.audio import SAMPLE_RATE, load_audio
 from speech_s2s.augment import (
     AugmentConfig, Augmenter, add_noise, babble, band_limit, biquad, clip, codec_round_trip, coloured_noise, equalise,
     load_rir_bank, mu_law, preset, reverberate, speed_perturb, telephone, vtlp,
 )
 from speech_s2s.augmented_data import AugmentedBatches, load_waveforms
-from speech_s2s.data import compute_features, feature_stats, read_librispeech
-from speech_s2s.model import Seq2Seq
 from speech_s2s.training import TrainConfig, fit
 
 SPEECH = sorted(MINI_CORPUS.rglob("*.flac"))[0]
@@ -151,12 +149,7 @@ def test_augmenter_is_reproducible_from_its_generator_and_stays_in_range(sources
         assert not np.array_equal(outputs[0], outputs[1])
 
 
-def _setup(seed=0):
-    torch.manual_seed(seed)
-    model = Seq2Seq(tiny_config())
-    features = compute_features(read_librispeech(MINI_CORPUS), model.logmel, model.vocabulary)
-    model.normalizer.set_stats(*feature_stats(features.features))
-    return model, features
+_setup = tiny_model_with_mini_features
 
 
 def test_augmented_batches_depend_only_on_seed_epoch_and_batch_index(sources):

@@ -1,21 +1,15 @@
 import pytest
 import torch
 
-from conftest import MINI_CORPUS, tiny_config
-from speech_s2s.data import compute_features, feature_stats, read_librispeech
-from speech_s2s.model import Seq2Seq, load_model
+from conftest import tiny_model_with_mini_features
+from speech_s2s.model import load_model
 from speech_s2s.search import DecodingOptions, decode
 from speech_s2s.encoder import ChunkConfig
 from speech_s2s.training import BEST_MODEL, CHECKPOINT, LAST_MODEL, TrainConfig, chunk_for_step, fit
 from speech_s2s.data import collate
 
 
-def _setup(seed=0):
-    torch.manual_seed(seed)
-    model = Seq2Seq(tiny_config())
-    features = compute_features(read_librispeech(MINI_CORPUS), model.logmel, model.vocabulary)
-    model.normalizer.set_stats(*feature_stats(features.features))
-    return model, features
+_setup = tiny_model_with_mini_features
 
 
 def test_overfit_four_utterances_then_greedy_and_beam_decode_them_exactly(tmp_path):
