@@ -53,3 +53,9 @@ def test_silence_still_leaves_a_row_and_resume_reads_ids_back():
         text = "".join(line + "\n" for t in (TRANSCRIPT, silent) for line in lines(t, output_format))
         assert ids_in_output(text, output_format) == {"talk", "q"}, output_format
     assert ids_in_output('{"id": "a"}\n{"id": "b", "te', "jsonl") == {"a"}  # a line cut short is not done
+
+
+def test_the_command_line_offers_exactly_the_writers_formats():
+    from speech_s2s import cli, writers
+
+    assert cli.FORMATS == writers.FORMATS  # named twice so that --help needs no torch
