@@ -7,6 +7,9 @@
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
     campaign.py promote CANDIDATE.json BUNDLED.json -> exit 0 if the candidate is better on every dev set
+    campaign.py subset MANIFEST SPEAKERS.TXT ENGINE[/VOICE] ...
+                                                -> prints the manifest lines whose speaker is one of these
+                                                   engines (or engine/voice pairs), per the corpus's SPEAKERS.TXT
 
 A phase trains on a frozen manifest of the corpus as it was when the phase began, so `--resume`
 within a phase is exact. The corpus tool can keep growing the corpus meanwhile; once it holds GROW
@@ -91,6 +94,30 @@ def promote(candidate: Path, bundled: Path) -> int:
     return 0 if better else 1
 
 
+def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
+    voice_of: dict[str, tuple[str, str]] = {}
+    for line in speakers_table.read_text().splitlines():
+        if line.startswith(";") or "|" not in line:
+            continue
+        speaker, _, _, description = (field.strip() for field in line.split("|", 3))
+        engine, *settings = description.split()
+        voice = next((s.split("=", 1)[1] for s in settings if s.startswith("voice=")), "")
+        voice_of[speaker] = (engine, voice)
+    engines = {w for w in wanted if "/" not in w}
+    pairs = {tuple(w.split("/", 1)) for w in wanted if "/" in w}
+    kept = 0
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            engine, voice = voice_of.get(json.loads(line)["speaker"], ("", ""))
+            if engine in engines or (engine, voice) in pairs:
+                print(line)
+                kept += 1
+    if not kept:
+        print(f"subset: no utterance of {manifest} is spoken by {' '.join(wanted)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command, *rest = argv
     if command == "phase":
@@ -101,6 +128,8 @@ def main(argv: list[str]) -> int:
         return log(Path(rest[0]), Path(rest[1]), int(rest[2]), float(rest[3]), Path(rest[4]), Path(rest[5]) if len(rest) > 5 else None)
     if command == "promote":
         return promote(Path(rest[0]), Path(rest[1]))
+    if command == "subset":
+        return subset(Path(rest[0]), Path(rest[1]), rest[2:])
     print(__doc__, file=sys.stderr)
     return 2
 
