@@ -5,7 +5,7 @@
 #
 # Four fine-tuning runs of $STEPS updates from the bundled model, alike in everything (seed, learning
 # rate, dynamic chunks, SpecAugment) but two things:
-#   voices:       "first" = the speakers of the first corpus's voices (espeak-ng, flite kal16, festival's
+#   voices:       "first" = the speakers of the first corpus's voices (espeak-ng, flite, festival's
 #                 kal/ked/slt-hts, piper joe) or "all" = every train speaker of the campaign's corpus;
 #   augmentation: "none" or "medium" (speed, VTLP, rooms, noise and hold music, channel, codecs).
 # Each run is scored greedy on both dev sets; the table goes to $ABLATION/ablation.md. Resumable: a run
@@ -21,7 +21,7 @@ STEPS=${STEPS:-400}
 THREADS=${THREADS:-1}
 INIT=${INIT:-speech_s2s/assets/model.safetensors}
 MOH=${MOH:-/usr/share/asterisk/moh}
-FIRST_VOICES=${FIRST_VOICES:-"espeak flite/kal16 festival/voice_kal_diphone festival/voice_ked_diphone festival/voice_cmu_us_slt_arctic_hts piper"}
+FIRST_VOICES=${FIRST_VOICES:-"espeak flite festival/voice_kal_diphone festival/voice_ked_diphone festival/voice_cmu_us_slt_arctic_hts piper"}
 COMMON_ARGS=${COMMON_ARGS:-"--lr 5e-4 --warmup-steps 300 --max-frames 3000 --checkpoint-every 100 --curriculum-epochs 0
   --dev-max-utterances 50 --chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
