@@ -383,6 +383,9 @@ def _add_score(sub) -> None:
     p.add_argument("--worst", type=int, default=10, help="list this many worst utterances")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--strict", action="store_true", help="refuse hypothesis ids that are not in the reference (default: warn)")
+    p.add_argument("--by-speaker", action="store_true",
+                   help="also WER per speaker (the id's part before its first '-'), described from the corpus's "
+                        "SPEAKERS.TXT when --ref is a LibriSpeech split directory")
     p.set_defaults(run=_run_score)
 
 
@@ -409,16 +412,43 @@ def _run_score(args) -> int:
     if result.extra:
         shown = ", ".join(result.extra_ids[:3]) + (", ..." if result.extra > 3 else "")
         print(f"speech-s2s: warning: {args.hyp}: {result.extra} hypothesis ids are not in the reference ({shown}); they are not scored", file=sys.stderr)
+    speakers = result.by_speaker() if args.by_speaker else {}
     if args.json:
         fields = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("per_utterance", "extra_ids")}
+        if args.by_speaker:
+            fields["by_speaker"] = {s: {"wer": _rate(e, w), "errors": e, "words": w, "utterances": n} for s, (e, w, n) in speakers.items()}
         print(json.dumps(fields))
         return 0
     print(result.summary())
+    if speakers:
+        described = _speaker_descriptions(Path(args.ref)) if Path(args.ref).is_dir() else {}
+        print("speaker | utterances | words | WER %" + (" | speaker" if described else ""))
+        for speaker, (errors, words, count) in speakers.items():
+            about = f" | {described[speaker]}" if speaker in described else ""
+            print(f"{speaker} | {count} | {words} | {100 * _rate(errors, words):.2f}{about}")
     if args.worst > 0:
         print(f"worst {min(args.worst, result.utterances)} utterances:")
         for u in result.worst(args.worst):
             print(f"  {u.id}  {u.errors}/{u.words} errors\n    REF: {u.reference}\n    HYP: {u.hypothesis}")
     return 0
+
+
+def _rate(errors: int, words: int) -> float:
+    return errors / words if words else (0.0 if not errors else float("inf"))
+
+
+def _speaker_descriptions(split: Path) -> dict[str, str]:
+    """LibriSpeech's SPEAKERS.TXT beside a split: `ID | SEX | SUBSET | ...` lines (';' comments)."""
+    table = split.parent / "SPEAKERS.TXT"
+    if not table.is_file():
+        return {}
+    described = {}
+    for line in table.read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if line.startswith(";") or len(fields) < 4:
+            continue
+        described[fields[0]] = " | ".join([fields[1], *fields[3:]])
+    return described
 
 
 # ---------------------------------------------------------------------------------------------- prepare, train-lm

@@ -3,7 +3,9 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 
 from conftest import MINI_CORPUS
@@ -259,6 +261,27 @@ def test_score_warns_about_hypotheses_the_reference_lacks_and_strict_refuses_the
     assert captured.err == f"speech-s2s: warning: {hyp}: 1 hypothesis ids are not in the reference (u3); they are not scored\n"
     assert main(["score", "--ref", str(ref), "--hyp", str(hyp), "--strict"]) == 1
     _one_line_error(capsys, f"{hyp}: 1 hypothesis ids are not in the reference")
+
+
+def test_score_by_speaker_groups_ids_by_their_speaker_prefix_and_describes_corpus_speakers(tmp_path, capsys):
+    split = tmp_path / "corpus" / "dev"
+    for speaker, words in (("11", "A B C D"), ("22", "E F")):
+        chapter = split / speaker / "1"
+        chapter.mkdir(parents=True)
+        (chapter / f"{speaker}-1.trans.txt").write_text(f"{speaker}-1-0000 {words}\n{speaker}-1-0001 {words}\n")
+        for utterance in ("0000", "0001"):
+            soundfile.write(chapter / f"{speaker}-1-{utterance}.flac", np.zeros(1600, np.float32), 16000)
+    (split.parent / "SPEAKERS.TXT").write_text("; ID | SEX | SUBSET | NAME\n11 | F | dev | voice one\n22 | M | dev | voice two\n")
+    hyp = tmp_path / "hyp.txt"  # speaker 11: 1 of 8 words wrong; speaker 22: 2 of 4 (one deleted, one substituted)
+    hyp.write_text("11-1-0000 A B C X\n11-1-0001 A B C D\n22-1-0000 E\n22-1-0001 E G\n")
+    assert main(["score", "--ref", str(split), "--hyp", str(hyp), "--by-speaker", "--worst", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == ["speaker | utterances | words | WER % | speaker", "11 | 2 | 8 | 12.50 | F | voice one",
+                         "22 | 2 | 4 | 50.00 | M | voice two"]
+    assert main(["score", "--ref", str(split), "--hyp", str(hyp), "--by-speaker", "--json"]) == 0
+    by_speaker = json.loads(capsys.readouterr().out)["by_speaker"]
+    assert by_speaker == {"11": {"wer": 0.125, "errors": 1, "words": 8, "utterances": 2},
+                          "22": {"wer": 0.5, "errors": 2, "words": 4, "utterances": 2}}
 
 
 def test_train_fine_tunes_the_bundled_model_with_dynamic_chunks(tmp_path, capsys):
