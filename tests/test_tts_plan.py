@@ -115,3 +115,28 @@ def test_resuming_with_a_different_plan_stops_instead_of_mislabelling(tmp_path):
     with pytest.raises(SystemExit, match="planned differently"):
         layout.check_and_write_plan(tmp_path, changed)
     layout.check_and_write_plan(tmp_path, [jobs[0], dataclasses.replace(jobs[1], text="G H I")])  # not made yet
+
+
+WORDNET_HEADER = "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
+
+
+def test_wordnet_definitions_and_examples_become_sentences_and_held_out_sentences_stay_out(tmp_path):
+    from tools.tts.text import TextPools, language_model_text, load_wordnet
+
+    (tmp_path / "data.noun").write_text(
+        WORDNET_HEADER
+        + '00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived or known (not necessarily material); '
+          '"the `team\' is a unit"; "she was happy"\n'
+        + "00002137 03 n 01 abstraction 0 000 | a concept\n"  # two words: too short
+        + "00002452 03 n 01 thing 0 000\n")  # no gloss
+    (tmp_path / "data.verb").write_text('00001740 29 v 01 breathe 0 005 | draw air into, and expel out of, the lungs; "I can breathe better"\n')
+    for name in ("data.adj", "data.adv"):
+        (tmp_path / name).write_text(WORDNET_HEADER)
+    sentences = load_wordnet(tmp_path)
+    assert sentences == ["THAT WHICH IS PERCEIVED OR KNOWN", "THE TEAM IS A UNIT", "SHE WAS HAPPY",
+                         "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS", "I CAN BREATHE BETTER"]
+    pools = TextPools(train=[("emma", "A TRAIN SENTENCE HERE"), ("kjv", "SHE WAS HAPPY")], dev=["THE TEAM IS A UNIT"],
+                      test=["I CAN BREATHE BETTER"], legacy_dev_size=0)
+    assert language_model_text(pools, tmp_path) == ["A TRAIN SENTENCE HERE", "SHE WAS HAPPY", "THAT WHICH IS PERCEIVED OR KNOWN",
+                                                    "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS"]
+    assert language_model_text(pools, None) == ["A TRAIN SENTENCE HERE", "SHE WAS HAPPY"]

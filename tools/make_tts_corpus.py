@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools.tts import ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
-from tools.tts.text import build_text_pools  # noqa: E402
+from tools.tts.text import build_text_pools, find_wordnet_dir, language_model_text  # noqa: E402
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0
@@ -99,8 +99,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="only measure engine throughput on N rounds of 4 sentences")
     ap.add_argument("--plan-only", action="store_true", help="write metadata, synthesise nothing")
     ap.add_argument("--lm-text", metavar="FILE", default=None,
-                    help="write every train sentence (never Sense and Sensibility nor Northanger Abbey) here, "
-                         "one per line, for language-model training, then exit")
+                    help="write every train sentence (never Sense and Sensibility nor Northanger Abbey), and "
+                         "WordNet's definitions and examples when wordnet-base is installed, here, one per line, "
+                         "for language-model training, then exit")
     ap.add_argument("--voices-table", action="store_true",
                     help="print every voice of the selected engines with its licence as Markdown, then exit")
     args = ap.parse_args(argv)
@@ -123,8 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     austen_dir = Path(args.austen_dir) if args.austen_dir else None
     if args.lm_text:
         pools = build_text_pools(austen_dir, args.seed)
-        layout.atomic_write_text(Path(args.lm_text), "".join(f"{text}\n" for _, text in pools.train))
-        LOG.info("%s: %d training sentences for a language model", args.lm_text, len(pools.train))
+        wordnet_dir = find_wordnet_dir()
+        if wordnet_dir is None:
+            LOG.warning("WordNet not found (apt package wordnet-base): the LM text is the books' sentences only")
+        sentences = language_model_text(pools, wordnet_dir)
+        layout.atomic_write_text(Path(args.lm_text), "".join(f"{text}\n" for text in sentences))
+        LOG.info("%s: %d sentences for a language model (%d from the books' train pool)", args.lm_text, len(sentences), len(pools.train))
         return 0
     speakers = build_speakers(args.seed, args.engines)
     check_engines(args.engines, need_sox=any(s.params.get("vtl", 1.0) != 1.0 for s in speakers["train-tts"]))

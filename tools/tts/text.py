@@ -43,6 +43,10 @@ AUSTEN_DIR_GLOBS: tuple[str, ...] = (
 BOILERPLATE_RE = re.compile(r"^\s*(by jane austen|the end|finis)\s*\.?\s*$", re.IGNORECASE)
 ROMAN_TOKEN_RE = re.compile(r"\b[IVXLCDM]{2,}\b")
 KJV_RANGE = "Gen1:1-Rev22:21"
+WORDNET_DIRS: tuple[str, ...] = ("/usr/share/wordnet",)  # Debian wordnet-base
+WORDNET_DATA = ("data.noun", "data.verb", "data.adj", "data.adv")
+WORDNET_QUOTE_RE = re.compile(r'"([^"]+)"')
+WORDNET_ASIDE_RE = re.compile(r"\([^)]*\)|`|'(?=\s|$)")
 KJV_REF_RE = re.compile(r"^\s*[1-3]?[A-Za-z]+\d+:\d+\s+")
 
 
@@ -105,6 +109,28 @@ def load_kjv() -> list[str]:
                          encoding="utf-8", errors="replace").stdout
     verses = [KJV_REF_RE.sub("", line).strip() for line in out.splitlines()]
     return [v for v in verses if v]
+
+
+def find_wordnet_dir() -> Path | None:
+    return next((Path(d) for d in WORDNET_DIRS if (Path(d) / "data.noun").is_file()), None)
+
+
+def load_wordnet(data_dir: Path) -> list[str]:
+    """WordNet 3.0's usage examples and definitions (Debian ``wordnet-base``): modern English, unlike
+    the books. Each synset line ends in ``| gloss; "example"; "example"``; the examples and the
+    gloss's first clause (asides in brackets dropped) become normalised sentences, in file order."""
+    result: list[str] = []
+    for name in WORDNET_DATA:
+        for line in (data_dir / name).read_text(encoding="latin-1").splitlines():
+            if line.startswith("  ") or "|" not in line:
+                continue  # the licence header, or no gloss
+            gloss = line.split("|", 1)[1]
+            definition = WORDNET_ASIDE_RE.sub(" ", gloss.split(";", 1)[0].split('"', 1)[0])
+            for text in (definition, *WORDNET_QUOTE_RE.findall(gloss)):
+                norm = normalize_text(text)
+                if MIN_WORDS <= len(norm.split()) <= MAX_WORDS:
+                    result.append(norm)
+    return result
 
 
 def paragraphs_to_sentences(paragraphs: Iterable[str]) -> list[str]:
@@ -177,3 +203,13 @@ def build_text_pools(austen_dir: Path | None, seed: int) -> TextPools:
                      test_set | set(dev))
     random.Random(f"train-text-{seed}").shuffle(train)
     return TextPools(train, dev, test, len(test_book) // 2)
+
+
+def language_model_text(pools: TextPools, wordnet_dir: Path | None) -> list[str]:
+    """Every sentence a language model may learn from: the train pool, then WordNet's definitions and
+    examples when installed, without repeats and never a dev or test sentence."""
+    held_out = set(pools.dev) | set(pools.test)
+    sources = [("train", [text for _, text in pools.train])]
+    if wordnet_dir is not None:
+        sources.append(("wordnet", load_wordnet(wordnet_dir)))
+    return [text for _, text in _sourced(sources, held_out)]
