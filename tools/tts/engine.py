@@ -4,8 +4,9 @@ An engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``rhvoice``, `
 
 - ``ENGINE``: its name, as written in ``--engines`` and in ``SPEAKERS.TXT``;
 - ``VOICES``: a tuple of :class:`Voice` (name, licence, free or not, gender, accent, apt packages);
-- ``speaker_voices()``: the voice strings a speaker may use (espeak adds its variants: ``en-us+f3``);
-- ``gender(voice)``: ``"M"`` or ``"F"`` for ``SPEAKERS.TXT``;
+- optionally ``speaker_voices()``, the voice strings a speaker may use, and ``gender(voice)``, ``"M"`` or
+  ``"F"`` for ``SPEAKERS.TXT``, where they are not simply the VOICES' names and genders (espeak adds
+  variants such as ``en-us+f3``); :func:`speaker_voices` and :func:`gender` answer for every module;
 - ``random_settings(voice, rng)``: one speaker's fixed settings, as sorted ``(name, value)`` pairs;
 - ``available()``: whether it runs on this machine (binaries and data present);
 - ``synthesize(text, voice, settings) -> np.ndarray``: float32 mono audio at :data:`SAMPLE_RATE`.
@@ -19,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from types import ModuleType
 from typing import Mapping
 
 import numpy as np
@@ -96,3 +98,15 @@ def read_wav_16k(path: str) -> np.ndarray:
 
 def settings_map(settings: Settings | SettingsMap) -> dict[str, float]:
     return dict(settings.items() if isinstance(settings, Mapping) else settings)
+
+
+def speaker_voices(engine: ModuleType) -> list[str]:
+    """The voice strings a speaker of this engine module may use."""
+    own = getattr(engine, "speaker_voices", None)
+    return own() if own is not None else [v.name for v in engine.VOICES]
+
+
+def gender(engine: ModuleType, voice: str) -> str:
+    """"M" or "F" for a voice string of this engine module (a voice it does not list reads as "M")."""
+    own = getattr(engine, "gender", None)
+    return own(voice) if own is not None else next((v.gender for v in engine.VOICES if v.name == voice), "M")

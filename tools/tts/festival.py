@@ -28,14 +28,6 @@ HOLD_OUT_VOICES = False
 _VOICE_DIRS = "/usr/share/festival/voices/*/{}"
 
 
-def speaker_voices() -> list[str]:
-    return [v.name for v in VOICES]
-
-
-def gender(voice: str) -> str:
-    return next((v.gender for v in VOICES if v.name == voice), "M")
-
-
 def random_settings(voice: str, rng: random.Random) -> Settings:
     return (("duration_stretch", round(rng.uniform(*STRETCH_RANGE), 2)),)
 

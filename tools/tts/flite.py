@@ -23,14 +23,6 @@ PITCH_FACTOR_RANGE = (0.85, 1.2)
 HOLD_OUT_VOICES = False
 
 
-def speaker_voices() -> list[str]:
-    return [v.name for v in VOICES]
-
-
-def gender(voice: str) -> str:
-    return "F" if voice == "slt" else "M"
-
-
 def random_settings(voice: str, rng: random.Random) -> Settings:
     return (("duration_stretch", round(rng.uniform(*STRETCH_RANGE), 2)),
             ("pitch_factor", round(rng.uniform(*PITCH_FACTOR_RANGE), 2)))

@@ -39,14 +39,6 @@ HOLD_OUT_VOICES = False
 MBROLA_DIR = "/usr/share/mbrola"
 
 
-def speaker_voices() -> list[str]:
-    return [v.name for v in VOICES]
-
-
-def gender(voice: str) -> str:
-    return next((v.gender for v in VOICES if v.name == voice), "M")
-
-
 def random_settings(voice: str, rng: random.Random) -> Settings:
     return (("speed", float(rng.randint(*SPEED_RANGE))), ("pitch", float(rng.randint(*PITCH_RANGE))))
 

@@ -19,14 +19,6 @@ PITCH_RANGE = (85, 120)  # percent, through pico's <pitch> markup
 HOLD_OUT_VOICES = False
 
 
-def speaker_voices() -> list[str]:
-    return [v.name for v in VOICES]
-
-
-def gender(voice: str) -> str:
-    return "F"
-
-
 def random_settings(voice: str, rng: random.Random) -> Settings:
     return (("speed", float(rng.randint(*SPEED_RANGE))), ("pitch", float(rng.randint(*PITCH_RANGE))))
 

@@ -24,14 +24,6 @@ HOLD_OUT_VOICES = False
 _VOICE: Any = None
 
 
-def speaker_voices() -> list[str]:
-    return [v.name for v in VOICES]
-
-
-def gender(voice: str) -> str:
-    return "M"
-
-
 def random_settings(voice: str, rng: random.Random) -> Settings:
     return (("length_scale", round(rng.uniform(*LENGTH_SCALE_RANGE), 2)),
             ("noise_scale", round(rng.uniform(*NOISE_SCALE_RANGE), 3)),

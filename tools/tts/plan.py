@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Iterator, Sequence
 
 from . import ENGINES
-from .engine import Settings
+from .engine import Settings, gender, speaker_voices
 from .text import DEV_BOOK, TEST_BOOK, TextPools
 
 SPLITS: tuple[str, str, str] = ("train-tts", "dev-tts", "test-tts")
@@ -59,7 +59,7 @@ class Speaker:
 
     @property
     def gender(self) -> str:
-        return ENGINES[self.engine].gender(self.voice)
+        return gender(ENGINES[self.engine], self.voice)
 
     def describe(self) -> str:
         opts = " ".join(f"{k}={v:g}" for k, v in self.settings)
@@ -170,7 +170,7 @@ def _voice_weight(module, voice: str) -> int:
 def _voice_cycle(engine: str, rng: random.Random, exclude: set[str]) -> Iterator[str]:
     """Voices for successive speakers: each pass visits every voice, _voice_weight times."""
     module = ENGINES[engine]
-    voices = [v for v in module.speaker_voices() if v not in exclude]
+    voices = [v for v in speaker_voices(module) if v not in exclude]
     weights = [_voice_weight(module, v) for v in voices]
     if len(set(weights)) == 1:  # all alike: once each per pass, so speakers repeat a voice only when they must
         weights = [1] * len(voices)

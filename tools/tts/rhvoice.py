@@ -27,14 +27,6 @@ HOLD_OUT_VOICES = False
 _VOICE_DIRS = ("/usr/share/RHVoice/voices/{}", "/usr/local/share/RHVoice/voices/{}")
 
 
-def speaker_voices() -> list[str]:
-    return [v.name for v in VOICES]
-
-
-def gender(voice: str) -> str:
-    return next((v.gender for v in VOICES if v.name == voice), "M")
-
-
 def random_settings(voice: str, rng: random.Random) -> Settings:
     return (("rate", float(rng.randint(*RATE_RANGE))), ("pitch", float(rng.randint(*PITCH_RANGE))))
 
