@@ -33,6 +33,7 @@ def apply_threads(args) -> None:
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    usable = max(1, usable // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun: processes on this machine share it
     torch.set_num_threads(args.threads or min(MAX_DEFAULT_THREADS, usable))
 
 
@@ -219,7 +220,12 @@ def _given(**options) -> dict:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model on LibriSpeech-layout corpora or manifests")
+    p = sub.add_parser(
+        "train", help="train a model on LibriSpeech-layout corpora or manifests",
+        description="Train a model; on several GPUs or machines, launch it with torchrun (torchrun --nproc_per_node N -m speech_s2s.cli train ...). "
+        "--resume continues exactly; it may change the loss weights (--ctc-weight) and any training option but --seed and --max-frames "
+        "(they fix which batches the saved position means) and --curriculum-epochs; the model's shape is refused. --init applies only when a run starts.",
+    )
     p.add_argument("--train", nargs="+", required=True, help="training corpora: LibriSpeech split directories or .jsonl manifests")
     p.add_argument("--dev", required=True, help="dev corpus (directory or manifest)")
     p.add_argument("--exp", required=True, help="experiment directory (checkpoints, plots, models)")
@@ -259,7 +265,9 @@ def _add_train(sub) -> None:
                    help="right context sizes to draw from with --chunk-sizes, in input frames (default 0)")
     p.add_argument("--full-context-probability", type=float,
                    help="with --chunk-sizes, the share of batches that still see full context (default 0.5)")
-    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu); under torchrun each process takes the GPU of its local rank")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 autocast on GPUs that support it, else fp32")
+    p.add_argument("--feature-dir", metavar="DIR", help="feature cache: a manifest NAME.jsonl's features are kept in DIR/NAME (default: in --exp)")
     p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_train)
 
@@ -277,7 +285,9 @@ MODEL_CONFIG = "model_config.json"  # in the experiment directory: the shape --r
 
 def _save_model_config(exp: Path, config) -> None:
     exp.mkdir(parents=True, exist_ok=True)
-    (exp / MODEL_CONFIG).write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    temporary = exp / f"{MODEL_CONFIG}.tmp{os.getpid()}"  # under torchrun every process writes the same file
+    temporary.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    os.replace(temporary, exp / MODEL_CONFIG)
 
 
 def _model_config(args, exp: Path):
@@ -285,7 +295,7 @@ def _model_config(args, exp: Path):
 
     saved = exp / MODEL_CONFIG
     if args.resume and saved.is_file():
-        return config_from_json(saved.read_text())
+        return _resumed_model_config(args, saved, config_from_json(saved.read_text()))
     config = config_from_json(Path(args.config).read_text()) if args.config else ModelConfig()
     encoder = dataclasses.replace(config.encoder, **{k: v for k, v in {"hidden_size": args.encoder_hidden, "num_layers": args.encoder_layers}.items() if v is not None})
     decoder = dataclasses.replace(config.decoder, **({"hidden_size": args.decoder_hidden} if args.decoder_hidden else {}))
@@ -293,6 +303,32 @@ def _model_config(args, exp: Path):
     if args.ctc_weight is not None:
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
     _save_model_config(exp, config)
+    return config
+
+
+# Model options a resume compares with the run's (a different value is refused): flag -> where it lives in ModelConfig.
+SHAPE_OPTIONS = {"encoder_hidden": ("--encoder-hidden", "encoder", "hidden_size"), "encoder_layers": ("--encoder-layers", "encoder", "num_layers"),
+                 "decoder_hidden": ("--decoder-hidden", "decoder", "hidden_size")}
+
+
+def _resumed_model_config(args, saved: Path, config):
+    """The run's own config: shape options that differ are refused (not ignored); --ctc-weight may change."""
+    from speech_s2s.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
+    from speech_s2s.model import config_from_json
+
+    for name, (flag, part, field_name) in SHAPE_OPTIONS.items():
+        given, kept = getattr(args, name), getattr(getattr(config, part), field_name)
+        if given is not None and given != kept:
+            raise ResumeError(f"{saved}: {flag} {given} differs from the run's {kept}; a resume cannot change the model's shape (drop it, or start a new --exp)")
+    if args.config:
+        wanted = config_from_json(Path(args.config).read_text())
+        keep = {name: getattr(config, name) for name in CHANGEABLE_MODEL_FIELDS}
+        if dataclasses.replace(wanted, **keep) != config:
+            raise ResumeError(f"{saved}: --config {args.config} describes another model than the run's; a resume cannot change it (drop it, or start a new --exp)")
+    if args.ctc_weight is not None and args.ctc_weight != config.ctc_weight:
+        logging.info("resuming with ctc_weight %g (the run had %g until now)", args.ctc_weight, config.ctc_weight)
+        config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
+        _save_model_config(saved.parent, config)
     return config
 
 
@@ -312,10 +348,29 @@ def _initial_model(args, exp: Path):
 
 
 def _run_train(args) -> int:
-    import torch
+    from speech_s2s import distributed
 
+    context = distributed.setup(args.device)
+    if not context.is_main:  # rank 0 speaks for the run
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return _train(args, context)
+    finally:
+        distributed.teardown(context)
+
+
+def _feature_cache(args, exp: Path, source: str, default_name: str) -> Path:
+    """Where a corpus's features are cached: DIR/NAME for manifest NAME.jsonl with --feature-dir, else in the experiment."""
+    if args.feature_dir:
+        return Path(args.feature_dir) / (Path(source).stem if source.endswith(".jsonl") else Path(source).name)
+    return exp / default_name
+
+
+def _train(args, context) -> int:
     apply_threads(args)
-    from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
+    from speech_s2s import distributed
+    from speech_s2s.checkpoint import ResumeError
+    from speech_s2s.data import CorpusError, FeatureSet, compute_features, load_corpus
     from speech_s2s.encoder import ChunkConfig
     from speech_s2s.features import SpecAugmentConfig
     from speech_s2s.model import CheckpointError
@@ -328,49 +383,56 @@ def _run_train(args) -> int:
         return _fail(f"{missing}: no such {'file' if missing == args.rir_bank else 'directory'}")
     if args.init and (args.config or args.encoder_hidden or args.encoder_layers or args.decoder_hidden):
         return _fail("--init takes the model's shape from MODEL; drop --config/--encoder-*/--decoder-*")
+    if args.precision == "bf16" and not context.device.startswith("cuda"):
+        return _fail("--precision bf16 needs a CUDA device")
     try:
         model = _initial_model(args, exp)
-    except CheckpointError as error:
+    except (CheckpointError, ResumeError) as error:
         return _fail(str(error))
     try:
         for size in args.chunk_sizes:
-            for context in args.chunk_right_contexts:
-                model.encoder.check_chunk(ChunkConfig(size, context))
+            for context_frames in args.chunk_right_contexts:
+                model.encoder.check_chunk(ChunkConfig(size, context_frames))
     except ValueError as error:
         return _fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
     try:
-        train_sets = []
-        for index, source in enumerate(args.train):
-            utterances = load_corpus(source, model.vocabulary)
-            train_sets.append(compute_features(utterances, model.logmel, model.vocabulary, exp / f"feats-train{index}.pt"))
-        dev = compute_features(load_corpus(args.dev, model.vocabulary), model.logmel, model.vocabulary, exp / "feats-dev.pt")
+        if not context.is_main:  # rank 0 computes what the cache lacks; the others then find it all there
+            distributed.barrier(context)
+        train_sets = [
+            compute_features(load_corpus(source, model.vocabulary), model.logmel, model.vocabulary, _feature_cache(args, exp, source, f"feats-train{index}"))
+            for index, source in enumerate(args.train)
+        ]
+        dev = compute_features(load_corpus(args.dev, model.vocabulary), model.logmel, model.vocabulary, _feature_cache(args, exp, args.dev, "feats-dev"))
     except CorpusError as error:
         return _fail(str(error))
-    train = FeatureSet(
-        [u for s in train_sets for u in s.utterances], [f for s in train_sets for f in s.features], [t for s in train_sets for t in s.targets]
-    )
+    finally:
+        if context.is_main:
+            distributed.barrier(context)
+    train = FeatureSet.concatenate(train_sets)
     if not args.init:  # a model we start from keeps its statistics: its weights were learnt on them
-        model.normalizer.set_stats(*feature_stats(train.features))
+        model.normalizer.set_stats(*train.stats())
     config = TrainConfig(
         spec_augment=None if args.no_spec_augment else SpecAugmentConfig(**_given(
             freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks,
             time_width=args.time_mask_width, time_warp=args.time_warp,
         )),
-        max_steps=args.max_steps, max_minutes=args.max_minutes,
-        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        max_steps=args.max_steps, max_minutes=args.max_minutes, device=context.device,
         chunk_sizes=tuple(args.chunk_sizes), chunk_right_contexts=tuple(args.chunk_right_contexts),
         augment=_augment_config(args),
         **_given(
             epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
             seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
             curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every,
-            dev_max_utterances=args.dev_max_utterances, full_context_probability=args.full_context_probability,
+            dev_max_utterances=args.dev_max_utterances, full_context_probability=args.full_context_probability, precision=args.precision,
         ),
     )
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
-    logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s", parameters / 1e6, len(train), hours, len(dev), exp)
-    state = fit(model, train, dev, config, exp, resume=args.resume)
+    logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s, on %d process(es)", parameters / 1e6, len(train), hours, len(dev), exp, context.world_size)
+    try:
+        state = fit(model, train, dev, config, exp, resume=args.resume, context=context)
+    except ResumeError as error:
+        return _fail(str(error))
     logging.info("stopped at step %d, epoch %d; best dev WER %.2f%%", state.step, state.epoch, 100 * state.best_wer)
     return 0
 
