@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from speech_s2s.corpus import AUDIO_SUFFIXES, CorpusError, Utterance, load_corpus, read_librispeech, read_manifest, write_manifest  # noqa: F401 (re-exported)
-from speech_s2s.feature_store import DEFAULT_SHARD_SIZE, FrameMoments, extract_features, utterance_features
+from speech_s2s.feature_store import FrameMoments, extract_features, utterance_features
 from speech_s2s.features import LogMel
 from speech_s2s.text import Vocabulary
 
@@ -53,7 +53,7 @@ class FeatureSet:
 
 def compute_features(
     utterances: list[Utterance], logmel: LogMel, vocabulary: Vocabulary, cache: str | Path | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE, jobs: int = 1,
+    shard_size: int | None = None, jobs: int = 1,
 ) -> FeatureSet:
     """Load audio, compute log-mel, encode transcripts. With `cache` (a folder), features are kept
     there in shards (`feature_store`), reused while the audio and settings are unchanged, and a

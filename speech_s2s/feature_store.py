@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SHARD = "shard-{:05d}.pt"
 STATS = "stats.json"
+LAYOUT = "layout.json"  # the store's shard size, so that a reader that does not know it cuts the same shards
 # Bump when the way features are computed changes (not their settings: those are compared anyway),
 # so that shards computed the old way are recomputed.
 FEATURE_CODE_VERSION = 1
@@ -137,16 +138,22 @@ def _compute_shard_task(task: tuple[list[Utterance], FeatureConfig, Path]) -> in
 
 
 def extract_features(
-    utterances: Sequence[Utterance], config: FeatureConfig, directory: str | Path, shard_size: int = DEFAULT_SHARD_SIZE,
+    utterances: Sequence[Utterance], config: FeatureConfig, directory: str | Path, shard_size: int | None = None,
     jobs: int = 1, description: str = "features",
 ) -> StoredFeatures:
     """Features of `utterances` from `directory`, computing the shards that are missing or stale.
 
-    jobs > 1 computes shards in that many processes. Rerun after a kill, it keeps every finished
-    shard and computes the rest. Also writes `stats.json` (mean, std, frames, hours) beside the shards.
+    shard_size None: the store's own (DEFAULT_SHARD_SIZE for a new one); another size re-cuts every
+    shard. jobs > 1 computes shards in that many processes. Rerun after a kill, it keeps every
+    finished shard and computes the rest. Also writes `stats.json` (mean, std, frames, hours).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    layout = directory / LAYOUT
+    stored_size = json.loads(layout.read_text())["shard_size"] if layout.is_file() else None
+    shard_size = shard_size or stored_size or DEFAULT_SHARD_SIZE
+    if shard_size != stored_size:
+        _atomic_write(layout, json.dumps({"shard_size": shard_size}))
     settings = settings_key(config)
     slices = _shard_slices(len(utterances), shard_size)
     for stray in directory.glob("shard-*.pt.tmp*"):  # what a killed run was writing
@@ -185,10 +192,13 @@ def extract_features(
 
 def _write_stats(path: Path, moments: FrameMoments, config: FeatureConfig) -> None:
     mean, std = moments.mean_std()
-    text = json.dumps({
+    _atomic_write(path, json.dumps({
         "frames": moments.frames, "hours": round(moments.frames * config.hop_length / config.sample_rate / 3600, 3),
         "mean": [round(v, 5) for v in mean.tolist()], "std": [round(v, 5) for v in std.tolist()],
-    }, indent=1)
-    temporary = path.with_name(path.name + ".tmp")
+    }, indent=1))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
     temporary.write_text(text)
     os.replace(temporary, path)
