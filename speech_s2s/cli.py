@@ -396,6 +396,8 @@ def _feature_cache(args, exp: Path, source: str, default_name: str) -> Path:
 
 def _train(args, context) -> int:
     apply_threads(args)
+    import torch
+
     from speech_s2s import distributed
     from speech_s2s.checkpoint import ResumeError
     from speech_s2s.data import CorpusError, FeatureSet, compute_features, load_corpus
@@ -413,13 +415,14 @@ def _train(args, context) -> int:
     if args.precision == "bf16" and not context.device.startswith("cuda"):
         return _fail("--precision bf16 needs a CUDA device")
     try:
-        model = _initial_model(args, exp)
-    except (CheckpointError, ResumeError) as error:
-        return _fail(str(error))
-    try:
         config = _train_config(args, context.device)
     except (OSError, ValueError) as error:
         return _fail(f"--train-config {args.train_config}: {error}")
+    torch.manual_seed(config.seed)  # a new model's weights come from the seed too, not from whatever ran before
+    try:
+        model = _initial_model(args, exp)
+    except (CheckpointError, ResumeError) as error:
+        return _fail(str(error))
     try:
         for size in config.chunk_sizes:
             for context_frames in config.chunk_right_contexts:

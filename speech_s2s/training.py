@@ -239,9 +239,11 @@ def fit(
             batch_source = ((position, collate(train, indices)) for position, indices in mine)
         else:
             batch_source = augmented.iterate(mine, state.epoch)
-        for position, batch in batch_source:
-            if out_of_budget():
+        while not out_of_budget():  # checked before a batch is made: a stopped run reads no batch it will not train on
+            item = next(batch_source, None)
+            if item is None:
                 break
+            position, batch = item
             feats, lengths, targets, target_lengths = (t.to(config.device) for t in batch)
             normalised = model.normalizer(feats, lengths)
             if config.spec_augment is not None:
