@@ -114,7 +114,7 @@ def load_checkpoint(
     states = stored.get("rng") or [{"torch": stored["torch_rng"], "augment": stored["augment_rng"]}]
     if len(states) != world_size:
         log.warning("%s was saved by %d processes and resumes on %d: same data position, new random streams", path, len(states), world_size)
-        _reseed(seed, state.step, rank, device, augment_rng)
+        _reseed(seed, state.step, rank, augment_rng)
         return state
     mine = states[rank]
     torch.set_rng_state(mine["torch"])
@@ -132,7 +132,7 @@ def _stream_seed(seed: int, step: int, rank: int) -> int:
     return (rank_seed(seed, rank) * 1_000_033 + step) % 2**63
 
 
-def _reseed(seed: int, step: int, rank: int, device: str, augment_rng: torch.Generator) -> None:
+def _reseed(seed: int, step: int, rank: int, augment_rng: torch.Generator) -> None:
     torch.manual_seed(_stream_seed(seed, step, rank))  # seeds every GPU as well
     augment_rng.manual_seed(_stream_seed(seed, step, rank) + 1)
 

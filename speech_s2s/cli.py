@@ -605,7 +605,7 @@ def _run_features(args) -> int:
         try:
             utterances = read_manifest(manifest)
         except (OSError, CorpusError) as error:
-            return _fail(f"{manifest}: {error}" if isinstance(error, OSError) else str(error))
+            return _fail(f"{manifest}: {(error.strerror or str(error)).lower()}" if isinstance(error, OSError) else str(error))
         if not utterances:
             return _fail(f"{manifest}: no utterances")
         target = Path(args.out) / Path(manifest).stem
@@ -660,7 +660,7 @@ def _run_decode(args) -> int:
     except (CorpusError, CheckpointError) as error:
         return _fail(str(error))
     except OSError as error:
-        return _fail(f"{args.manifest}: {error.strerror or error}")
+        return _fail(f"{args.manifest}: {(error.strerror or str(error)).lower()}")
     lm = None
     if args.lm:
         from speech_s2s.lm import load_lm

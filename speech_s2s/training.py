@@ -116,10 +116,10 @@ class TrainingStep(nn.Module):
         return self.model.loss(encoded, targets, target_lengths, ctc_weight, sampling_probability)
 
 
-def hardware(context: distributed.Distributed) -> str:
+def hardware(device: str, context: distributed.Distributed) -> str:
     """What trained the model, in words, for the results table: e.g. '8 x NVIDIA A100-SXM4-80GB'."""
-    if context.device.startswith("cuda"):
-        name = torch.cuda.get_device_name(context.device)
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_name()
     return f"{context.world_size} x {name}" if context.active else name
@@ -211,7 +211,7 @@ def fit(
             broadcast_buffers=False,  # the buffers (filterbank, normalisation) never change in training
             find_unused_parameters=config.ctc_only_steps > 0,  # CTC-only steps leave the decoder out
         )
-    machine = hardware(context)
+    machine = hardware(config.device, context)
     if context.is_main:
         (directory / "train_config.json").write_text(json.dumps({**asdict(config), "processes": context.world_size, "hardware": machine}, indent=2))
     started, seconds_before = time.monotonic(), state.train_seconds

@@ -14,6 +14,7 @@ A field the TOML leaves out keeps its default; an unknown or mistyped one is an 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,8 +142,8 @@ def recipe_config(values: dict[str, Any], default_name: str = "recipe") -> Recip
     decode = []
     for row in values.get("decode", [{"name": "greedy"}]):
         row = dict(row)
-        if "name" not in row:
-            raise ValueError(f"[[decode]] {row} has no name")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(row.get("name", ""))):
+            raise ValueError(f"[[decode]] {row}: name must be letters, digits, '_', '.' or '-' (it names files)")
         decode.append(DecodeSetting(row.pop("name"), build_config(DecodingOptions, row)))
     names = [d.name for d in decode]
     if len(set(names)) != len(names):

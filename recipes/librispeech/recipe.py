@@ -83,7 +83,16 @@ def all_splits(config: RecipeConfig) -> list[str]:
 
 def usable_splits(config: RecipeConfig, paths: Layout) -> list[str]:
     """The splits stage 0 found (a missing one is dropped when skip_invalid allowed it)."""
+    unchecked = [s for s in all_splits(config) if not paths.report(s).is_file()]
+    if unchecked:
+        raise RecipeError(f"stage 1: {', '.join(unchecked)} not verified yet (run stage 0)")
     return [s for s in all_splits(config) if json.loads(paths.report(s).read_text())["exists"]]
+
+
+def require(path: Path, stage: str, earlier: str) -> Path:
+    if not path.is_file():
+        raise RecipeError(f"{stage}: {path} is missing (run {earlier})")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -138,6 +147,9 @@ def features(config: RecipeConfig, paths: Layout) -> None:
     from speech_s2s.corpus import read_manifest
     from speech_s2s.feature_store import extract_features
 
+    require(paths.manifest(config.data.dev_split), "stage 2", "stage 1")
+    if not training_splits(config, paths):
+        raise RecipeError(f"stage 2: no training manifests in {paths.data} (run stage 1)")
     for split in dict.fromkeys([*training_splits(config, paths), config.data.dev_split]):
         stored = extract_features(read_manifest(paths.manifest(split)), config.model.features, paths.fbank / split,
                                   config.data.shard_size, config.data.jobs, description=f"stage 2: features {split}")
@@ -172,6 +184,9 @@ def train(config: RecipeConfig, paths: Layout) -> None:
 
     from speech_s2s.corpus import atomic_write_text
 
+    require(paths.manifest(config.data.dev_split), "stage 3", "stages 1-2")
+    if not training_splits(config, paths):
+        raise RecipeError(f"stage 3: no training manifests in {paths.data} (run stages 1-2)")
     atomic_write_text(paths.conf / "model.json", json.dumps(asdict(config.model), indent=1))
     train_config = {k: v for k, v in asdict(config.train).items() if k not in ("device", "augment")}
     atomic_write_text(paths.conf / "train.json", json.dumps(train_config, indent=1))
@@ -189,7 +204,7 @@ def average(config: RecipeConfig, paths: Layout) -> None:
     if config.average.count <= 0:
         log.info("stage 4: averaging off; stage 6 decodes %s", paths.train / "best.safetensors")
         return
-    history = json.loads((paths.train / "history.json").read_text())
+    history = json.loads(require(paths.train / "history.json", "stage 4", "stage 3 for at least an epoch").read_text())
     epochs = [row for row in history if "dev_wer" in row and (paths.train / f"epoch{row['epoch']:03d}.safetensors").is_file()]
     if not epochs:
         raise RecipeError(f"stage 4: no epoch snapshots in {paths.train} (has stage 3 finished an epoch?)")
@@ -253,9 +268,7 @@ def decode(config: RecipeConfig, paths: Layout) -> None:
     from speech_s2s.lm import load_lm
     from speech_s2s.model import load_model
 
-    model_file = paths.decoded_model(config)
-    if not model_file.is_file():
-        raise RecipeError(f"stage 6: {model_file} is missing (run stages 3-4)")
+    model_file = require(paths.decoded_model(config), "stage 6", "stages 3-4")
     if any(s.uses_lm for s in config.decode) and not paths.lm.is_file():
         raise RecipeError(f"stage 6: settings {[s.name for s in config.decode if s.uses_lm]} need {paths.lm} (run stage 5)")
     device = config.launch.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -289,9 +302,7 @@ def score(config: RecipeConfig, paths: Layout) -> None:
         references = read_kaldi_text(paths.references(split))
         summary = []
         for setting in config.decode:
-            hypotheses_file = paths.hypotheses(split, setting.name)
-            if not hypotheses_file.is_file():
-                raise RecipeError(f"stage 7: {hypotheses_file} is missing (run stage 6)")
+            hypotheses_file = require(paths.hypotheses(split, setting.name), "stage 7", "stage 6")
             result = score_texts(references, read_kaldi_text(hypotheses_file))
             atomic_write_text(paths.exp / f"recogs-{split}-{setting.name}.txt", recogs_text(result))
             atomic_write_text(paths.exp / f"errs-{split}-{setting.name}.txt", errs_text(result, f"{split}, {setting.name}"))
