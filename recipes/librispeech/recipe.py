@@ -324,8 +324,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("corpus", type=Path, help="LibriSpeech root (the folder holding train-clean-100, dev-clean, ...)")
     parser.add_argument("exp", type=Path, help="experiment folder (everything the recipe writes)")
     parser.add_argument("--config", default="las_100h", help="conf/NAME.toml or a path (default las_100h)")
-    parser.add_argument("--stage", type=int, default=0, help=f"first stage, 0-{len(STAGES) - 1}")
-    parser.add_argument("--stop-stage", type=int, default=len(STAGES) - 1, help="last stage")
+    parser.add_argument("--stage", type=int, default=0, choices=range(len(STAGES)), metavar="N", help=f"first stage, 0-{len(STAGES) - 1}")
+    parser.add_argument("--stop-stage", type=int, default=len(STAGES) - 1, choices=range(len(STAGES)), metavar="M", help="last stage (default 7)")
     parser.add_argument("--verbose", action="store_true", help="tracebacks on errors")
     return parser
 
