@@ -54,22 +54,24 @@ class AugmentedBatches:
         targets = [self.targets[i] for i in indices]
         return feats, lengths, torch.nn.utils.rnn.pad_sequence(targets, batch_first=True), torch.tensor([t.shape[0] for t in targets])
 
-    def iterate(self, batches: list[list[int]], epoch: int, start: int = 0, workers: int = 1) -> Iterator[Batch]:
-        """Batches start, start+1, ... of an epoch, made ahead by `workers` processes (0: made here, on demand)."""
+    def iterate(self, batches: list[tuple[int, list[int]]], epoch: int, workers: int = 1) -> Iterator[tuple[int, Batch]]:
+        """(position, batch) for each (position in the epoch, indices) given, made ahead by `workers`
+        processes (0: made here, on demand). The position seeds the batch's random draws."""
         context = "fork" if workers and "fork" in multiprocessing.get_all_start_methods() else None  # shares the audio, no copy
         loader = torch.utils.data.DataLoader(
-            _EpochBatches(self, batches, epoch, start), batch_size=None, num_workers=workers,
+            _EpochBatches(self, batches, epoch), batch_size=None, num_workers=workers,
             prefetch_factor=2 if workers else None, multiprocessing_context=context,
         )
         yield from loader  # closing this generator drops the loader's iterator, which stops its workers
 
 
 class _EpochBatches(torch.utils.data.Dataset):
-    def __init__(self, source: AugmentedBatches, batches: list[list[int]], epoch: int, start: int):
-        self.source, self.batches, self.epoch, self.start = source, batches, epoch, start
+    def __init__(self, source: AugmentedBatches, batches: list[tuple[int, list[int]]], epoch: int):
+        self.source, self.batches, self.epoch = source, batches, epoch
 
     def __len__(self) -> int:
-        return len(self.batches) - self.start
+        return len(self.batches)
 
-    def __getitem__(self, item: int) -> Batch:
-        return self.source.batch(self.batches[self.start + item], self.epoch, self.start + item)
+    def __getitem__(self, item: int) -> tuple[int, Batch]:
+        position, indices = self.batches[item]
+        return position, self.source.batch(indices, self.epoch, position)

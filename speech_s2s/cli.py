@@ -1,4 +1,4 @@
-"""`speech-s2s` command line: transcribe, stream, train, score, prepare, train-lm, export, average. Thin: parsing and printing only.
+"""`speech-s2s` command line: transcribe, stream, train, score, prepare, features, decode, train-lm, export, average, info. Thin: parsing and printing only.
 
 Start-up is kept quick: building the parser imports nothing heavy, so `--help`, usage errors, `score` and
 `prepare` never load torch (tests/test_cli.py checks it). Each subcommand imports what it needs when it
@@ -33,6 +33,7 @@ def apply_threads(args) -> None:
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    usable = max(1, usable // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun: processes on this machine share it
     torch.set_num_threads(args.threads or min(MAX_DEFAULT_THREADS, usable))
 
 
@@ -219,12 +220,18 @@ def _given(**options) -> dict:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model on LibriSpeech-layout corpora or manifests")
+    p = sub.add_parser(
+        "train", help="train a model on LibriSpeech-layout corpora or manifests",
+        description="Train a model; on several GPUs or machines, launch it with torchrun (torchrun --nproc_per_node N -m speech_s2s.cli train ...). "
+        "--resume continues exactly; it may change the loss weights (--ctc-weight) and any training option but --seed and --max-frames "
+        "(they fix which batches the saved position means) and --curriculum-epochs; the model's shape is refused. --init applies only when a run starts.",
+    )
     p.add_argument("--train", nargs="+", required=True, help="training corpora: LibriSpeech split directories or .jsonl manifests")
     p.add_argument("--dev", required=True, help="dev corpus (directory or manifest)")
     p.add_argument("--exp", required=True, help="experiment directory (checkpoints, plots, models)")
     p.add_argument("--resume", action="store_true", help="continue from the experiment's last checkpoint")
     p.add_argument("--config", help="JSON file of ModelConfig fields (nested dicts for features/encoder/decoder)")
+    p.add_argument("--train-config", metavar="JSON", help="JSON file of TrainConfig fields (a nested dict for spec_augment); options given here override it")
     p.add_argument("--init", metavar="MODEL", help="start from this model's weights, config and normalisation (.safetensors), e.g. to fine-tune")
     p.add_argument("--encoder-hidden", type=int, help="encoder LSTM units per direction")
     p.add_argument("--encoder-layers", type=int)
@@ -238,7 +245,7 @@ def _add_train(sub) -> None:
     p.add_argument("--ctc-only-steps", type=int, help="default 0")
     p.add_argument("--sampling-probability", type=float, help="scheduled sampling (default 0)")
     p.add_argument("--no-spec-augment", action="store_true")
-    p.add_argument("--time-warp", type=int, default=0, help="SpecAugment time warp in frames (0 = off)")
+    p.add_argument("--time-warp", type=int, help="SpecAugment time warp in frames (0 = off; default 0)")
     p.add_argument("--freq-masks", type=int, help="SpecAugment frequency masks per utterance (default 2)")
     p.add_argument("--freq-mask-width", type=int, help="widest frequency mask, in mel bins (default 27)")
     p.add_argument("--time-masks", type=int, help="SpecAugment time masks per utterance (default 2)")
@@ -253,13 +260,15 @@ def _add_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, help="updates (default 200)")
     p.add_argument("--dev-max-utterances", type=int, help="default 200")
     p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--chunk-sizes", type=int, nargs="+", default=[], metavar="FRAMES",
+    p.add_argument("--chunk-sizes", type=int, nargs="+", metavar="FRAMES",
                    help="dynamic chunk training: chunk sizes to draw from, in input frames (multiples of 8); default: full context only")
-    p.add_argument("--chunk-right-contexts", type=int, nargs="+", default=[0], metavar="FRAMES",
+    p.add_argument("--chunk-right-contexts", type=int, nargs="+", metavar="FRAMES",
                    help="right context sizes to draw from with --chunk-sizes, in input frames (default 0)")
     p.add_argument("--full-context-probability", type=float,
                    help="with --chunk-sizes, the share of batches that still see full context (default 0.5)")
-    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu); under torchrun each process takes the GPU of its local rank")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 autocast on GPUs that support it, else fp32")
+    p.add_argument("--feature-dir", metavar="DIR", help="feature cache: a manifest NAME.jsonl's features are kept in DIR/NAME (default: in --exp)")
     p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_train)
 
@@ -277,7 +286,9 @@ MODEL_CONFIG = "model_config.json"  # in the experiment directory: the shape --r
 
 def _save_model_config(exp: Path, config) -> None:
     exp.mkdir(parents=True, exist_ok=True)
-    (exp / MODEL_CONFIG).write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    temporary = exp / f"{MODEL_CONFIG}.tmp{os.getpid()}"  # under torchrun every process writes the same file
+    temporary.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    os.replace(temporary, exp / MODEL_CONFIG)
 
 
 def _model_config(args, exp: Path):
@@ -285,7 +296,7 @@ def _model_config(args, exp: Path):
 
     saved = exp / MODEL_CONFIG
     if args.resume and saved.is_file():
-        return config_from_json(saved.read_text())
+        return _resumed_model_config(args, saved, config_from_json(saved.read_text()))
     config = config_from_json(Path(args.config).read_text()) if args.config else ModelConfig()
     encoder = dataclasses.replace(config.encoder, **{k: v for k, v in {"hidden_size": args.encoder_hidden, "num_layers": args.encoder_layers}.items() if v is not None})
     decoder = dataclasses.replace(config.decoder, **({"hidden_size": args.decoder_hidden} if args.decoder_hidden else {}))
@@ -293,6 +304,32 @@ def _model_config(args, exp: Path):
     if args.ctc_weight is not None:
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
     _save_model_config(exp, config)
+    return config
+
+
+# Model options a resume compares with the run's (a different value is refused): flag -> where it lives in ModelConfig.
+SHAPE_OPTIONS = {"encoder_hidden": ("--encoder-hidden", "encoder", "hidden_size"), "encoder_layers": ("--encoder-layers", "encoder", "num_layers"),
+                 "decoder_hidden": ("--decoder-hidden", "decoder", "hidden_size")}
+
+
+def _resumed_model_config(args, saved: Path, config):
+    """The run's own config: shape options that differ are refused (not ignored); --ctc-weight may change."""
+    from speech_s2s.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
+    from speech_s2s.model import config_from_json
+
+    for name, (flag, part, field_name) in SHAPE_OPTIONS.items():
+        given, kept = getattr(args, name), getattr(getattr(config, part), field_name)
+        if given is not None and given != kept:
+            raise ResumeError(f"{saved}: {flag} {given} differs from the run's {kept}; a resume cannot change the model's shape (drop it, or start a new --exp)")
+    if args.config:
+        wanted = config_from_json(Path(args.config).read_text())
+        keep = {name: getattr(config, name) for name in CHANGEABLE_MODEL_FIELDS}
+        if dataclasses.replace(wanted, **keep) != config:
+            raise ResumeError(f"{saved}: --config {args.config} describes another model than the run's; a resume cannot change it (drop it, or start a new --exp)")
+    if args.ctc_weight is not None and args.ctc_weight != config.ctc_weight:
+        logging.info("resuming with ctc_weight %g (the run had %g until now)", args.ctc_weight, config.ctc_weight)
+        config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
+        _save_model_config(saved.parent, config)
     return config
 
 
@@ -312,14 +349,61 @@ def _initial_model(args, exp: Path):
 
 
 def _run_train(args) -> int:
+    from speech_s2s import distributed
+
+    context = distributed.setup(args.device)
+    if not context.is_main:  # rank 0 speaks for the run
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return _train(args, context)
+    finally:
+        distributed.teardown(context)
+
+
+def _train_config(args, device: str):
+    """TrainConfig from --train-config (if given), then the options given on the command line."""
+    from speech_s2s.features import SpecAugmentConfig
+    from speech_s2s.model import build_config
+    from speech_s2s.training import TrainConfig
+
+    config = TrainConfig()
+    if args.train_config:
+        values = json.loads(Path(args.train_config).read_text())
+        if not isinstance(values, dict) or {"augment", "device"} & set(values):
+            raise ValueError("must be a JSON object of TrainConfig fields, without augment and device (use --augment and --device)")
+        config = build_config(TrainConfig, values)
+    spec = _given(freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks, time_width=args.time_mask_width, time_warp=args.time_warp)
+    spec_augment = None if args.no_spec_augment else (dataclasses.replace(config.spec_augment or SpecAugmentConfig(), **spec) if spec else config.spec_augment)
+    return dataclasses.replace(
+        config, spec_augment=spec_augment, device=device, augment=_augment_config(args),
+        **_given(
+            epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
+            seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
+            curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, max_minutes=args.max_minutes,
+            dev_max_utterances=args.dev_max_utterances, full_context_probability=args.full_context_probability, precision=args.precision,
+            chunk_sizes=tuple(args.chunk_sizes) if args.chunk_sizes is not None else None,
+            chunk_right_contexts=tuple(args.chunk_right_contexts) if args.chunk_right_contexts is not None else None,
+        ),
+    )
+
+
+def _feature_cache(args, exp: Path, source: str, default_name: str) -> Path:
+    """Where a corpus's features are cached: DIR/NAME for manifest NAME.jsonl with --feature-dir, else in the experiment."""
+    if args.feature_dir:
+        return Path(args.feature_dir) / (Path(source).stem if source.endswith(".jsonl") else Path(source).name)
+    return exp / default_name
+
+
+def _train(args, context) -> int:
+    apply_threads(args)
     import torch
 
-    apply_threads(args)
-    from speech_s2s.data import CorpusError, FeatureSet, compute_features, feature_stats, load_corpus
+    from speech_s2s import distributed
+    from speech_s2s.checkpoint import ResumeError
+    from speech_s2s.data import CorpusError, FeatureSet, compute_features, load_corpus
     from speech_s2s.encoder import ChunkConfig
-    from speech_s2s.features import SpecAugmentConfig
     from speech_s2s.model import CheckpointError
-    from speech_s2s.training import TrainConfig, fit
+    from speech_s2s.training import fit
 
     exp = Path(args.exp)
     if (args.noise_dir or args.rir_bank) and not args.augment:
@@ -328,49 +412,46 @@ def _run_train(args) -> int:
         return _fail(f"{missing}: no such {'file' if missing == args.rir_bank else 'directory'}")
     if args.init and (args.config or args.encoder_hidden or args.encoder_layers or args.decoder_hidden):
         return _fail("--init takes the model's shape from MODEL; drop --config/--encoder-*/--decoder-*")
+    if args.precision == "bf16" and not context.device.startswith("cuda"):
+        return _fail("--precision bf16 needs a CUDA device")
+    try:
+        config = _train_config(args, context.device)
+    except (OSError, ValueError) as error:
+        return _fail(f"--train-config {args.train_config}: {error}")
+    torch.manual_seed(config.seed)  # a new model's weights come from the seed too, not from whatever ran before
     try:
         model = _initial_model(args, exp)
-    except CheckpointError as error:
+    except (CheckpointError, ResumeError) as error:
         return _fail(str(error))
     try:
-        for size in args.chunk_sizes:
-            for context in args.chunk_right_contexts:
-                model.encoder.check_chunk(ChunkConfig(size, context))
+        for size in config.chunk_sizes:
+            for context_frames in config.chunk_right_contexts:
+                model.encoder.check_chunk(ChunkConfig(size, context_frames))
     except ValueError as error:
         return _fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
     try:
-        train_sets = []
-        for index, source in enumerate(args.train):
-            utterances = load_corpus(source, model.vocabulary)
-            train_sets.append(compute_features(utterances, model.logmel, model.vocabulary, exp / f"feats-train{index}.pt"))
-        dev = compute_features(load_corpus(args.dev, model.vocabulary), model.logmel, model.vocabulary, exp / "feats-dev.pt")
+        if not context.is_main:  # rank 0 computes what the cache lacks; the others then find it all there
+            distributed.barrier(context)
+        train_sets = [
+            compute_features(load_corpus(source, model.vocabulary), model.logmel, model.vocabulary, _feature_cache(args, exp, source, f"feats-train{index}"))
+            for index, source in enumerate(args.train)
+        ]
+        dev = compute_features(load_corpus(args.dev, model.vocabulary), model.logmel, model.vocabulary, _feature_cache(args, exp, args.dev, "feats-dev"))
     except CorpusError as error:
         return _fail(str(error))
-    train = FeatureSet(
-        [u for s in train_sets for u in s.utterances], [f for s in train_sets for f in s.features], [t for s in train_sets for t in s.targets]
-    )
+    finally:
+        if context.is_main:
+            distributed.barrier(context)
+    train = FeatureSet.concatenate(train_sets)
     if not args.init:  # a model we start from keeps its statistics: its weights were learnt on them
-        model.normalizer.set_stats(*feature_stats(train.features))
-    config = TrainConfig(
-        spec_augment=None if args.no_spec_augment else SpecAugmentConfig(**_given(
-            freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks,
-            time_width=args.time_mask_width, time_warp=args.time_warp,
-        )),
-        max_steps=args.max_steps, max_minutes=args.max_minutes,
-        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-        chunk_sizes=tuple(args.chunk_sizes), chunk_right_contexts=tuple(args.chunk_right_contexts),
-        augment=_augment_config(args),
-        **_given(
-            epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
-            seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
-            curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every,
-            dev_max_utterances=args.dev_max_utterances, full_context_probability=args.full_context_probability,
-        ),
-    )
+        model.normalizer.set_stats(*train.stats())
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
-    logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s", parameters / 1e6, len(train), hours, len(dev), exp)
-    state = fit(model, train, dev, config, exp, resume=args.resume)
+    logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s, on %d process(es)", parameters / 1e6, len(train), hours, len(dev), exp, context.world_size)
+    try:
+        state = fit(model, train, dev, config, exp, resume=args.resume, context=context)
+    except ResumeError as error:
+        return _fail(str(error))
     logging.info("stopped at step %d, epoch %d; best dev WER %.2f%%", state.step, state.epoch, 100 * state.best_wer)
     return 0
 
@@ -463,7 +544,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args) -> int:
-    from speech_s2s.corpus import CorpusError, read_librispeech, write_manifest
+    from speech_s2s.corpus import CorpusError, atomic_write_text, audio_list, read_librispeech, reference_text, write_manifest
 
     problems: list[str] | None = [] if args.skip_invalid else None
     try:
@@ -476,11 +557,12 @@ def _run_prepare(args) -> int:
         print(f"speech-s2s: warning: skipped {len(problems) - 5} more problems", file=sys.stderr)
     if not utterances:
         return _fail(f"{args.corpus}: no valid utterances")
-    write_manifest(utterances, args.out)
+    # Every file atomically, and the manifest last: a manifest that exists means its companions do too.
     if args.text:
-        Path(args.text).write_text("".join(f"{u.id} {u.text}\n" for u in utterances))
+        atomic_write_text(args.text, reference_text(utterances))
     if args.files:
-        Path(args.files).write_text("".join(f"{u.audio}\n" for u in utterances))
+        atomic_write_text(args.files, audio_list(utterances))
+    write_manifest(utterances, args.out)
     hours = sum(u.duration for u in utterances) / 3600
     print(f"{args.out}: {len(utterances)} utterances, {hours:.2f} h, {len({u.speaker for u in utterances})} speakers")
     return 0
@@ -518,6 +600,114 @@ def _run_train_lm(args) -> int:
     model = train_char_lm(sentences, config, CharLMTrainConfig(**_given(steps=args.steps, batch_size=args.batch_size)))
     save_lm(model, args.out)
     print(f"{args.out}: character LM trained on {len(sentences)} sentences")
+    return 0
+
+
+def _add_features(sub) -> None:
+    p = sub.add_parser(
+        "features", help="compute log-mel features of manifests into a sharded cache (resumable; reused while audio and settings hold)",
+        description="Compute the log-mel features of each MANIFEST (NAME.jsonl) into OUT/NAME: shards written atomically, so a rerun after a "
+        "kill keeps the finished ones; a shard is recomputed when its audio or the feature settings change. Writes OUT/NAME/stats.json "
+        "(normalisation statistics). `train --feature-dir OUT` then reads them.",
+    )
+    p.add_argument("manifests", nargs="+", help="manifests (.jsonl) from `speech-s2s prepare`")
+    p.add_argument("--out", required=True, help="cache folder (one subfolder per manifest)")
+    p.add_argument("--model", help="take the feature settings from this model (.safetensors); default: the default settings (80 log-mel bins)")
+    p.add_argument("--shard-size", type=_positive, help="utterances per shard (default: the cache's own; 1000 for a new one)")
+    p.add_argument("--jobs", type=_positive, default=1, help="processes computing shards (default 1)")
+    p.set_defaults(run=_run_features)
+
+
+def _run_features(args) -> int:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per process: the shards are the parallelism
+    from speech_s2s.corpus import CorpusError, read_manifest
+    from speech_s2s.feature_store import extract_features
+    from speech_s2s.features import FeatureConfig
+    from speech_s2s.model import CheckpointError, read_model_info
+
+    try:
+        config = read_model_info(args.model).config.features if args.model else FeatureConfig()
+    except CheckpointError as error:
+        return _fail(str(error))
+    for manifest in args.manifests:
+        try:
+            utterances = read_manifest(manifest)
+        except (OSError, CorpusError) as error:
+            return _fail(f"{manifest}: {(error.strerror or str(error)).lower()}" if isinstance(error, OSError) else str(error))
+        if not utterances:
+            return _fail(f"{manifest}: no utterances")
+        target = Path(args.out) / Path(manifest).stem
+        stored = extract_features(utterances, config, target, args.shard_size, args.jobs, description=f"features {target.name}")
+        hours = stored.moments.frames * config.hop_length / config.sample_rate / 3600
+        print(f"{target}: {len(utterances)} utterances, {hours:.2f} h; {stored.reused_shards} shards reused, {stored.computed_shards} computed")
+    return 0
+
+
+def _add_decode(sub) -> None:
+    p = sub.add_parser(
+        "decode", help="decode a manifest's utterances whole, for scoring (resumable)",
+        description="Decode each utterance of MANIFEST whole (no voice-activity cutting, as published results are scored) into OUTPUT "
+        "as 'utt-id text' lines sorted by id. Progress goes to OUTPUT.partial; rerun after a kill, it continues where it stopped "
+        "(if model, LM and options are the same). OUTPUT appears only when complete.",
+    )
+    p.add_argument("manifest", help="manifest (.jsonl) from `speech-s2s prepare`")
+    p.add_argument("--model", required=True, help="model file (.safetensors)")
+    p.add_argument("--output", required=True, help="hypothesis file to write")
+    p.add_argument("--beam", type=_positive, default=1, help="beam size; 1 = greedy (default)")
+    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
+    p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
+    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.3 with --lm)")
+    p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
+    p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=_positive, default=None, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
+    p.set_defaults(run=_run_decode)
+
+
+def _run_decode(args) -> int:
+    if args.beam == 1 and (args.lm or args.lm_weight is not None or args.ctc_weight is not None):
+        return _fail("--lm, --lm-weight and --ctc-weight only apply to beam search: add --beam N (e.g. --beam 8)", status=2)
+    if args.lm_weight is not None and not args.lm:
+        return _fail("--lm-weight needs --lm", status=2)
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        return _fail(f"--output {output}: folder {output.parent} does not exist", status=2)
+    if output.is_file() and not args.overwrite:
+        return _fail(f"--output {output}: exists and is complete; add --overwrite to decode again", status=2)
+    apply_threads(args)
+    import torch
+
+    from speech_s2s.corpus import CorpusError, read_manifest
+    from speech_s2s.corpus_decode import decode_utterances, run_signature
+    from speech_s2s.model import CheckpointError, load_model
+    from speech_s2s.search import DecodingOptions, with_overrides
+
+    try:
+        utterances = read_manifest(args.manifest)
+        model = load_model(args.model)
+    except (CorpusError, CheckpointError) as error:
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(f"{args.manifest}: {(error.strerror or str(error)).lower()}")
+    lm = None
+    if args.lm:
+        from speech_s2s.lm import load_lm
+
+        try:
+            lm = load_lm(args.lm, vocabulary=model.vocabulary)
+        except ValueError as error:
+            return _fail(str(error))
+    options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
+                             lm_weight=args.lm_weight if args.lm_weight is not None else (0.3 if lm is not None else None))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if output.is_file():
+        output.unlink()
+    done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm), lm, args.batch_size, device)
+    if done.reused:
+        print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)
+    print(f"{output}: {done.total} utterances")
     return 0
 
 
@@ -610,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     from speech_s2s.stream_cli import add_stream  # its own module: the stream command is larger than the rest
 
-    for add in (_add_transcribe, add_stream, _add_train, _add_score, _add_prepare, _add_train_lm, _add_export, _add_average, _add_info):
+    for add in (_add_transcribe, add_stream, _add_train, _add_score, _add_prepare, _add_features, _add_decode, _add_train_lm, _add_export, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, and tracebacks")

@@ -24,6 +24,25 @@ class CorpusError(ValueError):
     """A corpus file is missing or malformed; the message names the file (and line)."""
 
 
+# Kinds of problem a corpus can have (`Problem.kind`).
+TRANSCRIPT = "transcript"  # a malformed transcript line or file, or characters the vocabulary cannot spell
+MISSING_AUDIO = "missing audio"  # a transcript line whose audio file is not there
+UNREADABLE_AUDIO = "unreadable audio"  # an audio file whose header cannot be read
+UNTRANSCRIBED_AUDIO = "untranscribed audio"  # an audio file no transcript line mentions
+TRUNCATED_AUDIO = "truncated audio"  # a header that promises more samples than decode (found by `corpus_check`)
+
+
+class Problem(str):
+    """One problem found in a corpus: the one-line message naming the file (it is that string), and its kind."""
+
+    kind: str
+
+    def __new__(cls, message: str, kind: str) -> Problem:
+        problem = super().__new__(cls, message)
+        problem.kind = kind
+        return problem
+
+
 @dataclass(frozen=True)
 class Utterance:
     id: str
@@ -48,34 +67,34 @@ def _read_transcript_file(path: Path, vocabulary: Vocabulary, problems: list[str
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
-        problems.append(f"{path}: not UTF-8 text ({error.reason})")
+        problems.append(Problem(f"{path}: not UTF-8 text ({error.reason})", TRANSCRIPT))
         return []
     for number, line in enumerate(lines, start=1):
         where = f"{path}:{number}"
         if not line.strip():
-            problems.append(f"{where}: empty line")
+            problems.append(Problem(f"{where}: empty line", TRANSCRIPT))
             continue
         parts = line.split(maxsplit=1)
         if len(parts) != 2:
-            problems.append(f"{where}: expected '<utterance-id> TRANSCRIPT', got {line.strip()!r}")
+            problems.append(Problem(f"{where}: expected '<utterance-id> TRANSCRIPT', got {line.strip()!r}", TRANSCRIPT))
             continue
         utterance_id, text = parts
         if not utterance_id.startswith(prefix):
-            problems.append(f"{where}: utterance id {utterance_id!r} does not start with {prefix!r}")
+            problems.append(Problem(f"{where}: utterance id {utterance_id!r} does not start with {prefix!r}", TRANSCRIPT))
             continue
         try:
             vocabulary.encode(text)
         except TranscriptError as error:
-            problems.append(f"{where}: {error}")
+            problems.append(Problem(f"{where}: {error}", TRANSCRIPT))
             continue
         audio = _find_audio(path.parent, utterance_id)
         if audio is None:
-            problems.append(f"{where}: audio file {utterance_id}.flac is missing")
+            problems.append(Problem(f"{where}: audio file {utterance_id}.flac is missing", MISSING_AUDIO))
             continue
         try:
             info = soundfile.info(str(audio))
         except Exception as error:
-            problems.append(f"{audio}: unreadable audio ({str(error).splitlines()[0]})")
+            problems.append(Problem(f"{audio}: unreadable audio ({str(error).splitlines()[0]})", UNREADABLE_AUDIO))
             continue
         utterances.append(Utterance(utterance_id, str(audio), text.strip(), info.frames / info.samplerate, speaker))
     return utterances
@@ -104,21 +123,34 @@ def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary(), pr
     for suffix in AUDIO_SUFFIXES:
         for audio in sorted(root.glob(f"*/*/*{suffix}")):
             if audio not in transcribed and not any(audio.stem in p for p in problems):
-                problems.append(f"{audio}: no transcript line for this audio file")
+                problems.append(Problem(f"{audio}: no transcript line for this audio file", UNTRANSCRIBED_AUDIO))
     if problems and not tolerant:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise CorpusError(problems[0] + more)
     return sorted(utterances, key=lambda u: u.id)
 
 
-def write_manifest(utterances: list[Utterance], path: str | Path) -> None:
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it: `path` is never half written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        for utterance in utterances:
-            handle.write(json.dumps(dataclasses.asdict(utterance)) + "\n")
+    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def write_manifest(utterances: list[Utterance], path: str | Path) -> None:
+    atomic_write_text(path, "".join(json.dumps(dataclasses.asdict(u)) + "\n" for u in utterances))
+
+
+def reference_text(utterances: list[Utterance]) -> str:
+    """Kaldi-style references, `utt-id TRANSCRIPT` per line."""
+    return "".join(f"{u.id} {u.text}\n" for u in utterances)
+
+
+def audio_list(utterances: list[Utterance]) -> str:
+    """The audio paths, one per line (for `transcribe --file-list`)."""
+    return "".join(f"{u.audio}\n" for u in utterances)
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import os
+import logging
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from speech_s2s.audio import load_audio
 from speech_s2s.corpus import AUDIO_SUFFIXES, CorpusError, Utterance, load_corpus, read_librispeech, read_manifest, write_manifest  # noqa: F401 (re-exported)
+from speech_s2s.feature_store import FrameMoments, extract_features, utterance_features
 from speech_s2s.features import LogMel
 from speech_s2s.text import Vocabulary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class FeatureSet:
-    """Utterances with their raw log-mel features [T, F] (float16 to halve memory) and token ids."""
+    """Utterances with their raw log-mel features [T, F] (float16 to halve memory) and token ids.
+
+    `moments`, when known (features from a `feature_store` cache), are the frames' sums, from which
+    the normalisation statistics come without reading the features again."""
 
     utterances: list[Utterance]
     features: list[torch.Tensor]
     targets: list[torch.Tensor]
+    moments: FrameMoments | None = None
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -30,39 +37,75 @@ class FeatureSet:
     def num_frames(self) -> list[int]:
         return [f.shape[0] for f in self.features]
 
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-bin mean and standard deviation over all frames."""
+        return (self.moments or FrameMoments.of(self.features)).mean_std()
 
-def compute_features(utterances: list[Utterance], logmel: LogMel, vocabulary: Vocabulary, cache: str | Path | None = None) -> FeatureSet:
-    """Load audio, compute log-mel, encode transcripts; reuse `cache` if it was made from the same ids."""
-    ids = [u.id for u in utterances]
-    if cache is not None and Path(cache).is_file():
-        stored = torch.load(cache, weights_only=True)
-        if stored["ids"] == ids:
-            return FeatureSet(utterances, stored["features"], [torch.tensor(vocabulary.encode(u.text)) for u in utterances])
-    features = []
-    for utterance in tqdm(utterances, desc="features", unit="utt"):
-        samples = torch.from_numpy(load_audio(utterance.audio))
-        feats, _ = logmel(samples[None], torch.tensor([samples.shape[0]]))
-        features.append(feats[0].to(torch.float16))
-    if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        temporary = Path(str(cache) + ".tmp")
-        torch.save({"ids": ids, "features": features}, temporary)
-        os.replace(temporary, cache)
-    return FeatureSet(utterances, features, [torch.tensor(vocabulary.encode(u.text)) for u in utterances])
+    @staticmethod
+    def concatenate(sets: list[FeatureSet]) -> FeatureSet:
+        moments = None
+        if all(s.moments is not None for s in sets):
+            moments = sets[0].moments
+            for s in sets[1:]:
+                moments = moments + s.moments
+        return FeatureSet([u for s in sets for u in s.utterances], [f for s in sets for f in s.features], [t for s in sets for t in s.targets], moments)
+
+
+def compute_features(
+    utterances: list[Utterance], logmel: LogMel, vocabulary: Vocabulary, cache: str | Path | None = None,
+    shard_size: int | None = None, jobs: int = 1,
+) -> FeatureSet:
+    """Load audio, compute log-mel, encode transcripts. With `cache` (a folder), features are kept
+    there in shards (`feature_store`), reused while the audio and settings are unchanged, and a
+    killed computation resumes; without, they are computed in memory."""
+    targets = [torch.tensor(vocabulary.encode(u.text)) for u in utterances]
+    if cache is None:
+        return FeatureSet(utterances, [utterance_features(u, logmel) for u in tqdm(utterances, desc="features", unit="utt")], targets)
+    if Path(cache).suffix == ".pt":  # the single-file name callers used before shards
+        cache = Path(cache).with_suffix("")
+    legacy = _legacy_cache(Path(cache), [u.id for u in utterances])
+    if legacy is not None:
+        return FeatureSet(utterances, legacy, targets)
+    stored = extract_features(utterances, logmel.config, cache, shard_size, jobs, description=f"features {Path(cache).name}")
+    return FeatureSet(utterances, stored.features, targets, stored.moments)
+
+
+def _legacy_cache(cache: Path, ids: list[str]) -> list[torch.Tensor] | None:
+    """Features from a single-file cache (`NAME.pt` beside the folder `NAME`) written before shards
+    existed, if it holds exactly these ids; it knows nothing of the audio or settings, so say so."""
+    legacy = cache.with_name(cache.name + ".pt")
+    if not legacy.is_file() or cache.is_dir():
+        return None
+    stored = torch.load(legacy, weights_only=True)
+    if stored.get("ids") != ids:
+        return None
+    log.warning("%s: reusing features cached by utterance id only (delete it to recompute them keyed by audio and settings)", legacy)
+    return stored["features"]
 
 
 def feature_stats(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-bin mean and standard deviation over all frames (float64 sums for accuracy)."""
-    total = torch.zeros(features[0].shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(total)
-    count = 0
-    for f in features:
-        f = f.double()
-        total += f.sum(0)
-        squares += (f * f).sum(0)
-        count += f.shape[0]
-    mean = total / count
-    return mean.float(), (squares / count - mean * mean).clamp_min(0).sqrt().float()
+    return FrameMoments.of(features).mean_std()
+
+
+def speaker_balanced_subset(utterances: list[Utterance], count: int) -> list[int]:
+    """Indices (sorted) of up to `count` utterances drawn across every speaker: one utterance per
+    speaker in turn, each speaker's in a fixed shuffled order, so a small subset still hears all
+    the voices (a prefix by id hears a few: LibriSpeech ids sort by speaker)."""
+    by_speaker: dict[str, list[int]] = defaultdict(list)
+    for index, utterance in enumerate(utterances):
+        by_speaker[utterance.speaker].append(index)
+    queues = []
+    for speaker in sorted(by_speaker):
+        queue = by_speaker[speaker]
+        random.Random(f"dev subset {speaker}").shuffle(queue)  # string seeds hash alike in every process
+        queues.append(queue)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < min(count, len(utterances)):
+        chosen.extend(queue[depth] for queue in queues if depth < len(queue))
+        depth += 1
+    return sorted(chosen[:count])
 
 
 def make_batches(num_frames: list[int], max_frames: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:

@@ -55,7 +55,7 @@ class CharLM(nn.Module):
 
     # The three hooks beam search uses (speech_s2s.search.LanguageModel).
     def initial_state(self, batch_size: int):
-        zeros = torch.zeros(self.config.num_layers, batch_size, self.config.hidden_size)
+        zeros = torch.zeros(self.config.num_layers, batch_size, self.config.hidden_size, device=self.output.weight.device)
         return (zeros, zeros)
 
     @torch.no_grad()

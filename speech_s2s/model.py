@@ -39,7 +39,7 @@ class ModelConfig:
     label_smoothing: float = 0.1
 
 
-def _build(cls: type, values: Any) -> Any:
+def build_config(cls: type, values: Any) -> Any:
     """Rebuild a (nested) frozen config dataclass from its JSON dict; lists become tuples again.
 
     Each value must have its default's type (an int where a float is expected is fine), so a
@@ -58,7 +58,7 @@ def _build(cls: type, values: Any) -> Any:
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise ValueError(f"{where} must be an object, not {value!r}")
-            value = _build(type(default), value)
+            value = build_config(type(default), value)
         elif isinstance(default, tuple):
             if not isinstance(value, list):
                 raise ValueError(f"{where} must be a list, not {value!r}")
@@ -89,7 +89,7 @@ def config_from_json(text: str) -> ModelConfig:
     values = json.loads(text)
     if not isinstance(values, dict):
         raise ValueError("config is not a JSON object")
-    config = _build(ModelConfig, values)
+    config = build_config(ModelConfig, values)
     if not 0 <= config.encoder.ctc_layer < config.encoder.num_layers:  # else CTC would read the features
         raise ValueError(f"encoder ctc_layer {config.encoder.ctc_layer} is not one of the {config.encoder.num_layers} encoder layers")
     return config

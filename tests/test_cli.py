@@ -375,7 +375,7 @@ def test_train_defaults_in_help_are_the_config_defaults():
                   "time_masks": (SpecAugmentConfig, "time_masks"), "time_mask_width": (SpecAugmentConfig, "time_width"),
                   "curriculum_epochs": (TrainConfig, "curriculum_epochs"), "checkpoint_every": (TrainConfig, "checkpoint_every"),
                   "dev_max_utterances": (TrainConfig, "dev_max_utterances"), "seed": (TrainConfig, "seed"),
-                  "full_context_probability": (TrainConfig, "full_context_probability")},
+                  "full_context_probability": (TrainConfig, "full_context_probability"), "time_warp": (SpecAugmentConfig, "time_warp")},
         "train-lm": {"steps": (CharLMTrainConfig, "steps"), "batch_size": (CharLMTrainConfig, "batch_size"),
                      "hidden": (CharLMConfig, "hidden_size"), "layers": (CharLMConfig, "num_layers")},
     }
@@ -386,7 +386,13 @@ def test_train_defaults_in_help_are_the_config_defaults():
         for dest, (config, name) in wanted.items():
             stated = re.search(r"default (\S+?)\)?$", actions[dest].help).group(1)
             assert actions[dest].default is None and type(getattr(config(), name))(stated) == getattr(config(), name), (command, dest)
-    assert (TrainConfig().chunk_sizes, TrainConfig().chunk_right_contexts) == (tuple(commands["train"].get_default("chunk_sizes")), tuple(commands["train"].get_default("chunk_right_contexts")))
+    # Unset, so that --train-config can set them; the help says what TrainConfig does then.
+    assert commands["train"].get_default("chunk_sizes") is None and commands["train"].get_default("chunk_right_contexts") is None
+    assert (TrainConfig().chunk_sizes, TrainConfig().chunk_right_contexts) == ((), (0,))
+    train = {action.dest: action for action in commands["train"]._actions}
+    assert "default: full context only" in train["chunk_sizes"].help and "(default 0)" in train["chunk_right_contexts"].help
+
+
 def test_a_trained_model_says_what_it_was_trained_on(tmp_path, capsys):
     exp = tmp_path / "exp"
     assert main(["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
@@ -396,3 +402,18 @@ def test_a_trained_model_says_what_it_was_trained_on(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)["info"]
     assert info["training"]["splits"] == ["mini"] and info["training"]["utterances"] == 4 and info["training"]["epochs"] == 1
     assert 0 <= info["dev"]["greedy_wer"] and info["dev"]["epoch"] == 1
+
+
+def test_train_config_file_sets_training_options_and_a_wrong_one_is_named(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    settings = tmp_path / "train.json"
+    settings.write_text(json.dumps({"max_frames": 400, "max_steps": 2, "spec_augment": {"freq_masks": 1}, "dev_max_utterances": 1}))
+    base = ["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--exp", str(exp), "--encoder-hidden", "32",
+            "--encoder-layers", "3", "--decoder-hidden", "64", "--threads", "1", "--train-config", str(settings)]
+    assert main([*base, "--max-steps", "1"]) == 0  # an option given on the command line wins over the file
+    written = json.loads((exp / "train_config.json").read_text())
+    assert (written["max_frames"], written["max_steps"], written["spec_augment"]["freq_masks"], written["spec_augment"]["time_masks"]) == (400, 1, 1, 2)
+    settings.write_text(json.dumps({"max_frames": "many"}))
+    capsys.readouterr()
+    assert main(base) == 1
+    assert capsys.readouterr().err == f"speech-s2s: error: --train-config {settings}: TrainConfig.max_frames must be int, not 'many'\n"

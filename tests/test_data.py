@@ -70,3 +70,17 @@ def test_batches_respect_frame_budget_cover_everything_and_are_deterministic():
     assert batches == make_batches(frames, max_frames=700, seed=1, epoch=2)
     curriculum = make_batches(frames, max_frames=700, seed=1, epoch=0, shuffle=False)
     assert [max(frames[i] for i in b) for b in curriculum] == sorted(max(frames[i] for i in b) for b in curriculum)
+
+
+def test_dev_subset_hears_every_speaker_and_is_the_same_every_time():
+    from speech_s2s.data import Utterance, speaker_balanced_subset
+
+    # 40 speakers in id order, 30 utterances each: a prefix of 200 would hear 7 of them.
+    utterances = [Utterance(f"{s:04d}-1-{i:04d}", "", "", 1.0, f"{s:04d}") for s in range(40) for i in range(30)]
+    chosen = speaker_balanced_subset(utterances, 200)
+    assert len(chosen) == 200 and chosen == sorted(set(chosen))
+    per_speaker = [sum(utterances[i].speaker == f"{s:04d}" for i in chosen) for s in range(40)]
+    assert per_speaker == [5] * 40
+    assert chosen == speaker_balanced_subset(utterances, 200)
+    assert {utterances[i].id.split("-")[2] for i in chosen} != {"0000", "0001", "0002", "0003", "0004"}  # not each speaker's first five
+    assert speaker_balanced_subset(utterances[:3], 10) == [0, 1, 2]

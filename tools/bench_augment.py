@@ -59,7 +59,7 @@ def time_per_second(function, audio: list[np.ndarray]) -> float:
 def bench_updates(model: Seq2Seq, features, batches, augmented: AugmentedBatches | None) -> tuple[float, float]:
     """Median seconds per update (batch wait included) and median wait for the batch."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    source = (collate(features, b) for b in batches) if augmented is None else augmented.iterate(batches, epoch=1)
+    source = (collate(features, b) for b in batches) if augmented is None else (b for _, b in augmented.iterate(list(enumerate(batches)), epoch=1))
     totals, waits = [], []
     for _ in batches:
         start = time.perf_counter()

@@ -1,0 +1,113 @@
+"""Decode a corpus's utterances whole (as published LibriSpeech results are), resumable after a kill.
+
+`transcribe` cuts recordings at pauses for a user's files; a test set is scored on whole
+utterances instead. Utterances go shortest first in batches; each batch's `utt-id TEXT` lines are
+appended to `OUTPUT.partial` and flushed before the next batch is read, so a kill loses at most the
+batch being decoded. The partial file's first line records what produced it (model file, search
+options, LM): a rerun with the same continues after the ids already there; anything else starts
+afresh. When every utterance is done, the lines are sorted by id into OUTPUT (atomically) and the
+partial file is removed: OUTPUT exists only complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from speech_s2s.audio import load_audio
+from speech_s2s.corpus import Utterance
+from speech_s2s.model import Seq2Seq
+from speech_s2s.search import DecodingOptions, LanguageModel, decode
+
+HEADER = "# speech_s2s decode "
+
+
+@dataclass(frozen=True)
+class DecodeProgress:
+    total: int
+    reused: int  # utterances found done in the partial file
+    decoded: int
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None) -> str:
+    """What a partial file's lines depend on: the model and LM files (path, size, time) and the options."""
+    def identity(path: str | Path | None) -> list | None:
+        if path is None:
+            return None
+        status = os.stat(path)
+        return [str(Path(path).resolve()), status.st_size, status.st_mtime_ns]
+
+    return json.dumps({"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options)}, sort_keys=True, default=str)
+
+
+def _done_ids(partial: Path, signature: str) -> set[str] | None:
+    """Ids already in `partial` if it was written by the same run (a line cut short by a kill is
+    dropped, and that utterance decoded again); None when there is nothing to continue."""
+    if not partial.is_file():
+        return None
+    text = partial.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    if not lines or lines[0] != HEADER + signature:
+        return None
+    complete = lines[1:-1]  # after the last newline comes nothing, or a line the kill cut short
+    with open(partial, "r+", encoding="utf-8") as handle:
+        handle.truncate(len("\n".join(lines[:-1]).encode("utf-8")) + 1)
+    return {line.split(maxsplit=1)[0] for line in complete if line.strip()}
+
+
+def decode_utterances(
+    model: Seq2Seq, utterances: Sequence[Utterance], output: str | Path, options: DecodingOptions, signature: str,
+    lm: LanguageModel | None = None, batch_size: int = 16, device: str = "cpu", description: str = "decoding",
+) -> DecodeProgress:
+    """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run."""
+    output = Path(output)
+    partial = partial_path(output)
+    done = _done_ids(partial, signature)
+    if done is None:
+        partial.write_text(HEADER + signature + "\n", encoding="utf-8")
+        done = set()
+    todo = sorted((u for u in utterances if u.id not in done), key=lambda u: (u.duration, u.id))
+    model = model.to(device).eval()
+    progress = tqdm(total=len(utterances), initial=len(utterances) - len(todo), desc=description, unit="utt", disable=not todo or None)
+    with open(partial, "a", encoding="utf-8") as handle:
+        for first in range(0, len(todo), batch_size):
+            batch = todo[first : first + batch_size]
+            waves = [torch.from_numpy(load_audio(u.audio)) for u in batch]
+            feats, lengths = model.features(torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), torch.tensor([len(w) for w in waves]))
+            results = decode(model, feats.to(device), lengths.to(device), options, lm)
+            handle.write("".join(f"{u.id} {r.text}\n" for u, r in zip(batch, results)))
+            handle.flush()  # in the kernel's hands: a killed process loses nothing written
+            progress.update(len(batch))
+    progress.close()
+    _finish(partial, output)
+    return DecodeProgress(len(utterances), len(utterances) - len(todo), len(todo))
+
+
+def signature_path(output: Path) -> Path:
+    return output.with_name(output.name + ".signature")
+
+
+def is_complete(output: str | Path, signature: str) -> bool:
+    """True if OUTPUT holds a finished decoding by the run `signature` describes (not an older model's)."""
+    output = Path(output)
+    return output.is_file() and signature_path(output).is_file() and signature_path(output).read_text(encoding="utf-8") == signature
+
+
+def _finish(partial: Path, output: Path) -> None:
+    header, *lines = partial.read_text(encoding="utf-8").splitlines()
+    lines = sorted((line for line in lines if line.strip()), key=lambda line: line.split(maxsplit=1)[0])
+    for path, text in ((signature_path(output), header[len(HEADER):]), (output, "".join(f"{line}\n" for line in lines))):
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    partial.unlink()

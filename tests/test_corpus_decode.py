@@ -1,0 +1,91 @@
+"""Decoding a manifest's utterances whole: resumable after a kill, complete or absent, redone for another model."""
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import MINI_CORPUS, tiny_config
+from speech_s2s.cli import main
+from speech_s2s.corpus import read_librispeech, write_manifest
+from speech_s2s.corpus_decode import is_complete, partial_path, run_signature, signature_path
+from speech_s2s.model import Seq2Seq, save_model
+from speech_s2s.search import DecodingOptions
+
+REPOSITORY = Path(__file__).parent.parent
+
+
+def _setup(tmp_path: Path, copies: int = 3):
+    """A tiny model file and a manifest of the mini corpus's audio under 12 ids."""
+    torch.manual_seed(0)
+    save_model(Seq2Seq(tiny_config()), tmp_path / "model.safetensors")
+    utterances = []
+    for copy in range(copies):
+        for u in read_librispeech(MINI_CORPUS):
+            audio = tmp_path / "audio" / f"{copy}-{Path(u.audio).name}"
+            audio.parent.mkdir(exist_ok=True)
+            shutil.copy(u.audio, audio)
+            utterances.append(dataclasses.replace(u, id=f"{u.id}-{copy}", audio=str(audio), duration=u.duration + copy))
+    return tmp_path / "model.safetensors", utterances
+
+
+def test_decoding_killed_midway_resumes_and_ends_with_the_unbroken_output(tmp_path, capsys):
+    model, utterances = _setup(tmp_path)
+    write_manifest(utterances, tmp_path / "test.jsonl")
+    decode = ["decode", str(tmp_path / "test.jsonl"), "--model", str(model), "--batch-size", "1", "--threads", "1", "--device", "cpu"]
+    assert main([*decode, "--output", str(tmp_path / "unbroken.txt")]) == 0
+    unbroken = (tmp_path / "unbroken.txt").read_text()
+    assert [line.split()[0] for line in unbroken.splitlines()] == sorted(u.id for u in utterances)
+
+    last = max(utterances, key=lambda u: u.duration)  # decoded last: utterances go shortest first
+    real = Path(last.audio).read_bytes()
+    Path(last.audio).unlink()
+    os.mkfifo(last.audio)  # reading it blocks for good: the kill lands after the other 11 are written
+    output = tmp_path / "killed.txt"
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "speech_s2s.cli", *decode, "--output", str(output)], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if partial_path(output).is_file() and partial_path(output).read_text().count("\n") == 1 + 11:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not output.exists()  # only ever complete
+    with open(partial_path(output), "a") as handle:
+        handle.write(f"{last.id} half a li")  # what a kill in the middle of a write would leave
+
+    Path(last.audio).unlink()
+    Path(last.audio).write_bytes(real)
+    capsys.readouterr()
+    assert main([*decode, "--output", str(output)]) == 0
+    assert "resumed: 11 of 12 utterances were already decoded" in capsys.readouterr().err
+    assert output.read_text() == unbroken and not partial_path(output).exists()
+
+    assert main([*decode, "--output", str(output)]) == 2
+    assert f"--output {output}: exists and is complete; add --overwrite" in capsys.readouterr().err
+
+
+def test_a_finished_decoding_counts_only_for_the_model_and_options_that_made_it(tmp_path):
+    model, utterances = _setup(tmp_path, copies=1)
+    greedy, beam = DecodingOptions(), DecodingOptions(beam_size=2)
+    from speech_s2s.corpus_decode import decode_utterances
+    from speech_s2s.model import load_model
+
+    output = tmp_path / "hyp.txt"
+    decode_utterances(load_model(model), utterances, output, greedy, run_signature(model, greedy, None))
+    assert is_complete(output, run_signature(model, greedy, None))
+    assert not is_complete(output, run_signature(model, beam, None))
+    partial_path(output).write_text("# speech_s2s decode {\"another\": \"run\"}\n900-1-0001 stale text\n")
+    done = decode_utterances(load_model(model), utterances, output, beam, run_signature(model, beam, None))
+    assert done.reused == 0 and done.decoded == 4  # a partial file of another run is started afresh
+    assert signature_path(output).read_text() == run_signature(model, beam, None)
+    os.utime(model, ns=(1, 1))  # the model file changed
+    assert not is_complete(output, run_signature(model, beam, None))
