@@ -622,6 +622,7 @@ def _run_features(args) -> int:
     import torch
 
     torch.set_num_threads(1)  # one thread per process: the shards are the parallelism
+    from speech_s2s.audio import AudioError
     from speech_s2s.corpus import CorpusError, read_manifest
     from speech_s2s.feature_store import extract_features
     from speech_s2s.features import FeatureConfig
@@ -639,7 +640,10 @@ def _run_features(args) -> int:
         if not utterances:
             return _fail(f"{manifest}: no utterances")
         target = Path(args.out) / Path(manifest).stem
-        stored = extract_features(utterances, config, target, args.shard_size, args.jobs, description=f"features {target.name}")
+        try:
+            stored = extract_features(utterances, config, target, args.shard_size, args.jobs, description=f"features {target.name}")
+        except AudioError as error:  # a training cache needs every utterance: stop, keeping the finished shards
+            return _fail(f"{manifest}: {error} (finished shards are kept; repair or remove it and rerun)")
         hours = stored.moments.frames * config.hop_length / config.sample_rate / 3600
         print(f"{target}: {len(utterances)} utterances, {hours:.2f} h; {stored.reused_shards} shards reused, {stored.computed_shards} computed")
     return 0
@@ -680,7 +684,7 @@ def _run_decode(args) -> int:
     import torch
 
     from speech_s2s.corpus import CorpusError, read_manifest
-    from speech_s2s.corpus_decode import decode_utterances, run_signature
+    from speech_s2s.corpus_decode import decode_utterances, partial_path, run_signature
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
 
@@ -707,6 +711,12 @@ def _run_decode(args) -> int:
     done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm), lm, args.batch_size, device)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)
+    for utterance_id, why in done.unreadable:
+        print(f"speech-s2s: error: {utterance_id}: {why}", file=sys.stderr)
+    if not done.complete:
+        print(f"speech-s2s: {len(done.unreadable)} of {done.total} utterances could not be read; the others are in "
+              f"{partial_path(output)}: repair or remove those and rerun to finish {output}", file=sys.stderr)
+        return 1
     print(f"{output}: {done.total} utterances")
     return 0
 

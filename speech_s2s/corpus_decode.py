@@ -6,7 +6,8 @@ appended to `OUTPUT.partial` and flushed before the next batch is read, so a kil
 batch being decoded. The partial file's first line records what produced it (model file, search
 options, LM): a rerun with the same continues after the ids already there; anything else starts
 afresh. When every utterance is done, the lines are sorted by id into OUTPUT (atomically) and the
-partial file is removed: OUTPUT exists only complete.
+partial file is removed: OUTPUT exists only complete. An utterance whose audio cannot be read is
+reported and skipped; the others are decoded, and OUTPUT waits until a rerun reads it too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speech_s2s.audio import load_audio
+from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode
@@ -33,6 +34,11 @@ class DecodeProgress:
     total: int
     reused: int  # utterances found done in the partial file
     decoded: int
+    unreadable: tuple[tuple[str, str], ...] = ()  # (utterance id, why its audio could not be read)
+
+    @property
+    def complete(self) -> bool:
+        return not self.unreadable
 
 
 def partial_path(output: Path) -> Path:
@@ -79,18 +85,28 @@ def decode_utterances(
     todo = sorted((u for u in utterances if u.id not in done), key=lambda u: (u.duration, u.id))
     model = model.to(device).eval()
     progress = tqdm(total=len(utterances), initial=len(utterances) - len(todo), desc=description, unit="utt", disable=not todo or None)
+    unreadable: list[tuple[str, str]] = []
     with open(partial, "a", encoding="utf-8") as handle:
         for first in range(0, len(todo), batch_size):
-            batch = todo[first : first + batch_size]
-            waves = [torch.from_numpy(load_audio(u.audio)) for u in batch]
+            batch, waves = [], []
+            for utterance in todo[first : first + batch_size]:
+                try:
+                    waves.append(torch.from_numpy(load_audio(utterance.audio)))
+                    batch.append(utterance)
+                except AudioError as error:
+                    unreadable.append((utterance.id, str(error)))
+            progress.update(len(todo[first : first + batch_size]) - len(batch))
+            if not batch:
+                continue
             feats, lengths = model.features(torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), torch.tensor([len(w) for w in waves]))
             results = decode(model, feats.to(device), lengths.to(device), options, lm)
             handle.write("".join(f"{u.id} {r.text}\n" for u, r in zip(batch, results)))
             handle.flush()  # in the kernel's hands: a killed process loses nothing written
             progress.update(len(batch))
     progress.close()
-    _finish(partial, output)
-    return DecodeProgress(len(utterances), len(utterances) - len(todo), len(todo))
+    if not unreadable:
+        _finish(partial, output)
+    return DecodeProgress(len(utterances), len(utterances) - len(todo), len(todo) - len(unreadable), tuple(unreadable))
 
 
 def signature_path(output: Path) -> Path:

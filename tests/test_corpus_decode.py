@@ -89,3 +89,24 @@ def test_a_finished_decoding_counts_only_for_the_model_and_options_that_made_it(
     assert signature_path(output).read_text() == run_signature(model, beam, None)
     os.utime(model, ns=(1, 1))  # the model file changed
     assert not is_complete(output, run_signature(model, beam, None))
+
+
+def test_an_unreadable_utterance_is_named_the_rest_are_decoded_and_a_rerun_finishes_after_repair(tmp_path, capsys):
+    model, utterances = _setup(tmp_path, copies=1)
+    broken = Path(utterances[1].audio)
+    good_audio = broken.read_bytes()
+    broken.write_text("not audio")
+    write_manifest(utterances, tmp_path / "test.jsonl")
+    output = tmp_path / "hyp.txt"
+    decode = ["decode", str(tmp_path / "test.jsonl"), "--model", str(model), "--output", str(output), "--threads", "1"]
+    assert main(decode) == 1
+    err = capsys.readouterr().err
+    assert f"speech-s2s: error: {utterances[1].id}: {broken}: not a readable audio file" in err
+    assert f"1 of {len(utterances)} utterances could not be read" in err
+    assert not output.exists()
+    decoded = [line.split()[0] for line in partial_path(output).read_text().splitlines()[1:]]
+    assert sorted(decoded) == sorted(u.id for u in utterances if u is not utterances[1])
+    broken.write_bytes(good_audio)
+    assert main(decode) == 0
+    assert "resumed: 3 of 4 utterances were already decoded" in capsys.readouterr().err
+    assert [line.split()[0] for line in output.read_text().splitlines()] == sorted(u.id for u in utterances)

@@ -114,6 +114,15 @@ def cases(folder: Path) -> list[tuple[str, list[str]]]:
     hyp, ref = f / "hyp.txt", f / "ref.txt"
     ref.write_text("u1 HELLO WORLD\nu2\n")
     hyp.write_text("u1 hello world\nu2\nu3 extra utterance\n")
+    split = f / "corpus" / "dev-clean"  # LibriSpeech layout: one transcript line has no audio
+    (split / "11" / "1").mkdir(parents=True)
+    shutil.copy(SAMPLE, split / "11" / "1" / "11-1-0000.flac")
+    (split / "11" / "1" / "11-1.trans.txt").write_text("11-1-0000 SOME WORDS\n11-1-0001 NO AUDIO FOR THIS LINE\n")
+    utterance = {"id": "11-1-0000", "audio": str(SAMPLE), "text": "SOME WORDS", "duration": 2.5, "speaker": "11"}
+    (f / "good.jsonl").write_text(json.dumps(utterance) + "\n")
+    (f / "missing-audio.jsonl").write_text(json.dumps({**utterance, "id": "11-1-0001", "audio": str(f / "gone.flac")}) + "\n")
+    (f / "corrupt-audio.jsonl").write_text(json.dumps(utterance) + "\n" + json.dumps({**utterance, "id": "11-1-0002", "audio": str(text)}) + "\n")
+    (f / "not-json.jsonl").write_text("this is not a manifest\n")
     t = "transcribe"
     return [
         ("speech, 16 kHz FLAC (the bundled sample)", [t, str(SAMPLE)]),
@@ -149,6 +158,13 @@ def cases(folder: Path) -> list[tuple[str, list[str]]]:
         ("--output exists (no --resume/--overwrite)", [t, str(SAMPLE), "--output", str(f / "exists.txt")]),
         ("srt with two inputs and no --output-dir", [t, str(SAMPLE), str(whole), "--output-format", "srt"]),
         ("score: empty reference and hypothesis; a hypothesis id not in the reference", ["score", "--ref", str(ref), "--hyp", str(hyp), "--worst", "0"]),
+        ("prepare: a transcript line without its audio", ["prepare", str(split), "--out", str(f / "dev.jsonl")]),
+        ("prepare --skip-invalid: the same corpus", ["prepare", str(split), "--out", str(f / "dev.jsonl"), "--skip-invalid"]),
+        ("features: a manifest line whose audio is gone", ["features", str(f / "missing-audio.jsonl"), "--out", str(f / "fbank")]),
+        ("decode: a manifest that is not JSON", ["decode", str(f / "not-json.jsonl"), "--model", str(MODEL), "--output", str(f / "hyp-a.txt")]),
+        ("decode: one utterance's audio is a text file", ["decode", str(f / "corrupt-audio.jsonl"), "--model", str(MODEL), "--output", str(f / "hyp-b.txt")]),
+        ("stream: --file is missing", ["stream", "--file", str(f / "missing.flac")]),
+        ("stream: --file is a text file", ["stream", "--file", str(text)]),
     ]
 
 
