@@ -3,11 +3,13 @@
 #
 #   recipes/campaign/ablation.sh
 #
-# Four fine-tuning runs of $STEPS updates from the bundled model, alike in everything (seed, learning
-# rate, dynamic chunks, SpecAugment) but two things:
+# Fine-tuning runs of $STEPS updates from the bundled model, alike in everything (seed, learning rate,
+# SpecAugment) but three things, named voices-augmentation[-full]:
 #   voices:       "first" = the speakers of the first corpus's voices (espeak-ng, flite, festival's
 #                 kal/ked/slt-hts, piper joe) or "all" = every train speaker of the campaign's corpus;
-#   augmentation: "none" or "medium" (speed, VTLP, rooms, noise and hold music, channel, codecs).
+#   augmentation: "none" or "medium" (speed, VTLP, rooms, noise and hold music, channel, codecs);
+#   context:      dynamic chunks as the campaign trains (default), or "-full": full context only, the
+#                 control that tells what fine-tuning itself does to the model.
 # Each run is scored greedy on both dev sets; the table goes to $ABLATION/ablation.md. Resumable: a run
 # that has its scores is skipped, a killed one continues from its checkpoint.
 # Needs the campaign's data and dev manifests (recipes/campaign/run.sh --stop-stage 1).
@@ -22,8 +24,10 @@ THREADS=${THREADS:-1}
 INIT=${INIT:-speech_s2s/assets/model.safetensors}
 MOH=${MOH:-/usr/share/asterisk/moh}
 FIRST_VOICES=${FIRST_VOICES:-"espeak flite festival/voice_kal_diphone festival/voice_ked_diphone festival/voice_cmu_us_slt_arctic_hts piper"}
+RUNS=${RUNS:-"first-none-full first-none first-medium all-none all-medium"}
 COMMON_ARGS=${COMMON_ARGS:-"--lr 5e-4 --warmup-steps 300 --max-frames 3000 --checkpoint-every 100 --curriculum-epochs 0
-  --dev-max-utterances 50 --chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
+  --dev-max-utterances 50"}
+CHUNK_ARGS=${CHUNK_ARGS:-"--chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
 mkdir -p "$ABLATION"
@@ -35,37 +39,39 @@ python recipes/campaign/campaign.py subset "$ABLATION/all.jsonl" "$corpus/SPEAKE
 augment_args=(--augment medium --rir-bank "$DATA/rirs.npz")
 [[ -d $MOH ]] && augment_args+=(--noise-dir "$MOH")
 
-for voices in first all; do
-  for augmentation in none medium; do
-    run=$ABLATION/$voices-$augmentation
-    [[ -f $run/scores.json ]] && continue
-    echo "ablation: $voices voices, augmentation $augmentation"
-    extra=()
-    [[ $augmentation == medium ]] && extra=("${augment_args[@]}")
-    # shellcheck disable=SC2086
-    speech-s2s train --train "$ABLATION/$voices.jsonl" --dev "$EXP/dev-tts.jsonl" --exp "$run" --init "$INIT" --resume \
-      --max-steps "$STEPS" --threads "$THREADS" $COMMON_ARGS "${extra[@]}"
-    scores="{"
-    for dev in dev-tts dev-asterisk; do
-      speech-s2s transcribe --file-list "$EXP/$dev.files" --model "$run/last.safetensors" --threads "$THREADS" \
-        --output "$run/$dev.txt" --overwrite
-      scores+="\"$dev\": $(speech-s2s score --ref "$EXP/$dev.ref.txt" --hyp "$run/$dev.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
-    done
-    echo "${scores%,}}" > "$run/scores.json"
+for name in $RUNS; do
+  IFS=- read -r voices augmentation context <<< "$name"
+  run=$ABLATION/$name
+  [[ -f $run/scores.json ]] && continue
+  echo "ablation: $voices voices, augmentation $augmentation, ${context:-dynamic chunk} context"
+  extra=()
+  [[ $augmentation == medium ]] && extra=("${augment_args[@]}")
+  # shellcheck disable=SC2206
+  [[ $context == full ]] || extra+=($CHUNK_ARGS)
+  # shellcheck disable=SC2086
+  speech-s2s train --train "$ABLATION/$voices.jsonl" --dev "$EXP/dev-tts.jsonl" --exp "$run" --init "$INIT" --resume \
+    --max-steps "$STEPS" --threads "$THREADS" $COMMON_ARGS "${extra[@]}"
+  scores="{"
+  for dev in dev-tts dev-asterisk; do
+    speech-s2s transcribe --file-list "$EXP/$dev.files" --model "$run/last.safetensors" --threads "$THREADS" \
+      --output "$run/$dev.txt" --overwrite
+    scores+="\"$dev\": $(speech-s2s score --ref "$EXP/$dev.ref.txt" --hyp "$run/$dev.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
   done
+  echo "${scores%,}}" > "$run/scores.json"
 done
 
 {
   echo "# Ablation: $STEPS updates from the bundled model, greedy dev WER %"
   echo
-  echo "| voices | augmentation | train hours available | dev-tts | dev-asterisk |"
-  echo "|---|---|---|---|---|"
-  for voices in first all; do
+  echo "| voices | augmentation | context in training | train hours available | dev-tts | dev-asterisk |"
+  echo "|---|---|---|---|---|---|"
+  [[ -f $EXP/bundled-scores.json ]] && python -c 'import json,sys; s = json.load(open(sys.argv[1])); print(f"| (the bundled model, not fine-tuned) | | | | {100 * s[\"dev-tts\"]:.2f} | {100 * s[\"dev-asterisk\"]:.2f} |")' "$EXP/bundled-scores.json"
+  for name in $RUNS; do
+    IFS=- read -r voices augmentation context <<< "$name"
+    [[ -f $ABLATION/$name/scores.json ]] || continue
     hours=$(python -c 'import json,sys; print(f"{sum(json.loads(l)[\"duration\"] for l in open(sys.argv[1])) / 3600:.1f}")' "$ABLATION/$voices.jsonl")
-    for augmentation in none medium; do
-      python -c 'import json,sys; s = json.load(open(sys.argv[1])); print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {100 * s[\"dev-tts\"]:.2f} | {100 * s[\"dev-asterisk\"]:.2f} |")' \
-        "$ABLATION/$voices-$augmentation/scores.json" "$voices" "$augmentation" "$hours"
-    done
+    python -c 'import json,sys; s = json.load(open(sys.argv[1])); print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {sys.argv[5]} | {100 * s[\"dev-tts\"]:.2f} | {100 * s[\"dev-asterisk\"]:.2f} |")' \
+      "$ABLATION/$name/scores.json" "$voices" "$augmentation" "${context:-dynamic chunks}" "$hours"
   done
 } > "$ABLATION/ablation.md"
 cat "$ABLATION/ablation.md"
