@@ -234,7 +234,7 @@ def fit(
     while state.epoch < config.epochs and not out_of_budget():
         mine = sampler.rank_batches(state.epoch, state.batch_in_epoch)
         progress = tqdm(total=sampler.epoch_length(state.epoch) // context.world_size, initial=state.batch_in_epoch // context.world_size,
-                        desc=f"epoch {state.epoch + 1}", unit="batch", leave=False, disable=not context.is_main or None)
+                        desc=f"epoch {state.epoch + 1}", unit="batch", leave=False, disable=not context.is_main)  # shown in logs too: runs go to nohup files
         if augmented is None:
             batch_source = ((position, collate(train, indices)) for position, indices in mine)
         else:
