@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The character LM for shallow fusion, and the dev sweep that chooses its weight.
+#
+#   recipes/campaign/lm.sh [--stage N] [--stop-stage N]
+#
+# Stages: 0 text (every train sentence of the books, never Sense and Sensibility nor Northanger
+# Abbey, plus WordNet's definitions and examples: Debian wordnet-base) -> 1 train the LM ->
+# 2 beam search with and without it on both dev sets (recipes/campaign/run.sh's dev manifests), one
+# WER line per weight in $EXP/lm/fusion.md. Resumable: each output is skipped once it exists.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=2
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    *) sed -n 2,9p "$0" >&2; exit 2 ;;
+  esac
+done
+
+EXP=${EXP:-exp/campaign}
+THREADS=${THREADS:-1}
+MODEL=${MODEL:-speech_s2s/assets/model.safetensors}
+LM_ARGS=${LM_ARGS:-"--hidden 384 --layers 1 --steps 2000"}
+BEAM=${BEAM:-8}
+WEIGHTS=${WEIGHTS:-"0 0.3 0.5"}
+export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
+lm_dir=$EXP/lm
+mkdir -p "$lm_dir"
+
+if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
+  [[ -f $lm_dir/text.txt ]] || python tools/make_tts_corpus.py --lm-text "$lm_dir/text.txt" --seed 0
+fi
+
+if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
+  # shellcheck disable=SC2086
+  [[ -f $lm_dir/charlm.safetensors ]] || speech-s2s train-lm --text "$lm_dir/text.txt" --out "$lm_dir/charlm.safetensors" --threads "$THREADS" $LM_ARGS
+fi
+
+if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
+  {
+    echo "| LM weight | dev-tts WER % | dev-asterisk WER % |"
+    echo "|---|---|---|"
+    for weight in $WEIGHTS; do
+      row="| $weight |"
+      for dev in dev-tts dev-asterisk; do
+        hyp=$lm_dir/$dev.beam$BEAM.lm$weight.txt
+        lm=()
+        [[ $weight != 0 ]] && lm=(--lm "$lm_dir/charlm.safetensors" --lm-weight "$weight")
+        [[ -s $hyp ]] || speech-s2s transcribe --file-list "$EXP/$dev.files" --model "$MODEL" --beam "$BEAM" "${lm[@]}" \
+          --threads "$THREADS" --output "$hyp" --overwrite
+        row+=" $(speech-s2s score --ref "$EXP/$dev.ref.txt" --hyp "$hyp" --json | python -c 'import json,sys; print("%.2f" % (100 * json.load(sys.stdin)["wer"]))') |"
+      done
+      echo "$row"
+    done
+  } > "$lm_dir/fusion.md"
+  cat "$lm_dir/fusion.md"
+fi
