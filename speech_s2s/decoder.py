@@ -70,16 +70,19 @@ class AttentionDecoder(nn.Module):
     def prepare(self, memory: torch.Tensor, lengths: torch.Tensor) -> Memory:
         return Memory(memory, self.attention.project_memory(memory), padding_mask(lengths, memory.shape[1]))
 
-    def initial_state(self, memory: Memory) -> DecoderState:
+    def initial_state(self, memory: Memory, rows_per_utterance: int = 1) -> DecoderState:
+        """The state before the first token, for K = rows_per_utterance rows (hypotheses) per utterance."""
         batch, steps, size = memory.values.shape
-        zeros = memory.values.new_zeros(batch, self.config.hidden_size)
+        rows = batch * rows_per_utterance
+        zeros = memory.values.new_zeros(rows, self.config.hidden_size)
         # Start with all attention on the first frame, so the location term begins at the start.
-        weights = memory.values.new_zeros(batch, steps)
+        weights = memory.values.new_zeros(rows, steps)
         weights[:, 0] = 1.0
-        return DecoderState([zeros] * len(self.cells), [zeros] * len(self.cells), memory.values.new_zeros(batch, size), weights)
+        return DecoderState([zeros] * len(self.cells), [zeros] * len(self.cells), memory.values.new_zeros(rows, size), weights)
 
     def step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState]:
-        """tokens [B] (the previous output) -> (logits [B, V], next state)."""
+        """tokens [N] (the previous output) -> (logits [N, V], next state). N = B x K rows, K per
+        utterance of the memory's B: rows b * K + k read utterance b (a beam's hypotheses share it)."""
         x = torch.cat([self.embedding(tokens), state.context], dim=1)
         hidden, cell = [], []
         for i, lstm in enumerate(self.cells):
@@ -110,3 +113,4 @@ class AttentionDecoder(nn.Module):
             all_logits.append(logits)
             all_weights.append(state.weights)
         return torch.stack(all_logits, dim=1), torch.stack(all_weights, dim=1)
+

@@ -171,8 +171,7 @@ def beam_search_batch(
     alive[:, 0] = True
     # Per row (hypothesis b * beam + k): decoder, CTC and LM states, scores, tokens.
     rows = batch * beam
-    memory = memory.select(torch.arange(batch, device=device).repeat_interleave(beam))
-    state: DecoderState = model.decoder.initial_state(memory)
+    state: DecoderState = model.decoder.initial_state(memory, beam)
     ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
     r_n, r_b = ctc.initial(beam) if ctc else (None, None)
     lm_state = lm.initial_state(rows) if use_lm else None
@@ -243,7 +242,7 @@ def beam_search_batch(
             going_on = ~done
             rows_going_on = going_on.repeat_interleave(beam)
             source, tokens = source[rows_going_on], tokens[rows_going_on]
-            memory = memory.select(rows_going_on.nonzero()[:, 0])
+            memory = memory.select(going_on.nonzero()[:, 0])
             searched, max_len, min_len = searched[going_on], max_len[going_on], min_len[going_on]
             best_finished, count_finished, alive = best_finished[going_on], count_finished[going_on], alive[going_on]
             if ctc:
@@ -304,7 +303,6 @@ def beam_search_one(
     r_n, r_b = ctc.initial() if ctc else (None, None)
     lm_state = lm.initial_state(1) if use_lm else None
     finished: list[Hypothesis] = []
-    expanded: dict[int, Memory] = {}
 
     def final_score(h: Hypothesis) -> float:
         return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
@@ -312,9 +310,7 @@ def beam_search_one(
     for step in range(max_len + 1):
         n = len(running)
         last = torch.tensor([h.tokens[-1] if h.tokens else EOS_ID for h in running])
-        if n not in expanded:  # the utterance's memory repeated once per live hypothesis
-            expanded[n] = memory.select(torch.zeros(n, dtype=torch.long))
-        logits, state = model.decoder.step(last, state, expanded[n])
+        logits, state = model.decoder.step(last, state, memory)  # all n rows read the one utterance
         attention_lp = torch.log_softmax(logits, dim=-1).double()  # [N, V]
         base = torch.tensor([h.attention_score for h in running], dtype=torch.float64)[:, None]
         attention_total = base + attention_lp
