@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from speech_s2s.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
-from speech_s2s.decoder import DecoderState, Memory
+from speech_s2s.decoder import DecoderState, Memory, ProjectedDecoder
 from speech_s2s.encoder import ChunkConfig, EncoderOutput
 from speech_s2s.model import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
@@ -117,12 +117,13 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
     if options.stop_on_ctc_silence:  # CTC's best path is all blank
         finished |= torch.tensor([n == 0 for n in ctc_tokens])
     tokens = torch.full((batch,), EOS_ID, dtype=torch.long, device=memory.values.device)
-    state = model.decoder.initial_state(memory)
+    decoder = ProjectedDecoder(model.decoder, memory)
+    state = decoder.initial_state()
     outputs: list[list[int]] = [[] for _ in range(batch)]
     for step in range(int(limits.max())):
         if bool(finished.all()):
             break
-        logits, state = model.decoder.step(tokens, state, memory)
+        logits, state = decoder.step(tokens, state)
         logits[:, BLANK_ID] = NEG_INF
         tokens = logits.argmax(dim=1)
         for b in range(batch):
@@ -171,7 +172,8 @@ def beam_search_batch(
     alive[:, 0] = True
     # Per row (hypothesis b * beam + k): decoder, CTC and LM states, scores, tokens.
     rows = batch * beam
-    state: DecoderState = model.decoder.initial_state(memory, beam)
+    decoder = ProjectedDecoder(model.decoder, memory)
+    state = decoder.initial_state(beam)
     ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
     r_n, r_b = ctc.initial(beam) if ctc else (None, None)
     lm_state = lm.initial_state(rows) if use_lm else None
@@ -183,7 +185,7 @@ def beam_search_batch(
 
     for step in range(int(max_len.max()) + 1):
         batch, rows = searched.shape[0], last.shape[0]
-        logits, state = model.decoder.step(last, state, memory)
+        logits, state = decoder.step(last, state)
         attention_total = attention_score[:, None] + torch.log_softmax(logits, dim=-1).double()  # [B*K, V]
         fused = attention_total
         if use_lm:
@@ -242,7 +244,7 @@ def beam_search_batch(
             going_on = ~done
             rows_going_on = going_on.repeat_interleave(beam)
             source, tokens = source[rows_going_on], tokens[rows_going_on]
-            memory = memory.select(going_on.nonzero()[:, 0])
+            decoder = decoder.select(going_on.nonzero()[:, 0])
             searched, max_len, min_len = searched[going_on], max_len[going_on], min_len[going_on]
             best_finished, count_finished, alive = best_finished[going_on], count_finished[going_on], alive[going_on]
             if ctc:
