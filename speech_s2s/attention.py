@@ -67,7 +67,7 @@ class LocationAwareAttention(nn.Module):
         # energy(tanh(h)) = w . tanh(h) + b is computed as 2w . sigmoid(2h) + b - sum(w) (tanh(h) is
         # 2 sigmoid(2h) - 1): the same function, and on CPU torch's tanh costs 3.5x its sigmoid
         # (measured, AVX2), which made it the largest part of a beam search step.
-        doubled = torch.addmm(keys_and_query, neighbourhood.reshape(rows * frames, kernel), location_kernel, beta=2, alpha=2)
+        doubled = keys_and_query.addmm_(neighbourhood.reshape(rows * frames, kernel), location_kernel, beta=2, alpha=2)  # in place: no copy of the sum
         w, b = self.energy.weight[0], self.energy.bias
         energies = (torch.sigmoid(doubled) @ (2 * w)).view(batch, per, frames) + (b - w.sum())
         return torch.softmax(energies.masked_fill(~mask[:, None, :], float("-inf")), dim=2).view(rows, frames)

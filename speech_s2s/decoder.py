@@ -168,7 +168,7 @@ class ProjectedDecoder:
         per = rows // batch
         first = decoder.cells[0]
         gates = torch.baddbmm(F.embedding(tokens, self.token_gates).view(batch, per, -1), state.context_weights.view(batch, per, frames), self.frame_gates)
-        gates = torch.addmm(gates.view(rows, -1), state.hidden[0], first.weight_hh.T)
+        gates = gates.view(rows, -1).addmm_(state.hidden[0], first.weight_hh.T)
         x, c = _lstm_gates(gates, state.cell[0])
         hidden, cell = [x], [c]
         for i, lstm in enumerate(decoder.cells[1:], start=1):
