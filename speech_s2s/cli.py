@@ -67,7 +67,8 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--output-dir", help="write one file per input here, named after its id")
     p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
-    p.add_argument("--int8", action="store_true", help="int8 weights for the LSTM and linear layers (CPU; dynamic quantisation)")
+    p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
+    p.add_argument("--onnx-encoder", help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
     p.add_argument("--threads", type=_positive, default=None, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_transcribe)
 
@@ -150,6 +151,16 @@ def _run_transcribe(args) -> int:
         model = load_model(args.model or BUNDLED_MODEL)
     except CheckpointError as error:
         return _fail(str(error))
+    encoder = None
+    if args.onnx_encoder:
+        try:
+            from speech_s2s.onnx_encoder import OnnxEncoder
+
+            encoder = OnnxEncoder(args.onnx_encoder, model)  # checked against the float weights
+        except ImportError:
+            return _fail("--onnx-encoder needs onnxruntime: pip install 'speech_s2s[onnx]'")
+        except ValueError as error:
+            return _fail(str(error))
     if args.int8:
         from speech_s2s.model import quantize_int8
 
@@ -166,7 +177,7 @@ def _run_transcribe(args) -> int:
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
         lm_weight=args.lm_weight if args.lm_weight is not None else (0.3 if lm is not None else None),
     )
-    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size), lm)
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size), lm, encoder)
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -520,6 +531,30 @@ def _run_export(args) -> int:
     return 0
 
 
+def _add_export_onnx(sub) -> None:
+    p = sub.add_parser("export-onnx", help="write a model's encoder as ONNX, for transcribe --onnx-encoder (needs onnx and onnxruntime)")
+    p.add_argument("out", help="ONNX file to write")
+    p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
+    p.add_argument("--int8", action="store_true", help="ONNX Runtime's int8 dynamic quantisation of the encoder")
+    p.set_defaults(run=_run_export_onnx)
+
+
+def _run_export_onnx(args) -> int:
+    from speech_s2s.model import CheckpointError, load_model
+    from speech_s2s.transcribe import BUNDLED_MODEL
+
+    try:
+        model = load_model(args.model or BUNDLED_MODEL)
+        from speech_s2s.onnx_encoder import export_onnx_encoder
+    except CheckpointError as error:
+        return _fail(str(error))
+    except ImportError:
+        return _fail("export-onnx needs onnx and onnxruntime: pip install 'speech_s2s[onnx]'")
+    export_onnx_encoder(model, args.out, args.int8)
+    print(f"{args.out}: the encoder of {args.model or BUNDLED_MODEL}{', int8' if args.int8 else ''}, {Path(args.out).stat().st_size / 2**20:.1f} MiB")
+    return 0
+
+
 def _add_average(sub) -> None:
     p = sub.add_parser("average", help="average snapshots of one model (e.g. its last epochs) into one model")
     p.add_argument("models", nargs="+", help="model files (.safetensors) of one run, e.g. EXP/epoch01[3-5].safetensors")
@@ -574,7 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     from speech_s2s.stream_cli import add_stream  # their own modules: these commands are larger than the rest
     from speech_s2s.train_cli import add_train
 
-    for add in (_add_transcribe, add_stream, add_train, _add_score, _add_prepare, _add_features, _add_decode, _add_train_lm, _add_export, _add_average, _add_info):
+    for add in (_add_transcribe, add_stream, add_train, _add_score, _add_prepare, _add_features, _add_decode, _add_train_lm, _add_export,
+                _add_export_onnx, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, and tracebacks")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from speech_s2s.attention import AttentionConfig, LocationAwareAttention
 from speech_s2s.encoder import padding_mask
@@ -70,16 +71,19 @@ class AttentionDecoder(nn.Module):
     def prepare(self, memory: torch.Tensor, lengths: torch.Tensor) -> Memory:
         return Memory(memory, self.attention.project_memory(memory), padding_mask(lengths, memory.shape[1]))
 
-    def initial_state(self, memory: Memory) -> DecoderState:
+    def initial_state(self, memory: Memory, rows_per_utterance: int = 1) -> DecoderState:
+        """The state before the first token, for K = rows_per_utterance rows (hypotheses) per utterance."""
         batch, steps, size = memory.values.shape
-        zeros = memory.values.new_zeros(batch, self.config.hidden_size)
+        rows = batch * rows_per_utterance
+        zeros = memory.values.new_zeros(rows, self.config.hidden_size)
         # Start with all attention on the first frame, so the location term begins at the start.
-        weights = memory.values.new_zeros(batch, steps)
+        weights = memory.values.new_zeros(rows, steps)
         weights[:, 0] = 1.0
-        return DecoderState([zeros] * len(self.cells), [zeros] * len(self.cells), memory.values.new_zeros(batch, size), weights)
+        return DecoderState([zeros] * len(self.cells), [zeros] * len(self.cells), memory.values.new_zeros(rows, size), weights)
 
     def step(self, tokens: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState]:
-        """tokens [B] (the previous output) -> (logits [B, V], next state)."""
+        """tokens [N] (the previous output) -> (logits [N, V], next state). N = B x K rows, K per
+        utterance of the memory's B: rows b * K + k read utterance b (a beam's hypotheses share it)."""
         x = torch.cat([self.embedding(tokens), state.context], dim=1)
         hidden, cell = [], []
         for i, lstm in enumerate(self.cells):
@@ -110,3 +114,76 @@ class AttentionDecoder(nn.Module):
             all_logits.append(logits)
             all_weights.append(state.weights)
         return torch.stack(all_logits, dim=1), torch.stack(all_weights, dim=1)
+
+
+@dataclass
+class SearchState:
+    """A `ProjectedDecoder` step's state: per-layer LSTM (h, c); the attention weights that made the
+    last context (zeros before the first step, when there is no context yet) and the last weights,
+    which steer the location term (all on frame 0 before the first step)."""
+
+    hidden: list[torch.Tensor]  # num_layers x [N, H]
+    cell: list[torch.Tensor]  # num_layers x [N, H]
+    context_weights: torch.Tensor  # [N, T]
+    weights: torch.Tensor  # [N, T]
+
+    def select(self, index: torch.Tensor) -> "SearchState":
+        return SearchState([h[index] for h in self.hidden], [c[index] for c in self.cell], self.context_weights[index], self.weights[index])
+
+
+class ProjectedDecoder:
+    """`AttentionDecoder.step` for search (inference only), the same function computed in less time.
+
+    The attention context enters the first LSTM layer and the output layer only through products
+    with their weights, and a context is a weighted sum of encoder frames. So the frames are
+    multiplied by those weights once per utterance ([B, T, 4H] and [B, T, H]) and each step only
+    weights them by its attention [N, T]: for T frames fewer than the context's D features, that
+    is far less work than a context [N, D] times the weights every step. The embedding goes through
+    the first layer's weights once, as a table [V, 4H]. Rows as in `AttentionDecoder.step`.
+    """
+
+    def __init__(self, decoder: AttentionDecoder, memory: Memory):
+        first, output = decoder.cells[0], decoder.output[0]
+        embedding, hidden = decoder.config.embedding_size, decoder.config.hidden_size
+        self.decoder, self.memory = decoder, memory
+        self.token_gates = decoder.embedding.weight @ first.weight_ih[:, :embedding].T + first.bias_ih + first.bias_hh  # [V, 4H]
+        self.frame_gates = memory.values @ first.weight_ih[:, embedding:].T  # [B, T, 4H]
+        self.frame_output = memory.values @ output.weight[:, hidden:].T  # [B, T, H]
+
+    def select(self, utterances: torch.Tensor) -> "ProjectedDecoder":
+        """The same for some of the utterances [B'] (dropping finished ones from a search)."""
+        chosen = object.__new__(ProjectedDecoder)
+        chosen.decoder, chosen.memory, chosen.token_gates = self.decoder, self.memory.select(utterances), self.token_gates
+        chosen.frame_gates, chosen.frame_output = self.frame_gates[utterances], self.frame_output[utterances]
+        return chosen
+
+    def initial_state(self, rows_per_utterance: int = 1) -> SearchState:
+        plain = self.decoder.initial_state(self.memory, rows_per_utterance)
+        return SearchState(plain.hidden, plain.cell, torch.zeros_like(plain.weights), plain.weights)
+
+    def step(self, tokens: torch.Tensor, state: SearchState) -> tuple[torch.Tensor, SearchState]:
+        """tokens [N] (the previous output) -> (logits [N, V], next state)."""
+        decoder, memory = self.decoder, self.memory
+        rows, (batch, frames) = tokens.shape[0], memory.mask.shape
+        per = rows // batch
+        first = decoder.cells[0]
+        gates = torch.baddbmm(F.embedding(tokens, self.token_gates).view(batch, per, -1), state.context_weights.view(batch, per, frames), self.frame_gates)
+        gates = gates.view(rows, -1).addmm_(state.hidden[0], first.weight_hh.T)
+        x, c = _lstm_gates(gates, state.cell[0])
+        hidden, cell = [x], [c]
+        for i, lstm in enumerate(decoder.cells[1:], start=1):
+            x, c = lstm(x, (state.hidden[i], state.cell[i]))
+            hidden.append(x)
+            cell.append(c)
+        weights = decoder.attention.weights(x, memory.keys, memory.mask, state.weights)
+        output = decoder.output[0]
+        hidden_part = torch.addmm(output.bias, x, output.weight[:, : x.shape[1]].T).view(batch, per, -1)
+        logits = decoder.output[2](decoder.output[1](torch.baddbmm(hidden_part, weights.view(batch, per, frames), self.frame_output).view(rows, -1)))
+        return logits, SearchState(hidden, cell, weights, weights)
+
+
+def _lstm_gates(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An LSTM cell's (h, c) from its summed gate inputs [N, 4H], in torch's order (input, forget, cell, output)."""
+    i, f, g, o = gates.chunk(4, dim=1)
+    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(cell), cell

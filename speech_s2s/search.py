@@ -12,7 +12,8 @@ from typing import Protocol
 
 import torch
 
-from speech_s2s.decoder import DecoderState, Memory
+from speech_s2s.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
+from speech_s2s.decoder import DecoderState, Memory, ProjectedDecoder
 from speech_s2s.encoder import ChunkConfig, EncoderOutput
 from speech_s2s.model import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
@@ -116,12 +117,13 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
     if options.stop_on_ctc_silence:  # CTC's best path is all blank
         finished |= torch.tensor([n == 0 for n in ctc_tokens])
     tokens = torch.full((batch,), EOS_ID, dtype=torch.long, device=memory.values.device)
-    state = model.decoder.initial_state(memory)
+    decoder = ProjectedDecoder(model.decoder, memory)
+    state = decoder.initial_state()
     outputs: list[list[int]] = [[] for _ in range(batch)]
     for step in range(int(limits.max())):
         if bool(finished.all()):
             break
-        logits, state = model.decoder.step(tokens, state, memory)
+        logits, state = decoder.step(tokens, state)
         logits[:, BLANK_ID] = NEG_INF
         tokens = logits.argmax(dim=1)
         for b in range(batch):
@@ -132,94 +134,6 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
             else:
                 outputs[b].append(int(tokens[b]))
     return outputs
-
-
-class CTCPrefixScorer:
-    """CTC prefix probabilities for one utterance, for all extensions of all hypotheses at once.
-
-    For a prefix g, r_n[t] and r_b[t] are the log-probabilities that frames 0..t emit exactly g,
-    ending in a non-blank or a blank frame. Extending g by token c (Watanabe et al., 2017):
-        r_n'[t] = logaddexp(r_n'[t-1], phi[t-1]) + x[t, c],   r_b'[t] = logaddexp(r_b'[t-1], r_n'[t-1]) + x[t, blank]
-    with phi = logaddexp(r_b, r_n), or r_b alone when c repeats g's last token. Both recursions are
-    linear in the probability domain, so dividing by cumulative products turns them into
-    log-cumulative-sums: one vectorised pass over time instead of a Python loop per frame.
-    """
-
-    def __init__(self, log_probs: torch.Tensor):
-        """log_probs [T, V] for one utterance (its real frames only)."""
-        self.x = log_probs.double()
-        self.length, self.vocab_size = self.x.shape
-        self.cum_x = self.x.cumsum(0).T  # [V, T]
-        self.cum_blank = self.cum_x[BLANK_ID]  # [T]
-
-    def initial(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(r_n, r_b) [1, T] of the empty prefix: all frames blank."""
-        r_b = self.cum_blank.clone()[None, :]
-        return torch.full_like(r_b, NEG_INF), r_b
-
-    def extend(self, r_n: torch.Tensor, r_b: torch.Tensor, last_tokens: torch.Tensor, empty: torch.Tensor):
-        """For N prefixes (r_n, r_b [N, T], last token [N], empty [N] bool) and every token c:
-        returns new (r_n, r_b) [N, V, T] and prefix scores psi [N, V]; psi[:, EOS] is the full score."""
-        n, steps = r_n.shape
-        phi = torch.logaddexp(r_n, r_b)[:, None, :].expand(n, self.vocab_size, steps).clone()
-        phi[torch.arange(n), last_tokens] = r_b  # a repeated token needs a blank in between
-        start = torch.where(empty[:, None], self.x[0][None, :], torch.full_like(self.x[0][None, :], NEG_INF))  # [N, V]
-        cum_x = self.cum_x[None]  # [1, V, T]
-        # A[t] = r_n'[t] - C[t] = logaddexp(A[0], logcumsumexp_{s<t}(phi[s] - C[s]))
-        shifted = torch.cat([torch.full((n, self.vocab_size, 1), NEG_INF, dtype=phi.dtype), torch.logcumsumexp(phi - cum_x, dim=2)[..., :-1]], dim=2)
-        new_r_n = torch.logaddexp((start - cum_x[..., 0])[..., None], shifted) + cum_x
-        blank_shifted = torch.cat([torch.full((n, self.vocab_size, 1), NEG_INF, dtype=phi.dtype), torch.logcumsumexp(new_r_n - self.cum_blank, dim=2)[..., :-1]], dim=2)
-        new_r_b = blank_shifted + self.cum_blank
-        psi = torch.logsumexp(torch.cat([start[..., None], phi[..., :-1] + self.x.T[None, :, 1:]], dim=2), dim=2)
-        psi[:, EOS_ID] = torch.logaddexp(r_n[:, -1], r_b[:, -1])
-        psi[:, BLANK_ID] = NEG_INF
-        return new_r_n, new_r_b, psi
-
-
-class BatchCTCPrefixScorer:
-    """CTC prefix scores as `CTCPrefixScorer`, for the hypotheses of many utterances at once, each
-    extended only by a few candidate tokens. N rows (hypotheses), C candidates per row.
-
-    Frames past an utterance's length are padded with log-probability 0, so the time recursions
-    (which only look back) stay finite, and are left out of the prefix scores.
-    """
-
-    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor):
-        """log_probs [B, T, V] and frame counts [B]."""
-        self.lengths = lengths.to(log_probs.device)
-        real = torch.arange(log_probs.shape[1], device=log_probs.device)[None, :] < self.lengths[:, None]  # [B, T]
-        self.x = log_probs.double().masked_fill(~real[..., None], 0.0).transpose(1, 2).contiguous()  # [B, V, T]
-        self.real = real
-        self.cum_x = self.x.cumsum(2)  # [B, V, T]
-
-    def initial(self, utterance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(r_n, r_b) [N, T] of the empty prefix for rows of these utterances [N]."""
-        r_b = self.cum_x[utterance, BLANK_ID]
-        return torch.full_like(r_b, NEG_INF), r_b
-
-    def extend(self, utterance: torch.Tensor, r_n: torch.Tensor, r_b: torch.Tensor, last_tokens: torch.Tensor,
-               empty: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Rows of utterance [N] with (r_n, r_b [N, T], last token [N], empty [N]) extended by candidates [N, C]:
-        new (r_n, r_b) [N, C, T] and prefix scores psi [N, C]; a candidate <eos> gets the full score."""
-        n, steps = r_n.shape
-        rows = utterance[:, None]
-        x = self.x[rows, candidates]  # [N, C, T]
-        cum_x = self.cum_x[rows, candidates]
-        cum_blank = self.cum_x[utterance, BLANK_ID][:, None, :]  # [N, 1, T]
-        phi = torch.where((candidates == last_tokens[:, None])[..., None], r_b[:, None, :], torch.logaddexp(r_n, r_b)[:, None, :])
-        start = torch.where(empty[:, None], x[..., 0], torch.full_like(x[..., 0], NEG_INF))  # [N, C]
-        no_frame = torch.full((n, candidates.shape[1], 1), NEG_INF, dtype=phi.dtype, device=phi.device)
-        shifted = torch.cat([no_frame, torch.logcumsumexp(phi - cum_x, dim=2)[..., :-1]], dim=2)
-        new_r_n = torch.logaddexp((start - cum_x[..., 0])[..., None], shifted) + cum_x
-        new_r_b = torch.cat([no_frame, torch.logcumsumexp(new_r_n - cum_blank, dim=2)[..., :-1]], dim=2) + cum_blank
-        real = self.real[utterance][:, None, 1:]  # [N, 1, T-1]
-        terms = (phi[..., :-1] + x[..., 1:]).masked_fill(~real, NEG_INF)
-        psi = torch.logsumexp(torch.cat([start[..., None], terms], dim=2), dim=2)
-        last = (self.lengths[utterance] - 1)[:, None]
-        full = torch.logaddexp(r_n.gather(1, last), r_b.gather(1, last))  # [N, 1]
-        psi = torch.where(candidates == EOS_ID, full, psi)
-        psi = psi.masked_fill(candidates == BLANK_ID, NEG_INF)
-        return new_r_n, new_r_b, psi
 
 
 @torch.no_grad()
@@ -233,9 +147,11 @@ def beam_search_batch(
 ) -> list[list[Hypothesis]]:
     """Joint CTC/attention beam search for a batch of utterances at once: one decoder step per output
     token for all B x beam hypotheses (rows b * beam + k), one top-k per utterance over its beam x C
-    candidate scores. The same search as `beam_search_one` (same end-of-sentence rules, same pruning);
-    with `ctc_candidates` at least the vocabulary size, the same results. memory has batch B, ctc_log_probs is [B, T, V] with
-    frame counts ctc_lengths [B]. Returns each utterance's finished hypotheses, best first."""
+    candidate scores. An utterance whose search is over leaves the batch, so later steps cost only
+    what is still searched. The same search as `beam_search_one` (same end-of-sentence rules, same
+    pruning); with `ctc_candidates` at least the vocabulary size, the same results. memory has batch
+    B, ctc_log_probs is [B, T, V] with frame counts ctc_lengths [B]. Returns each utterance's
+    finished hypotheses, best first."""
     beam, vocab = options.beam_size, ctc_log_probs.shape[2]
     batch = ctc_log_probs.shape[0]
     device = ctc_log_probs.device
@@ -245,28 +161,31 @@ def beam_search_batch(
     others = min(max(1, wanted - 1), vocab - 2)  # candidates besides <eos>, never the blank
     lengths = [int(n) for n in ctc_lengths]
     ctc_tokens = [ctc_greedy_length(ctc_log_probs[b, : lengths[b]]) for b in range(batch)]
+    # Per utterance still searched (B of them, fewer as utterances finish): its index in the input, rules, finished count.
+    searched = torch.arange(batch, device=device)
     max_len = torch.tensor([max_output_tokens(lengths[b], ctc_tokens[b], options) for b in range(batch)], device=device)
     min_len = torch.minimum(torch.tensor([min_output_tokens(n, options) for n in ctc_tokens], device=device), max_len)
-    rows = batch * beam
-    utterance = torch.arange(batch, device=device).repeat_interleave(beam)  # [B*K]: each row's utterance
-    memory = memory.select(utterance)
-    state: DecoderState = model.decoder.initial_state(memory)
-    ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
-    r_n, r_b = ctc.initial(utterance) if ctc else (None, None)
-    lm_state = lm.initial_state(rows) if use_lm else None
+    best_finished = torch.full((batch,), NEG_INF, dtype=torch.float64, device=device)
+    count_finished = torch.zeros(batch, dtype=torch.long, device=device)
     # Live hypotheses: slot 0 of each utterance starts with the empty prefix; dead slots score -inf.
     alive = torch.zeros(batch, beam, dtype=torch.bool, device=device)
     alive[:, 0] = True
+    # Per row (hypothesis b * beam + k): decoder, CTC and LM states, scores, tokens.
+    rows = batch * beam
+    decoder = ProjectedDecoder(model.decoder, memory)
+    state = decoder.initial_state(beam)
+    ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
+    r_n, r_b = ctc.initial(beam) if ctc else (None, None)
+    lm_state = lm.initial_state(rows) if use_lm else None
     attention_score = torch.zeros(rows, dtype=torch.float64, device=device)
     lm_score = torch.zeros(rows, dtype=torch.float64, device=device)
     history = torch.zeros(rows, 0, dtype=torch.long, device=device)  # [B*K, step] tokens of each live hypothesis
     last = torch.full((rows,), EOS_ID, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    best_finished = torch.full((batch,), NEG_INF, dtype=torch.float64, device=device)
-    count_finished = torch.zeros(batch, dtype=torch.long, device=device)
 
     for step in range(int(max_len.max()) + 1):
-        logits, state = model.decoder.step(last, state, memory)
+        batch, rows = searched.shape[0], last.shape[0]
+        logits, state = decoder.step(last, state)
         attention_total = attention_score[:, None] + torch.log_softmax(logits, dim=-1).double()  # [B*K, V]
         fused = attention_total
         if use_lm:
@@ -283,8 +202,8 @@ def beam_search_batch(
             joint = (1 - options.ctc_weight) * attention_total.gather(1, candidates)
             if use_lm:
                 joint = joint + options.lm_weight * lm_total.gather(1, candidates)
-            new_r_n, new_r_b, psi = ctc.extend(utterance, r_n, r_b, last, torch.full((rows,), step == 0, device=device), candidates)
-            joint = joint + options.ctc_weight * psi
+            psi = ctc.scores(r_n, r_b, last, empty=step == 0)  # [B*K, V]
+            joint = joint + options.ctc_weight * psi.gather(1, candidates)
         else:
             joint = fused.gather(1, candidates)
         joint = joint + options.length_bonus * (step + 1)
@@ -297,16 +216,11 @@ def beam_search_batch(
         top_tokens = candidates.reshape(batch, beam * width).gather(1, top_flat)
         valid = top_scores > NEG_INF
         ends = valid & (top_tokens == EOS_ID)
-        # Finished hypotheses: every <eos> among the top 2K, in rank order.
-        for b, k in ends.nonzero().tolist():
-            row, score = int(top_rows[b, k]), float(top_scores[b, k])
-            column = int(top_flat[b, k]) % width
-            finished[b].append(Hypothesis(
-                history[row].tolist(), score, float(attention_total[row, EOS_ID]),
-                float(psi[row, column]) if ctc else 0.0, float(lm_total[row, EOS_ID]) if use_lm else 0.0,
-            ))
-            count_finished[b] += 1
-            best_finished[b] = max(float(best_finished[b]), score)
+        if bool(ends.any()):
+            _collect_finished(finished, searched, ends, top_rows, top_scores, history, attention_total,
+                              psi if ctc else None, lm_total if use_lm else None)
+            count_finished += ends.sum(1)
+            best_finished = torch.maximum(best_finished, top_scores.masked_fill(~ends, NEG_INF).max(1).values)
         # The next live hypotheses: the best K that did not end, in rank order.
         grows = valid & ~ends
         keep = grows & (grows.cumsum(1) <= beam)
@@ -318,25 +232,32 @@ def beam_search_batch(
             chosen = torch.cat([chosen, chosen[:, :1].expand(batch, pad)], dim=1)
             kept = torch.cat([kept, torch.zeros(batch, pad, dtype=torch.bool, device=device)], dim=1)
         source = top_rows.gather(1, chosen).reshape(rows)
-        column = (top_flat.gather(1, chosen) % width).reshape(rows)
         tokens = top_tokens.gather(1, chosen).reshape(rows)
         live_scores = top_scores.gather(1, chosen).masked_fill(~kept, NEG_INF)  # [B, K]
         alive = kept
+        # An utterance is done when nothing grows, or when enough have finished and no live
+        # hypothesis can overtake the best finished one (scores only fall as hypotheses grow).
+        done = ~alive.any(1) | ((count_finished >= beam) & (live_scores.max(1).values < best_finished))
+        if bool(done.all()):
+            break
+        if bool(done.any()):  # the finished utterances leave the batch
+            going_on = ~done
+            rows_going_on = going_on.repeat_interleave(beam)
+            source, tokens = source[rows_going_on], tokens[rows_going_on]
+            decoder = decoder.select(going_on.nonzero()[:, 0])
+            searched, max_len, min_len = searched[going_on], max_len[going_on], min_len[going_on]
+            best_finished, count_finished, alive = best_finished[going_on], count_finished[going_on], alive[going_on]
+            if ctc:
+                ctc = ctc.select(going_on.nonzero()[:, 0])
         attention_score = attention_total[source, tokens]
         if use_lm:
             lm_score = lm_total[source, tokens]
             lm_state = lm.select_state(lm_state_next, source)
         if ctc:
-            r_n, r_b = new_r_n[source, column], new_r_b[source, column]
+            r_n, r_b = ctc.extend(r_n[source], r_b[source], last[source], tokens, empty=step == 0)
         state = state.select(source)
         history = torch.cat([history[source], tokens[:, None]], dim=1)
         last = tokens
-        # An utterance is done when nothing grows, or when enough have finished and no live
-        # hypothesis can overtake the best finished one (scores only fall as hypotheses grow).
-        done = ~alive.any(1) | ((count_finished >= beam) & (live_scores.max(1).values < best_finished))
-        alive &= ~done[:, None]
-        if not bool(alive.any()):
-            break
 
     def final_score(h: Hypothesis) -> float:
         return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
@@ -344,6 +265,22 @@ def beam_search_batch(
     for hypotheses in finished:
         hypotheses.sort(key=final_score, reverse=True)
     return finished
+
+
+def _collect_finished(finished: list[list[Hypothesis]], searched: torch.Tensor, ends: torch.Tensor, top_rows: torch.Tensor,
+                      top_scores: torch.Tensor, history: torch.Tensor, attention_total: torch.Tensor,
+                      psi: torch.Tensor | None, lm_total: torch.Tensor | None) -> None:
+    """Append every <eos> among the top candidates ends [B, 2K] to its utterance's finished list, in rank order."""
+    where = ends.nonzero()
+    rows = top_rows[where[:, 0], where[:, 1]]
+    utterances = searched[where[:, 0]].tolist()
+    scores = top_scores[where[:, 0], where[:, 1]].tolist()
+    attention = attention_total[rows, EOS_ID].tolist()
+    ctc = psi[rows, EOS_ID].tolist() if psi is not None else [0.0] * len(scores)
+    lm = lm_total[rows, EOS_ID].tolist() if lm_total is not None else [0.0] * len(scores)
+    tokens = history[rows].tolist()
+    for b, hyp_tokens, score, a, c, l in zip(utterances, tokens, scores, attention, ctc, lm):
+        finished[b].append(Hypothesis(hyp_tokens, score, a, c, l))
 
 
 @torch.no_grad()
@@ -368,7 +305,6 @@ def beam_search_one(
     r_n, r_b = ctc.initial() if ctc else (None, None)
     lm_state = lm.initial_state(1) if use_lm else None
     finished: list[Hypothesis] = []
-    expanded: dict[int, Memory] = {}
 
     def final_score(h: Hypothesis) -> float:
         return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
@@ -376,9 +312,7 @@ def beam_search_one(
     for step in range(max_len + 1):
         n = len(running)
         last = torch.tensor([h.tokens[-1] if h.tokens else EOS_ID for h in running])
-        if n not in expanded:  # the utterance's memory repeated once per live hypothesis
-            expanded[n] = memory.select(torch.zeros(n, dtype=torch.long))
-        logits, state = model.decoder.step(last, state, expanded[n])
+        logits, state = model.decoder.step(last, state, memory)  # all n rows read the one utterance
         attention_lp = torch.log_softmax(logits, dim=-1).double()  # [N, V]
         base = torch.tensor([h.attention_score for h in running], dtype=torch.float64)[:, None]
         attention_total = base + attention_lp

@@ -14,13 +14,14 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from speech_s2s.alignment import Word, word_times
 from speech_s2s.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
+from speech_s2s.encoder import EncoderOutput
 from speech_s2s.inputs import InputFile
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
@@ -102,10 +103,15 @@ class _Pending:
 class Recognizer:
     """A model with its decoding options: transcribes files or arrays of any length."""
 
-    def __init__(self, model: Seq2Seq, options: TranscribeOptions = TranscribeOptions(), lm: LanguageModel | None = None):
+    def __init__(self, model: Seq2Seq, options: TranscribeOptions = TranscribeOptions(), lm: LanguageModel | None = None,
+                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None):
+        """encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only."""
+        if encoder is not None and options.decoding.chunk is not None:
+            raise ValueError("another encoder computes the full-context form only; it cannot encode in chunks")
         self.model = model.eval()
         self.options = options
         self.lm = lm
+        self.encode = encoder or (lambda feats, lengths: model.encode(feats, lengths, options.decoding.chunk))
         self._detector = SpeechDetector()
         encoder = model.config.encoder
         reduction = 2 ** sum(1 for layer in encoder.reduce_before if layer <= encoder.ctc_layer)
@@ -131,7 +137,7 @@ class Recognizer:
             waves = [torch.from_numpy(segments[i].samples) for i in batch]
             padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
             feats, lengths = self.model.features(padded, torch.tensor([len(w) for w in waves]))
-            encoded = self.model.encode(feats, lengths, self.options.decoding.chunk)
+            encoded = self.encode(feats, lengths)
             decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm)
             ctc = self.model.ctc_log_probs(encoded) if self.options.word_timestamps else None
             for row, (i, result) in enumerate(zip(batch, decoded)):

@@ -1,8 +1,9 @@
 """Beam search cost against greedy, batched against one utterance at a time, on the same encoded audio.
 
-The utterances are encoded once (in length-sorted batches, as transcription does); only the search
-is timed, as CPU seconds of this process (steadier than wall time on a shared machine), median of
---repeats. The real-time factor adds the encoder's time to the search's. Example:
+The utterances are encoded in length-sorted batches, as transcription does; the encoder (with the
+features) and each search are timed separately, as CPU seconds of this process (steadier than wall
+time on a shared machine), median of --repeats. The real-time factor adds the encoder's time to
+the search's. Example:
 
     python tools/bench_beam.py --corpus $DATA/evalcorpus/test-tts --utterances 100 --threads 1
 """
@@ -40,28 +41,38 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--candidates", type=int, nargs="+", default=[0, 10, 16], help="CTC candidates per hypothesis; 0 = every token")
     parser.add_argument("--int8", action="store_true", help="quantise the model first (model.quantize_int8)")
+    parser.add_argument("--onnx-encoder", help="encode with ONNX Runtime from this file (speech-s2s export-onnx)")
     parser.add_argument("--one-at-a-time", action="store_true", help="also time the search one utterance at a time (slow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model).eval()
+    onnx_encoder = None
+    if args.onnx_encoder:  # checked against the float weights, so before quantising
+        from speech_s2s.onnx_encoder import OnnxEncoder
+
+        onnx_encoder = OnnxEncoder(args.onnx_encoder, model, threads=args.threads)
     if args.int8:
         model = quantize_int8(model)
+    encode = onnx_encoder or model.encode
     utterances = read_librispeech(args.corpus)[: args.utterances]
     audio = sum(u.duration for u in utterances)
     references = {u.id: u.text for u in utterances}
     order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration)
-    batches, encode_seconds = [], 0.0
+    groups = [order[first : first + args.batch_size] for first in range(0, len(order), args.batch_size)]
+    waves = [[torch.from_numpy(load_audio(utterances[i].audio)) for i in ids] for ids in groups]
+    encode_times = []
     with torch.no_grad():
-        for first in range(0, len(order), args.batch_size):
-            ids = order[first : first + args.batch_size]
-            waves = [torch.from_numpy(load_audio(utterances[i].audio)) for i in ids]
+        for _ in range(args.repeats):  # features and encoder, timed as the search is
             start = time.process_time()
-            feats, lengths = model.features(torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), torch.tensor([len(w) for w in waves]))
-            batches.append((ids, model.encode(feats, lengths)))
-            encode_seconds += time.process_time() - start
+            batches = []
+            for ids, group in zip(groups, waves):
+                feats, lengths = model.features(torch.nn.utils.rnn.pad_sequence(group, batch_first=True), torch.tensor([len(w) for w in group]))
+                batches.append((ids, encode(feats, lengths)))
+            encode_times.append(time.process_time() - start)
+    encode_seconds = statistics.median(encode_times)
     vocab = len(model.vocabulary)
-    print(f"{len(utterances)} utterances, {audio:.0f} s of audio; {'int8' if args.int8 else 'fp32'}; {args.threads} thread(s), batches of {args.batch_size}; "
-          f"encoder {encode_seconds:.2f} CPU s; median of {args.repeats}")
+    print(f"{len(utterances)} utterances, {audio:.0f} s of audio; {'int8' if args.int8 else 'fp32'}{', ONNX Runtime encoder' if args.onnx_encoder else ''}; "
+          f"{args.threads} thread(s), batches of {args.batch_size}; encoder {encode_seconds:.2f} CPU s; median of {args.repeats}")
     print("| search | CPU s (search) | real-time factor (encoder + search) | WER % |")
     print("|---|---|---|---|")
 

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from speech_s2s.attention import AttentionConfig
+from speech_s2s.decoder import AttentionDecoder, DecoderConfig, ProjectedDecoder
+
+
+@pytest.mark.parametrize("num_layers,rows_per_utterance", [(1, 1), (2, 3)])
+def test_projected_decoder_steps_equal_the_plain_steps(num_layers, rows_per_utterance):
+    """Several steps of search's decoder against `AttentionDecoder.step` with the same tokens: the
+    same logits, LSTM states and attention weights, rows sharing utterances of different lengths."""
+    torch.manual_seed(num_layers)
+    config = DecoderConfig(embedding_size=8, hidden_size=16, num_layers=num_layers, dropout=0.0, attention=AttentionConfig(attention_size=12, conv_kernel=5))
+    decoder = AttentionDecoder(vocab_size=7, memory_size=10, config=config).eval()
+    memory = decoder.prepare(torch.randn(2, 9, 10), torch.tensor([9, 5]))
+    projected = ProjectedDecoder(decoder, memory)
+    plain_state, state = decoder.initial_state(memory, rows_per_utterance), projected.initial_state(rows_per_utterance)
+    with torch.no_grad():
+        for step in range(4):
+            tokens = torch.randint(0, 7, (2 * rows_per_utterance,))
+            want, plain_state = decoder.step(tokens, plain_state, memory)
+            got, state = projected.step(tokens, state)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(state.weights, plain_state.weights, rtol=1e-5, atol=1e-6)
+            for h, plain_h in zip(state.hidden + state.cell, plain_state.hidden + plain_state.cell):
+                torch.testing.assert_close(h, plain_h, rtol=1e-5, atol=1e-6)
+
+
+def test_projected_decoder_of_some_utterances_equals_theirs_alone():
+    torch.manual_seed(5)
+    decoder = AttentionDecoder(vocab_size=7, memory_size=10, config=DecoderConfig(embedding_size=8, hidden_size=16, dropout=0.0)).eval()
+    memory = decoder.prepare(torch.randn(3, 6, 10), torch.tensor([6, 4, 5]))
+    kept = torch.tensor([2, 0])
+    chosen, alone = ProjectedDecoder(decoder, memory).select(kept), ProjectedDecoder(decoder, memory.select(kept))
+    tokens = torch.tensor([3, 4, 5, 6])
+    with torch.no_grad():
+        got, _ = chosen.step(tokens, chosen.initial_state(2))
+        want, _ = alone.step(tokens, alone.initial_state(2))
+    assert torch.equal(got, want)
