@@ -310,9 +310,8 @@ def beam_search_one(
         return h.score / (len(h.tokens) + 1) if options.length_normalization else h.score
 
     for step in range(max_len + 1):
-        n = len(running)
         last = torch.tensor([h.tokens[-1] if h.tokens else EOS_ID for h in running])
-        logits, state = model.decoder.step(last, state, memory)  # all n rows read the one utterance
+        logits, state = model.decoder.step(last, state, memory)  # every row reads the one utterance
         attention_lp = torch.log_softmax(logits, dim=-1).double()  # [N, V]
         base = torch.tensor([h.attention_score for h in running], dtype=torch.float64)[:, None]
         attention_total = base + attention_lp

@@ -6,7 +6,8 @@ from conftest import tiny_config
 from speech_s2s.encoder import ChunkConfig
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, beam_search_batch, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
-from speech_s2s.text import BLANK_ID, EOS_ID
+from speech_s2s.text import BLANK_ID
+
 
 def _random_model_and_input(seed=0):
     torch.manual_seed(seed)
