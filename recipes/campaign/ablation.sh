@@ -65,12 +65,12 @@ done
   echo
   echo "| voices | augmentation | context in training | train hours available | dev-tts | dev-asterisk |"
   echo "|---|---|---|---|---|---|"
-  [[ -f $EXP/bundled-scores.json ]] && python -c 'import json,sys; s = json.load(open(sys.argv[1])); print(f"| (the bundled model, not fine-tuned) | | | | {100 * s[\"dev-tts\"]:.2f} | {100 * s[\"dev-asterisk\"]:.2f} |")' "$EXP/bundled-scores.json"
+  [[ -f $EXP/bundled-scores.json ]] && python -c 'import json,sys; s = json.load(open(sys.argv[1])); print("| (the bundled model, not fine-tuned) | | | | %.2f | %.2f |" % (100 * s["dev-tts"], 100 * s["dev-asterisk"]))' "$EXP/bundled-scores.json"
   for name in $RUNS; do
     IFS=- read -r voices augmentation context <<< "$name"
     [[ -f $ABLATION/$name/scores.json ]] || continue
-    hours=$(python -c 'import json,sys; print(f"{sum(json.loads(l)[\"duration\"] for l in open(sys.argv[1])) / 3600:.1f}")' "$ABLATION/$voices.jsonl")
-    python -c 'import json,sys; s = json.load(open(sys.argv[1])); print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {sys.argv[5]} | {100 * s[\"dev-tts\"]:.2f} | {100 * s[\"dev-asterisk\"]:.2f} |")' \
+    hours=$(python -c 'import json,sys; print("%.1f" % (sum(json.loads(l)["duration"] for l in open(sys.argv[1])) / 3600))' "$ABLATION/$voices.jsonl")
+    python -c 'import json,sys; s = json.load(open(sys.argv[1])); print("| %s | %s | %s | %s | %.2f | %.2f |" % (*sys.argv[2:6], 100 * s["dev-tts"], 100 * s["dev-asterisk"]))' \
       "$ABLATION/$name/scores.json" "$voices" "$augmentation" "${context:-dynamic chunks}" "$hours"
   done
 } > "$ABLATION/ablation.md"
