@@ -271,25 +271,21 @@ def _run_score(args) -> int:
     if args.json:
         fields = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("per_utterance", "extra_ids")}
         if args.by_speaker:
-            fields["by_speaker"] = {s: {"wer": _rate(e, w), "errors": e, "words": w, "utterances": n} for s, (e, w, n) in speakers.items()}
+            fields["by_speaker"] = {speaker: {"wer": e.wer, **dataclasses.asdict(e)} for speaker, e in speakers.items()}
         print(json.dumps(fields))
         return 0
     print(result.summary())
     if speakers:
         described = _speaker_descriptions(Path(args.ref)) if Path(args.ref).is_dir() else {}
         print("speaker | utterances | words | WER %" + (" | speaker" if described else ""))
-        for speaker, (errors, words, count) in speakers.items():
+        for speaker, errors in speakers.items():
             about = f" | {described[speaker]}" if speaker in described else ""
-            print(f"{speaker} | {count} | {words} | {100 * _rate(errors, words):.2f}{about}")
+            print(f"{speaker} | {errors.utterances} | {errors.words} | {100 * errors.wer:.2f}{about}")
     if args.worst > 0:
         print(f"worst {min(args.worst, result.utterances)} utterances:")
         for u in result.worst(args.worst):
             print(f"  {u.id}  {u.errors}/{u.words} errors\n    REF: {u.reference}\n    HYP: {u.hypothesis}")
     return 0
-
-
-def _rate(errors: int, words: int) -> float:
-    return errors / words if words else (0.0 if not errors else float("inf"))
 
 
 def _speaker_descriptions(split: Path) -> dict[str, str]:

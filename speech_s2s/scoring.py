@@ -44,6 +44,17 @@ class UtteranceErrors:
 
 
 @dataclass(frozen=True)
+class SpeakerErrors:
+    errors: int
+    words: int  # in the speaker's references
+    utterances: int
+
+    @property
+    def wer(self) -> float:
+        return _rate(self.errors, self.words)
+
+
+@dataclass(frozen=True)
 class Score:
     wer: float
     cer: float
@@ -57,16 +68,16 @@ class Score:
     extra: int = 0  # hypotheses whose id is not in the reference (not scored)
     extra_ids: tuple[str, ...] = ()  # their ids, sorted
 
-    def by_speaker(self) -> dict[str, tuple[int, int, int]]:
-        """(errors, reference words, utterances) per speaker, the id's part before its first '-'
-        (LibriSpeech's `speaker-chapter-utterance`, Kaldi's speaker-prefixed ids)."""
+    def by_speaker(self) -> dict[str, SpeakerErrors]:
+        """Errors per speaker, the id's part before its first '-' (LibriSpeech's
+        `speaker-chapter-utterance`, Kaldi's speaker-prefixed ids)."""
         groups: dict[str, list[int]] = {}
         for u in self.per_utterance:
             group = groups.setdefault(u.id.split("-", 1)[0], [0, 0, 0])
             group[0] += u.errors
             group[1] += u.words
             group[2] += 1
-        return {speaker: (e, w, n) for speaker, (e, w, n) in sorted(groups.items())}
+        return {speaker: SpeakerErrors(*counts) for speaker, counts in sorted(groups.items())}
 
     def worst(self, count: int) -> list[UtteranceErrors]:
         return sorted(self.per_utterance, key=lambda u: (-u.errors / max(1, u.words), u.id))[:count]
