@@ -35,6 +35,24 @@ def tiny_model_with_mini_features(seed: int = 0):
     return model, features
 
 
+def copied_mini_corpus(folder: Path, copies: int, longer_per_copy: float = 0.0) -> list:
+    """The mini corpus's audio copied `copies` times into folder/audio, under ids ending -COPY; each copy's
+    durations are `longer_per_copy` seconds longer than the last (an order for length-sorted decoding)."""
+    import dataclasses
+    import shutil
+
+    from speech_s2s.corpus import read_librispeech
+
+    utterances = []
+    for copy in range(copies):
+        for u in read_librispeech(MINI_CORPUS):
+            audio = folder / "audio" / f"{copy}-{Path(u.audio).name}"
+            audio.parent.mkdir(exist_ok=True)
+            shutil.copy(u.audio, audio)
+            utterances.append(dataclasses.replace(u, id=f"{u.id}-{copy}", audio=str(audio), duration=u.duration + copy * longer_per_copy))
+    return utterances
+
+
 @pytest.fixture
 def mini_corpus() -> Path:
     return MINI_CORPUS

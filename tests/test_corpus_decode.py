@@ -1,8 +1,6 @@
 """Decoding a manifest's utterances whole: resumable after a kill, complete or absent, redone for another model."""
 
-import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from conftest import MINI_CORPUS, tiny_config
+from conftest import copied_mini_corpus, tiny_config
 from speech_s2s.cli import main
-from speech_s2s.corpus import read_librispeech, write_manifest
+from speech_s2s.corpus import write_manifest
 from speech_s2s.corpus_decode import is_complete, partial_path, run_signature, signature_path
 from speech_s2s.model import Seq2Seq, save_model
 from speech_s2s.search import DecodingOptions
@@ -25,14 +23,7 @@ def _setup(tmp_path: Path, copies: int = 3):
     """A tiny model file and a manifest of the mini corpus's audio under 12 ids."""
     torch.manual_seed(0)
     save_model(Seq2Seq(tiny_config()), tmp_path / "model.safetensors")
-    utterances = []
-    for copy in range(copies):
-        for u in read_librispeech(MINI_CORPUS):
-            audio = tmp_path / "audio" / f"{copy}-{Path(u.audio).name}"
-            audio.parent.mkdir(exist_ok=True)
-            shutil.copy(u.audio, audio)
-            utterances.append(dataclasses.replace(u, id=f"{u.id}-{copy}", audio=str(audio), duration=u.duration + copy))
-    return tmp_path / "model.safetensors", utterances
+    return tmp_path / "model.safetensors", copied_mini_corpus(tmp_path, copies, longer_per_copy=1.0)
 
 
 def test_decoding_killed_midway_resumes_and_ends_with_the_unbroken_output(tmp_path, capsys):

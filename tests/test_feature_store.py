@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from conftest import MINI_CORPUS
-from speech_s2s.corpus import Utterance, read_librispeech, write_manifest
+from conftest import copied_mini_corpus
+from speech_s2s.corpus import Utterance, write_manifest
 from speech_s2s.data import compute_features, feature_stats
 from speech_s2s.feature_store import SHARD, FrameMoments, extract_features
 from speech_s2s.features import FeatureConfig, LogMel
@@ -25,14 +25,7 @@ REPOSITORY = Path(__file__).parent.parent
 
 def _corpus(tmp_path: Path, copies: int = 2) -> list[Utterance]:
     """The mini corpus's audio copied `copies` times under new ids (8 utterances by default)."""
-    utterances = []
-    for copy in range(copies):
-        for u in read_librispeech(MINI_CORPUS):
-            audio = tmp_path / "audio" / f"{copy}-{Path(u.audio).name}"
-            audio.parent.mkdir(exist_ok=True)
-            shutil.copy(u.audio, audio)
-            utterances.append(dataclasses.replace(u, id=f"{u.id}-{copy}", audio=str(audio)))
-    return utterances
+    return copied_mini_corpus(tmp_path, copies)
 
 
 def _mtimes(directory: Path) -> dict[str, int]:
