@@ -35,7 +35,7 @@ THREADS=${THREADS:-1}
 INIT=${INIT:-speech_s2s/assets/model.safetensors}   # the first phase fine-tunes the bundled model
 MOH=${MOH:-/usr/share/asterisk/moh}                 # music on hold (Debian asterisk-moh-opsound-wav), mixed in as noise
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 5e-4 --warmup-steps 300 --max-frames 3000 --epochs 100 --checkpoint-every 100
-  --dev-max-utterances 150 --augment medium --chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
+  --dev-max-utterances 150 --augment light --chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
 AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
