@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Book-keeping for the training campaign (recipes/campaign/run.sh): phases, the run log, promotion.
 
-    campaign.py phase EXP TRAIN_SPLIT INIT      -> prints the phase folder to train in (makes a new one
-                                                   when the corpus has grown by GROW since the last)
+    campaign.py phase EXP TRAIN_SPLIT INIT [--restart]
+                                                -> prints the phase folder to train in (makes a new one
+                                                   when the corpus has grown by GROW since the last; with
+                                                   --restart, a new one from INIT, for when the last
+                                                   phase's training settings proved wrong)
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
@@ -35,21 +38,22 @@ def _count(manifest: Path) -> int:
     return sum(1 for line in manifest.read_text().splitlines() if line.strip()) if manifest.is_file() else 0
 
 
-def phase(exp: Path, train_split: str, init: str) -> int:
+def phase(exp: Path, train_split: str, init: str, restart: bool = False) -> int:
     exp.mkdir(parents=True, exist_ok=True)
     phases = _phases(exp)
     candidate = exp / "train-now.jsonl"
     subprocess.run(["speech-s2s", "prepare", train_split, "--out", str(candidate), "--skip-invalid"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     available = _count(candidate)
-    if phases and available < GROW * _count(phases[-1] / "train.jsonl"):
+    if phases and not restart and available < GROW * _count(phases[-1] / "train.jsonl"):
         print(phases[-1])
         return 0
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
     folder = exp / f"phase-{number}"
     folder.mkdir()
     candidate.rename(folder / "train.jsonl")
-    start = phases[-1] / "last.safetensors" if phases and (phases[-1] / "last.safetensors").is_file() else Path(init)
+    grown_from_last = phases and not restart and (phases[-1] / "last.safetensors").is_file()
+    start = phases[-1] / "last.safetensors" if grown_from_last else Path(init)
     (folder / "init.txt").write_text(f"{start}\n")
     print(folder)
     return 0
@@ -121,7 +125,7 @@ def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
 def main(argv: list[str]) -> int:
     command, *rest = argv
     if command == "phase":
-        return phase(Path(rest[0]), rest[1], rest[2])
+        return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in rest[3:])
     if command == "steps":
         return steps(Path(rest[0]))
     if command == "log":
