@@ -1,0 +1,63 @@
+"""The campaign's phase book-keeping (recipes/campaign/campaign.py): which folder a run trains in, and from what."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import MINI_CORPUS
+
+CAMPAIGN = Path(__file__).resolve().parents[1] / "recipes" / "campaign" / "campaign.py"
+
+
+def _phase(exp: Path, split: Path, init: str, *extra: str) -> Path:
+    result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(exp), str(split), init, *extra],
+                            capture_output=True, text=True, check=True)
+    return Path(result.stdout.strip())
+
+
+def _add_speaker(split: Path, speaker: str, new_speaker: str) -> None:
+    """Copy a speaker's chapters under a new speaker id (files and transcript ids renamed)."""
+    for chapter in (split / speaker).iterdir():
+        target = split / new_speaker / chapter.name
+        target.mkdir(parents=True)
+        for path in chapter.iterdir():
+            renamed = target / path.name.replace(f"{speaker}-", f"{new_speaker}-", 1)
+            if path.suffix == ".txt":
+                renamed.write_text(path.read_text().replace(f"{speaker}-", f"{new_speaker}-"))
+            else:
+                shutil.copy(path, renamed)
+
+
+def test_a_phase_continues_until_the_corpus_grows_then_starts_from_the_last_weights(tmp_path):
+    split = tmp_path / "train-tts"
+    shutil.copytree(MINI_CORPUS, split)
+    exp = tmp_path / "exp"
+
+    first = _phase(exp, split, "bundled.safetensors")
+    assert first == exp / "phase-1"
+    assert (first / "init.txt").read_text().strip() == "bundled.safetensors"
+    utterances = len((first / "train.jsonl").read_text().splitlines())
+    assert utterances > 0
+
+    (first / "last.safetensors").write_bytes(b"weights")
+    assert _phase(exp, split, "bundled.safetensors") == first  # the corpus has not grown: same phase, exact resume
+
+    _add_speaker(split, "900", "901")  # twice the utterances: past 1.25 times the phase's
+    second = _phase(exp, split, "bundled.safetensors")
+    assert second == exp / "phase-2"
+    assert (second / "init.txt").read_text().strip() == str(first / "last.safetensors")
+    assert len((second / "train.jsonl").read_text().splitlines()) == 2 * utterances
+
+
+def test_restart_begins_a_new_phase_from_init_once(tmp_path):
+    split = tmp_path / "train-tts"
+    shutil.copytree(MINI_CORPUS, split)
+    exp = tmp_path / "exp"
+    first = _phase(exp, split, "bundled.safetensors")
+    (first / "last.safetensors").write_bytes(b"weights")
+
+    restarted = _phase(exp, split, "bundled.safetensors", "--restart")
+    assert restarted == exp / "phase-2"
+    assert (restarted / "init.txt").read_text().strip() == "bundled.safetensors"  # not phase 1's weights
+    assert _phase(exp, split, "bundled.safetensors") == restarted  # later runs resume it
