@@ -22,19 +22,25 @@ def _fail(message: str, status: int = 1) -> int:
     return status
 
 
-# Default CPU threads: the CPUs this process may run on, at most this many. Measured only on 2 cores
-# (BENCHMARKS.md): with OpenMP waiting passively, 1 and 2 threads were within noise of each other on a
-# busy machine; the cap keeps a big shared server from being taken over by one small-batch decoder.
+# Default CPU threads. Decoding (transcribe, stream, decode) uses one: its matrix products are small
+# (a batch of 8 through 7.4M parameters), and on the 2-core machine measured (BENCHMARKS.md) two
+# threads took 1.7x the time and 1.8x the CPU of one, on a quiet machine and beside busy
+# neighbours alike. Training and LM training (products 30x larger) use the CPUs this process may run
+# on, at most MAX_DEFAULT_THREADS, so a big shared server is not taken over by one job.
+DECODING_DEFAULT_THREADS = 1
 MAX_DEFAULT_THREADS = 4
 
 
-def apply_threads(args) -> None:
+def apply_threads(args, decoding: bool = False) -> None:
     """Set torch's CPU threads from --threads or the default; called once the options are known to be good."""
     import torch
 
+    if args.threads or decoding:
+        torch.set_num_threads(args.threads or DECODING_DEFAULT_THREADS)
+        return
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     usable = max(1, usable // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun: processes on this machine share it
-    torch.set_num_threads(args.threads or min(MAX_DEFAULT_THREADS, usable))
+    torch.set_num_threads(min(MAX_DEFAULT_THREADS, usable))
 
 
 # ---------------------------------------------------------------------------------------------- transcribe
@@ -69,7 +75,7 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
     p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
     p.add_argument("--onnx-encoder", help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
-    p.add_argument("--threads", type=_positive, default=None, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default 1: faster than more for this small model; see BENCHMARKS.md)")
     p.set_defaults(run=_run_transcribe)
 
 
@@ -141,7 +147,7 @@ def _run_transcribe(args) -> int:
     if args.output_format in ("srt", "vtt") and len(inputs) > 1 and not args.output_dir:
         return _fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
 
-    apply_threads(args)
+    apply_threads(args, decoding=True)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, Recognizer, TranscribeOptions
@@ -436,7 +442,7 @@ def _add_decode(sub) -> None:
     p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=_positive, default=None, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default 1)")
     p.set_defaults(run=_run_decode)
 
 
@@ -450,7 +456,7 @@ def _run_decode(args) -> int:
         return _fail(f"--output {output}: folder {output.parent} does not exist", status=2)
     if output.is_file() and not args.overwrite:
         return _fail(f"--output {output}: exists and is complete; add --overwrite to decode again", status=2)
-    apply_threads(args)
+    apply_threads(args, decoding=True)
     import torch
 
     from speech_s2s.corpus import CorpusError, read_manifest
@@ -617,10 +623,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # here, so a closed pipe is caught below rather than at interpreter exit
+        return status
     except KeyboardInterrupt:
         print("speech-s2s: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
     except Exception as error:  # a bug or an unforeseen input: one line unless asked for more
         if args.verbose:
             raise

@@ -40,7 +40,7 @@ def add_stream(sub) -> None:
     p.add_argument("--update-seconds", type=float, default=0.4, help="agreement: new audio between partial results (default 0.4)")
     p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
                    help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
     p.set_defaults(run=run_stream)
 
 
@@ -135,7 +135,7 @@ def run_stream(args) -> int:
 
     from speech_s2s.cli import apply_threads  # --threads or the default policy, as transcribe
 
-    apply_threads(args)
+    apply_threads(args, decoding=True)
     recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)
     try:
         options = StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))

@@ -417,3 +417,44 @@ def test_train_config_file_sets_training_options_and_a_wrong_one_is_named(tmp_pa
     capsys.readouterr()
     assert main(base) == 1
     assert capsys.readouterr().err == f"speech-s2s: error: --train-config {settings}: TrainConfig.max_frames must be int, not 'many'\n"
+
+
+def test_decoding_defaults_to_one_thread_and_training_to_the_usable_cpus(monkeypatch):
+    import argparse
+    import os
+
+    import torch
+
+    from speech_s2s.cli import MAX_DEFAULT_THREADS, apply_threads
+
+    before = torch.get_num_threads()
+    try:
+        apply_threads(argparse.Namespace(threads=None), decoding=True)
+        assert torch.get_num_threads() == 1
+        apply_threads(argparse.Namespace(threads=2), decoding=True)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+        apply_threads(argparse.Namespace(threads=None))
+        assert torch.get_num_threads() == MAX_DEFAULT_THREADS
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")  # torchrun: 8 processes share the 16 CPUs
+        apply_threads(argparse.Namespace(threads=None))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "ref.txt").write_text("a-1 hello world\n")
+    (tmp_path / "hyp.txt").write_text("a-1 hello word\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `speech-s2s score ... | head -0`: nobody reads
+    try:
+        result = subprocess.run([sys.executable, "-m", "speech_s2s.cli", "score", "--ref", str(tmp_path / "ref.txt"),
+                                 "--hyp", str(tmp_path / "hyp.txt")], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
