@@ -24,7 +24,9 @@ NEG_INF = float("-inf")
 @dataclass(frozen=True)
 class DecodingOptions:
     beam_size: int = 1  # 1 = greedy search
-    ctc_weight: float = 0.3  # share of the CTC prefix score in the joint score (beam search only)
+    # Share of the CTC prefix score in the joint score (beam search only). 0.1 was best on dev-tts
+    # for both models measured (greedy 42.0 %, beam 8 at 0.1 / 0.3: 36.1 / 38.3 %; BENCHMARKS.md).
+    ctc_weight: float = 0.1
     lm_weight: float = 0.0  # shallow fusion weight of the language model, if one is given
     length_bonus: float = 0.0  # added per emitted token; counters the search's bias to short output
     length_normalization: bool = False  # rank finished hypotheses by score per token

@@ -10,21 +10,45 @@ import torch
 
 from conftest import MINI_CORPUS
 from speech_s2s.cli import main
-from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
+from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, BUNDLED_SAMPLE
 
 # What the bundled model hears in the bundled sample (a held-out voice reading a held-out sentence).
 SAMPLE_ID = BUNDLED_SAMPLE.name.split(".")[0]
 SAMPLE_TEXT = (BUNDLED_SAMPLE.parent / "sample.txt").read_text().split(maxsplit=1)[1].strip().lower()
 
 
-def test_bundled_model_is_small_enough_to_ship():
-    assert BUNDLED_MODEL.stat().st_size <= 25 * 1024 * 1024
+def test_bundled_model_and_lm_are_small_enough_to_ship():
+    assert BUNDLED_MODEL.stat().st_size + BUNDLED_LM.stat().st_size <= 25 * 1024 * 1024
 
 
-@pytest.mark.parametrize("beam", ["1", "4"])
-def test_transcribe_bundled_sample_with_bundled_model(capsys, beam):
-    assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", beam]) == 0
+@pytest.mark.parametrize("flags", [[], ["--beam", "1"], ["--beam", "4", "--no-lm"]])
+def test_transcribe_bundled_sample_with_bundled_model(capsys, flags):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), *flags]) == 0  # default: beam 8 with the bundled LM
     assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+
+
+def test_default_decoding_is_beam_search_with_the_bundled_lm_and_greedy_uses_none(monkeypatch):
+    from speech_s2s.transcribe import DEFAULT_BEAM, DEFAULT_LM_WEIGHT, Recognizer
+
+    made = []
+    original = Recognizer.__init__
+
+    def spy(self, model, options, lm=None, encoder=None):
+        made.append((options.decoding, lm))
+        original(self, model, options, lm, encoder)
+
+    monkeypatch.setattr(Recognizer, "__init__", spy)
+    assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
+    decoding, lm = made[-1]
+    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight, lm is not None) == (DEFAULT_BEAM, 0.1, DEFAULT_LM_WEIGHT, True)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.5"]) == 0
+    assert made[-1][0].lm_weight == 0.5 and made[-1][1] is not None
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1"]) == 0
+    assert (made[-1][0].beam_size, made[-1][1]) == (1, None)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm"]) == 0
+    assert (made[-1][0].beam_size, made[-1][0].lm_weight, made[-1][1]) == (DEFAULT_BEAM, 0.0, None)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL)]) == 0  # another model: its vocabulary may differ
+    assert made[-1][1] is None
 
 
 def test_int8_model_transcribes_the_bundled_sample_alike(capsys):
@@ -152,10 +176,20 @@ def _one_line_error(capsys, starts: str) -> None:
     assert err.startswith(f"speech-s2s: error: {starts}") and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"]])
+@pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--no-lm"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"]])
 def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, flags):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1", *flags]) == 2
+    _one_line_error(capsys, f"{flags[0]} only applies to beam search: drop --beam 1")
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--lm", "x.safetensors", "--no-lm"], "give --lm or --no-lm, not both"),
+    (["--no-lm", "--lm-weight", "0.5"], "--lm-weight needs a language model"),
+    (["--model", "other.safetensors", "--lm-weight", "0.5"], "--lm-weight needs a language model"),
+])
+def test_contradictory_lm_options_are_refused(capsys, flags, error):
     assert main(["transcribe", str(BUNDLED_SAMPLE), *flags]) == 2
-    _one_line_error(capsys, f"{flags[0]} only applies to beam search")
+    _one_line_error(capsys, error)
 
 
 def test_batch_size_zero_is_a_usage_error(capsys):
@@ -348,7 +382,7 @@ def test_help_usage_errors_score_and_prepare_never_import_torch(tmp_path):
     (tmp_path / "hyp.txt").write_text("u1 a b x\nu2 d e\n")
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
     runs = [["--help"], ["no-such-command"], ["score", "--ref", "ref.txt", "--hyp", "hyp.txt"],
-            ["prepare", str(MINI_CORPUS), "--out", "mini.jsonl"], ["transcribe", "x.flac", "--lm-weight", "0.3"],
+            ["prepare", str(MINI_CORPUS), "--out", "mini.jsonl"], ["transcribe", "x.flac", "--no-lm", "--lm-weight", "0.3"],
             ["transcribe", "--file-list", "missing.txt"], ["transcribe"]]
     runs += [[command, "--help"] for command in commands] + [[command, "--no-such-option"] for command in commands]
     for argv in runs:

