@@ -26,7 +26,7 @@ from speech_s2s.data import Utterance, collate, compute_features, make_batches, 
 from speech_s2s.encoder import ChunkConfig
 from speech_s2s.features import FeatureConfig
 from speech_s2s.model import load_model
-from speech_s2s.search import DecodingOptions, decode
+from speech_s2s.search import DecodingOptions, decode_encoded
 from speech_s2s.transcribe import BUNDLED_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,13 +73,22 @@ def sanity_set(model, corpus: str | None):
     return compute_features(utterances, model.logmel, model.vocabulary)
 
 
-def greedy_error_rates(model, features, chunk, max_frames: int = 20000) -> tuple[float, float, list[str]]:
-    hypotheses, references = [], []
+def greedy_error_rates(model, features, chunk, max_frames: int = 20000) -> tuple[float, float, float, list[str]]:
+    """Attention greedy WER and CER, and the WER of CTC greedy over the same encoder output (what a
+    chunked stream's partial text says once the utterance is over)."""
+    hypotheses, ctc_hypotheses, references = [], [], []
     for indices in make_batches(features.num_frames(), max_frames, seed=0, epoch=0, shuffle=False):
         feats, lengths, _, _ = collate(features, indices)
-        hypotheses += [r.text for r in decode(model, feats, lengths, DecodingOptions(beam_size=1, chunk=chunk))]
+        model.eval()
+        with torch.no_grad():
+            encoded = model.encode(feats, lengths, chunk)
+            hypotheses += [r.text for r in decode_encoded(model, encoded, DecodingOptions(beam_size=1, chunk=chunk))]
+            best = model.ctc_log_probs(encoded).argmax(-1)
+        for row, length in zip(best, encoded.ctc_lengths.tolist()):
+            tokens = [t for i, t in enumerate(row[:length].tolist()) if t != 0 and (i == 0 or t != row[i - 1].item())]
+            ctc_hypotheses.append(model.vocabulary.decode(tokens))
         references += [model.vocabulary.decode(features.targets[i].tolist()) for i in indices]
-    return jiwer.wer(references, hypotheses), jiwer.cer(references, hypotheses), hypotheses
+    return jiwer.wer(references, hypotheses), jiwer.cer(references, hypotheses), jiwer.wer(references, ctc_hypotheses), hypotheses
 
 
 @torch.no_grad()
@@ -121,8 +130,9 @@ def main() -> None:
     for text in args.chunks:
         chunk = parse_chunk(text)
         started = time.process_time()
-        wer, cer, hypotheses = greedy_error_rates(model, features, chunk)
-        print(f"  {text:>6}: WER {100 * wer:5.1f}%  CER {100 * cer:5.1f}%  ({time.process_time() - started:.1f} s)  | {hypotheses[0]}")
+        wer, cer, ctc_wer, hypotheses = greedy_error_rates(model, features, chunk)
+        print(f"  {text:>6}: WER {100 * wer:5.1f}%  CER {100 * cer:5.1f}%  CTC greedy WER {100 * ctc_wer:5.1f}%  "
+              f"({time.process_time() - started:.1f} s)  | {hypotheses[0]}")
 
     for text in [] if args.skip_stream else args.chunks:
         chunk = parse_chunk(text)

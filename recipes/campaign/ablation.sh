@@ -53,7 +53,7 @@ for name in $RUNS; do
     --max-steps "$STEPS" --threads "$THREADS" $COMMON_ARGS "${extra[@]}"
   scores="{"
   for dev in dev-tts dev-asterisk; do
-    speech-s2s transcribe --file-list "$EXP/$dev.files" --model "$run/last.safetensors" --threads "$THREADS" \
+    speech-s2s transcribe --file-list "$EXP/$dev.files" --model "$run/last.safetensors" --beam 1 --threads "$THREADS" \
       --output "$run/$dev.txt" --overwrite
     scores+="\"$dev\": $(speech-s2s score --ref "$EXP/$dev.ref.txt" --hyp "$run/$dev.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
   done

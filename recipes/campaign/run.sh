@@ -101,7 +101,8 @@ fi
 score_model() {  # model, output json
   local scores="{"
   for name in dev-tts dev-asterisk; do
-    speech-s2s transcribe --file-list "$EXP/$name.files" --model "$1" --threads "$THREADS" --output "$2.$name.txt" --overwrite
+    # greedy: the comparison the campaign log has always made, and the cheapest
+    speech-s2s transcribe --file-list "$EXP/$name.files" --model "$1" --beam 1 --threads "$THREADS" --output "$2.$name.txt" --overwrite
     scores+="\"$name\": $(speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$2.$name.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
   done
   echo "${scores%,}}" > "$2"
