@@ -1,11 +1,14 @@
 """Chunked (latency-controlled) encoder: cost and accuracy against full context.
 
     OMP_WAIT_POLICY=PASSIVE python tools/bench_chunk.py --threads 1
+    python tools/bench_chunk.py --corpus $DATA/corpus/dev-tts --chunks full 32,16 16,8 --skip-train --skip-stream
 
 Reports, for the given model (default: the bundled one):
 - one training step (forward, backward, Adam) on a synthetic batch, full context and chunked;
-- greedy WER/CER on the bundled sample plus tests/data/mini, full context and each chunk setting,
-  without fine-tuning (a sanity number on five utterances, not an evaluation);
+- greedy WER/CER on the bundled sample plus tests/data/mini (a sanity number on five utterances), or
+  on a LibriSpeech-layout split with --corpus, full context and each chunk setting; beside it the WER
+  of CTC greedy over the same encoder output, which is what a chunked stream's partial text says
+  once the utterance is over;
 - the time of one `encoder.stream` call per chunk, and the real-time factor it implies.
 Times are CPU seconds of this process (time.process_time), so that other work on a shared machine
 does not inflate them; with --threads 1 they are the single-core wall time of an idle machine.
