@@ -26,7 +26,7 @@ def recognizer():
     import torch
 
     torch.set_num_threads(1)
-    return load_recognizer(beam_size=1)  # as `speech-s2s stream` decodes by default
+    return load_recognizer(beam_size=1)  # greedy finals: the tests are about streaming, not search
 
 
 def _audio() -> np.ndarray:

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--update-seconds", type=float, default=0.4)
     parser.add_argument("--mode", choices=("agreement", "chunked"), default="agreement")
     parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
-    parser.add_argument("--beam", type=int, default=1, help="beam size of the finals (default 1, as `speech-s2s stream`)")
+    parser.add_argument("--beam", type=int, default=8, help="beam size of the finals, with the bundled LM (default 8, as `speech-s2s stream`)")
     args = parser.parse_args()
 
     import torch
