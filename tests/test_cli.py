@@ -40,7 +40,7 @@ def test_default_decoding_is_beam_search_with_the_bundled_lm_and_greedy_uses_non
     monkeypatch.setattr(Recognizer, "__init__", spy)
     assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
     decoding, lm = made[-1]
-    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight, lm is not None) == (DEFAULT_BEAM, 0.1, DEFAULT_LM_WEIGHT, True)
+    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight, lm is not None) == (DEFAULT_BEAM, 0.3, DEFAULT_LM_WEIGHT, True)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.5"]) == 0
     assert made[-1][0].lm_weight == 0.5 and made[-1][1] is not None
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1"]) == 0

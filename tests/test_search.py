@@ -73,6 +73,24 @@ def test_greedy_reads_on_past_the_first_sentence_when_ctc_hears_more():
     assert with_guard.count("brother") == 2 and with_guard.endswith("kind")
 
 
+def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segment():
+    """A CTC weight tuned on single sentences (0.1) let attention loop on the second sentence of a
+    segment ("... kind and thine kind and thine kind"); the default must follow the audio."""
+    import numpy as np
+
+    from speech_s2s.audio import SAMPLE_RATE, load_audio
+    from speech_s2s.lm import load_lm
+    from speech_s2s.model import load_model
+    from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, BUNDLED_SAMPLE, DEFAULT_BEAM, DEFAULT_LM_WEIGHT
+
+    model, lm = load_model(BUNDLED_MODEL), load_lm(BUNDLED_LM)
+    sentence = load_audio(BUNDLED_SAMPLE)
+    twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(0.7 * SAMPLE_RATE), np.float32), sentence]))
+    feats, lengths = model.features(twice[None], torch.tensor([len(twice)]))
+    text = decode(model, feats, lengths, DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT), lm)[0].text
+    assert text.startswith("and your brother and sister were not very kind and") and text.count("brother") == 2, text
+
+
 def test_decoding_options_chunk_reaches_the_encoder():
     torch.manual_seed(0)
     model = Seq2Seq(tiny_config()).eval()
