@@ -6,17 +6,19 @@
 # Stages: 0 text (every train sentence of the books, never Sense and Sensibility nor Northanger
 # Abbey, plus WordNet's definitions and examples: Debian wordnet-base) -> 1 train the LM ->
 # 2 beam search with and without it on both dev sets (recipes/campaign/run.sh's dev manifests), one
-# WER line per weight in $EXP/lm/fusion.md. Resumable: each output is skipped once it exists.
+# WER line per weight in $LM_DIR/fusion.md -> 3 bundle: copy the LM over speech_s2s/assets/lm.safetensors
+# (not run unless --stop-stage 3; do it when fusion.md beats the bundled LM's on both dev sets).
+# Resumable: each output is skipped once it exists. LM_DIR (default $EXP/lm) keeps variants apart.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 stage=0
-stop_stage=2
+stop_stage=2  # 3 bundles the LM
 while [[ $# -gt 0 ]]; do
   case $1 in
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
-    *) sed -n 2,9p "$0" >&2; exit 2 ;;
+    *) sed -n 2,11p "$0" >&2; exit 2 ;;
   esac
 done
 
@@ -27,7 +29,7 @@ LM_ARGS=${LM_ARGS:-"--hidden 384 --layers 1 --steps 2000"}
 BEAM=${BEAM:-8}
 WEIGHTS=${WEIGHTS:-"0 0.3 0.5"}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
-lm_dir=$EXP/lm
+lm_dir=${LM_DIR:-$EXP/lm}
 mkdir -p "$lm_dir"
 
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
@@ -57,4 +59,9 @@ if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
     done
   } > "$lm_dir/fusion.md"
   cat "$lm_dir/fusion.md"
+fi
+
+if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
+  cp "$lm_dir/charlm.safetensors" speech_s2s/assets/lm.safetensors
+  echo "bundled: commit speech_s2s/assets/lm.safetensors with $lm_dir/fusion.md's figures"
 fi
