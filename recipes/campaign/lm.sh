@@ -62,6 +62,6 @@ if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
 fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
-  cp "$lm_dir/charlm.safetensors" speech_s2s/assets/lm.safetensors
+  install -m 644 "$lm_dir/charlm.safetensors" speech_s2s/assets/lm.safetensors  # readable by all, whatever umask wrote it
   echo "bundled: commit speech_s2s/assets/lm.safetensors with $lm_dir/fusion.md's figures"
 fi
