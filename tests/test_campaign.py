@@ -61,3 +61,22 @@ def test_restart_begins_a_new_phase_from_init_once(tmp_path):
     assert restarted == exp / "phase-2"
     assert (restarted / "init.txt").read_text().strip() == "bundled.safetensors"  # not phase 1's weights
     assert _phase(exp, split, "bundled.safetensors") == restarted  # later runs resume it
+
+
+def test_promotion_needs_every_dev_set_better_and_the_same_sets_scored(tmp_path):
+    import json
+
+    def promote(new: dict, old: dict) -> tuple[int, str]:
+        (tmp_path / "new.json").write_text(json.dumps(new))
+        (tmp_path / "old.json").write_text(json.dumps(old))
+        done = subprocess.run([sys.executable, str(CAMPAIGN), "promote", str(tmp_path / "new.json"), str(tmp_path / "old.json")],
+                              capture_output=True, text=True)
+        return done.returncode, done.stdout
+
+    old = {"dev-tts": 0.4197, "dev-asterisk": 1.0389}
+    assert promote({"dev-tts": 0.4191, "dev-asterisk": 0.9683}, old)[0] == 0
+    # phase 3: better on both, but it forgot the benchmark's voices
+    status, said = promote({"dev-tts": 0.4191, "dev-asterisk": 0.9683, "dev-bench": 0.3563}, old)
+    assert status == 1 and said.startswith("not comparable")
+    status, said = promote({"dev-tts": 0.4191, "dev-asterisk": 0.9683, "dev-bench": 0.3563}, {**old, "dev-bench": 0.2948})
+    assert status == 1 and "dev-bench 35.63 vs 29.48" in said

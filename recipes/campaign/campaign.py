@@ -80,12 +80,14 @@ def log(exp: Path, folder: Path, steps_before: int, minutes: float, scores_path:
     row = (f"| {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} | {folder.name} ({hours:.1f} h) | {steps_before} -> {state['step']} "
            f"(epoch {state['epoch']}) | {minutes:.0f} | " + " | ".join(f"{100 * scores[k]:.2f} ({100 * bundled.get(k, float('nan')):.2f})" for k in sorted(scores)) + " |")
     table = exp / "campaign.md"
+    header = f"| date | phase (train audio) | updates | minutes | {' | '.join(sorted(scores))} |"
     if not table.is_file():
         table.write_text("# Training campaign\n\nOne row per run of recipes/campaign/run.sh. Dev WER % of the exported model, greedy "
-                         "(in brackets: the bundled model on the same set).\n\n"
-                         f"| date | phase (train audio) | updates | minutes | {' | '.join(sorted(scores))} |\n"
-                         f"|---|---|---|---|{'---|' * len(scores)}\n")
+                         "(in brackets: the bundled model on the same set).\n")
+    headers = [line for line in table.read_text().splitlines() if line.startswith("| date |")]
     with open(table, "a") as handle:
+        if not headers or headers[-1] != header:  # first run, or the dev sets changed: a new table
+            handle.write(f"\n{header}\n|---|---|---|---|{'---|' * len(scores)}\n")
         handle.write(row + "\n")
     print(row)
     return 0
@@ -93,6 +95,9 @@ def log(exp: Path, folder: Path, steps_before: int, minutes: float, scores_path:
 
 def promote(candidate: Path, bundled: Path) -> int:
     new, old = json.loads(candidate.read_text()), json.loads(bundled.read_text())
+    if set(new) != set(old):  # a dev set scored for one model only: no comparison, no promotion
+        print(f"not comparable: candidate scored on {sorted(new)}, bundled model on {sorted(old)}")
+        return 1
     better = all(new[k] < old[k] for k in old)
     print(("better" if better else "not better") + " on every dev set: " + ", ".join(f"{k} {100 * new[k]:.2f} vs {100 * old[k]:.2f}" for k in sorted(old)))
     return 0 if better else 1

@@ -40,6 +40,7 @@ TRAIN_ARGS=${TRAIN_ARGS:-"--lr 2e-4 --warmup-steps 300 --max-frames 3000 --epoch
 # at 11 dev-tts points worse than none after 400 updates, and worse on the real voice too.
 AUGMENT=${AUGMENT:-none}
 AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
+BENCH_DEV=${BENCH_DEV:-$DATA/evalcorpus/dev-tts}   # the frozen benchmark's dev split (make_tts_corpus.py, BENCHMARKS.md)
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
 mkdir -p "$EXP"
@@ -57,6 +58,11 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
     name=$(basename "$dev")
     [[ -f $EXP/$name.jsonl ]] || speech-s2s prepare "$dev" --out "$EXP/$name.jsonl" --text "$EXP/$name.ref.txt" --files "$EXP/$name.files"
   done
+  # The frozen benchmark's own dev split (its voices are test-tts's engines): a phase that forgets
+  # them must not be promoted, as phase 3 would have been on the two sets above alone.
+  if [[ -d $BENCH_DEV && ! -f $EXP/dev-bench.jsonl ]]; then
+    speech-s2s prepare "$BENCH_DEV" --out "$EXP/dev-bench.jsonl" --text "$EXP/dev-bench.ref.txt" --files "$EXP/dev-bench.files"
+  fi
   restart=()
   [[ ${RESTART:-0} == 1 ]] && restart=(--restart)  # once, by hand: a new phase from $INIT
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${restart[@]}" > "$EXP/current-phase.new"
@@ -100,7 +106,8 @@ fi
 
 score_model() {  # model, output json
   local scores="{"
-  for name in dev-tts dev-asterisk; do
+  for name in dev-tts dev-asterisk dev-bench; do
+    [[ -f $EXP/$name.files ]] || continue
     # greedy: the comparison the campaign log has always made, and the cheapest
     speech-s2s transcribe --file-list "$EXP/$name.files" --model "$1" --beam 1 --threads "$THREADS" --output "$2.$name.txt" --overwrite
     scores+="\"$name\": $(speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$2.$name.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
@@ -110,7 +117,10 @@ score_model() {  # model, output json
 
 if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
   echo "stage 5: score both dev sets; log the run"
-  [[ -f $EXP/bundled-scores.json ]] || score_model speech_s2s/assets/model.safetensors "$EXP/bundled-scores.json"
+  # the bundled model's scores, again whenever a dev set is new to them
+  if [[ ! -f $EXP/bundled-scores.json ]] || { [[ -f $EXP/dev-bench.files ]] && ! grep -q dev-bench "$EXP/bundled-scores.json"; }; then
+    score_model speech_s2s/assets/model.safetensors "$EXP/bundled-scores.json"
+  fi
   score_model "$EXP/export.safetensors" "$EXP/export-scores.json"
   python recipes/campaign/campaign.py log "$EXP" "$phase" "$(cat "$phase/steps-before-run" 2>/dev/null || echo 0)" \
     "$(cat "$phase/minutes-of-run" 2>/dev/null || echo 0)" "$EXP/export-scores.json" "$EXP/bundled-scores.json"
