@@ -78,12 +78,23 @@ class LanguageModel(Protocol):
     def select_state(self, state: object, index: torch.Tensor) -> object: ...
 
 
-def ctc_greedy_length(ctc_log_probs: torch.Tensor) -> int:
-    """Number of tokens in CTC's best path over these frames ([T, V]), after collapsing repeats and blanks."""
+def _ctc_best_path(ctc_log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC's best path over these frames ([T, V]), and which of its frames emit a token (neither blank nor a repeat)."""
     best = ctc_log_probs.argmax(-1)
     changes = torch.ones_like(best, dtype=torch.bool)
     changes[1:] = best[1:] != best[:-1]
-    return int(((best != BLANK_ID) & changes).sum())
+    return best, (best != BLANK_ID) & changes
+
+
+def ctc_greedy_tokens(ctc_log_probs: torch.Tensor) -> list[int]:
+    """The tokens of CTC's best path over these frames ([T, V]), repeats and blanks collapsed."""
+    best, emits = _ctc_best_path(ctc_log_probs)
+    return best[emits].tolist()
+
+
+def ctc_greedy_length(ctc_log_probs: torch.Tensor) -> int:
+    """Number of tokens in CTC's best path over these frames ([T, V]), after collapsing repeats and blanks."""
+    return int(_ctc_best_path(ctc_log_probs)[1].sum())
 
 
 def ctc_is_silent(ctc_log_probs: torch.Tensor, length: int) -> bool:

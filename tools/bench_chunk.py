@@ -29,7 +29,7 @@ from speech_s2s.data import Utterance, collate, compute_features, make_batches, 
 from speech_s2s.encoder import ChunkConfig
 from speech_s2s.features import FeatureConfig
 from speech_s2s.model import load_model
-from speech_s2s.search import DecodingOptions, decode_encoded
+from speech_s2s.search import DecodingOptions, ctc_greedy_tokens, decode_encoded
 from speech_s2s.transcribe import BUNDLED_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,10 +86,9 @@ def greedy_error_rates(model, features, chunk, max_frames: int = 20000) -> tuple
         with torch.no_grad():
             encoded = model.encode(feats, lengths, chunk)
             hypotheses += [r.text for r in decode_encoded(model, encoded, DecodingOptions(beam_size=1, chunk=chunk))]
-            best = model.ctc_log_probs(encoded).argmax(-1)
-        for row, length in zip(best, encoded.ctc_lengths.tolist()):
-            tokens = [t for i, t in enumerate(row[:length].tolist()) if t != 0 and (i == 0 or t != row[i - 1].item())]
-            ctc_hypotheses.append(model.vocabulary.decode(tokens))
+            log_probs = model.ctc_log_probs(encoded)
+        for row, length in zip(log_probs, encoded.ctc_lengths.tolist()):
+            ctc_hypotheses.append(model.vocabulary.decode(ctc_greedy_tokens(row[:length])))
         references += [model.vocabulary.decode(features.targets[i].tolist()) for i in indices]
     return jiwer.wer(references, hypotheses), jiwer.cer(references, hypotheses), jiwer.wer(references, ctc_hypotheses), hypotheses
 
