@@ -155,7 +155,7 @@ def _run_transcribe(args) -> int:
     apply_threads(args, decoding=True)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions
+    from speech_s2s.transcribe import BUNDLED_MODEL, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions, language_model_file
     from speech_s2s import writers
 
     try:
@@ -177,7 +177,7 @@ def _run_transcribe(args) -> int:
 
         model = quantize_int8(model)
     lm = None
-    lm_path = args.lm or (BUNDLED_LM if args.beam > 1 and not args.model and not args.no_lm else None)
+    lm_path = language_model_file(args.model, args.beam, args.lm or not args.no_lm)
     if lm_path:
         from speech_s2s.lm import load_lm
 

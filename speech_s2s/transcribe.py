@@ -221,6 +221,17 @@ class Recognizer:
             yield block
 
 
+def language_model_file(model: str | Path | None, beam_size: int, lm: str | Path | bool | None = True) -> str | Path | None:
+    """The LM a decoding fuses: none for greedy search (`beam_size` 1) or with `lm` None/False; the
+    file `lm` names; with `lm` True, the bundled LM for the bundled model (`model` None) and none for
+    any other, whose vocabulary may differ."""
+    if beam_size == 1 or not lm:
+        return None
+    if lm is True:
+        return BUNDLED_LM if model is None else None
+    return lm
+
+
 def load_recognizer(
     model: str | Path | None = None, *, beam_size: int = DEFAULT_BEAM, lm: str | Path | None | bool = True,
     lm_weight: float = DEFAULT_LM_WEIGHT, batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None,
@@ -235,13 +246,12 @@ def load_recognizer(
     if threads:
         torch.set_num_threads(threads)
     recogniser_model = load_model(model or BUNDLED_MODEL, device)
-    if lm is True:
-        lm = BUNDLED_LM if model is None else None
     language_model = None
-    if lm and beam_size > 1:
+    lm_file = language_model_file(model, beam_size, lm)
+    if lm_file:
         from speech_s2s.lm import load_lm
 
-        language_model = load_lm(lm, vocabulary=recogniser_model.vocabulary).to(device)
+        language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
     decoding = DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if language_model is not None else 0.0)
     options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
     return Recognizer(recogniser_model, options, language_model)
