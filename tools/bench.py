@@ -43,19 +43,13 @@ def run_system(name: str, paths: list[str]) -> dict:
 
         torch.set_num_threads(int(threads[:-1]))
         from speech_s2s.inputs import expand_inputs
-        from speech_s2s.model import load_model, quantize_int8
-        from speech_s2s.lm import load_lm
-        from speech_s2s.search import DecodingOptions
-        from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT, FileTranscript, Recognizer, TranscribeOptions
+        from speech_s2s.model import quantize_int8
+        from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, FileTranscript, Recognizer, load_recognizer
 
-        model = load_model(BUNDLED_MODEL)
-        model = quantize_int8(model) if precision == "int8" else model
-        if search == "greedy":
-            decoding, lm, size = DecodingOptions(beam_size=1), None, BUNDLED_MODEL.stat().st_size
-        else:
-            decoding = DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT)
-            lm, size = load_lm(BUNDLED_LM, model.vocabulary), BUNDLED_MODEL.stat().st_size + BUNDLED_LM.stat().st_size
-        recognizer = Recognizer(model, TranscribeOptions(decoding=decoding), lm)
+        recognizer = load_recognizer(beam_size=1) if search == "greedy" else load_recognizer()  # what transcribe does by default
+        if precision == "int8":
+            recognizer = Recognizer(quantize_int8(recognizer.model), recognizer.options, recognizer.lm)
+        size = BUNDLED_MODEL.stat().st_size + (BUNDLED_LM.stat().st_size if recognizer.lm is not None else 0)
         loaded = time.perf_counter(), time.process_time()
         files = expand_inputs(paths, None)[0]
         texts = {r.id: r.text for r in recognizer.transcribe_files(files) if isinstance(r, FileTranscript)}
