@@ -63,6 +63,41 @@ def test_restart_begins_a_new_phase_from_init_once(tmp_path):
     assert _phase(exp, split, "bundled.safetensors") == restarted  # later runs resume it
 
 
+def test_engine_weights_repeat_their_speakers_utterances_in_a_new_phase_from_the_last_weights(tmp_path):
+    split = tmp_path / "train-tts"
+    shutil.copytree(MINI_CORPUS, split)
+    _add_speaker(split, "900", "901")
+    (tmp_path / "SPEAKERS.TXT").write_text(";ID  |SEX| SUBSET | ENGINE/VOICE SETTINGS\n"
+                                           "900  | F | train-tts | espeak voice=en+f3 speed=150\n"
+                                           "901  | M | train-tts | rhvoice voice=alan rate=100\n")
+    exp = tmp_path / "exp"
+    first = _phase(exp, split, "bundled.safetensors")
+    (first / "last.safetensors").write_bytes(b"weights")
+    base = (first / "train.jsonl").read_text().splitlines()
+
+    weighted = _phase(exp, split, "bundled.safetensors", "--weight", "espeak=3", "--weight", "rhvoice=1")
+    assert weighted == exp / "phase-2"  # new weights: a new phase, from where the last one got to
+    assert (weighted / "init.txt").read_text().strip() == str(first / "last.safetensors")
+    lines = (weighted / "train.jsonl").read_text().splitlines()
+    espeak = [line for line in base if '"speaker": "900"' in line]
+    assert len(espeak) == len(base) // 2
+    assert lines == base + espeak + espeak  # the unweighted manifest first: its feature cache stays valid
+    assert (weighted / "weights.txt").read_text().strip() == "espeak=3"
+
+    (weighted / "last.safetensors").write_bytes(b"weights")
+    assert _phase(exp, split, "bundled.safetensors", "--weight", "espeak=3") == weighted  # same weights: resume
+    assert _phase(exp, split, "bundled.safetensors") == exp / "phase-3"  # weights dropped: a new phase again
+
+
+def test_weights_need_the_corpus_speaker_table(tmp_path):
+    split = tmp_path / "train-tts"
+    shutil.copytree(MINI_CORPUS, split)
+    result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(split), "init", "--weight", "espeak=2"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"{tmp_path / 'SPEAKERS.TXT'}: no such file (the corpus tool writes it; needed to weight engines)"
+
+
 def test_promotion_needs_every_dev_set_better_and_the_same_sets_scored(tmp_path):
     import json
 

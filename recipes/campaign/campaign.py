@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Book-keeping for the training campaign (recipes/campaign/run.sh): phases, the run log, promotion.
 
-    campaign.py phase EXP TRAIN_SPLIT INIT [--restart]
+    campaign.py phase EXP TRAIN_SPLIT INIT [--restart] [--weight ENGINE=N ...]
                                                 -> prints the phase folder to train in (makes a new one
-                                                   when the corpus has grown by GROW since the last; with
-                                                   --restart, a new one from INIT, for when the last
-                                                   phase's training settings proved wrong)
+                                                   when the corpus has grown by GROW since the last, or
+                                                   the weights changed; with --restart, a new one from
+                                                   INIT, for when the last phase's training settings
+                                                   proved wrong). --weight: each utterance of ENGINE's
+                                                   speakers (per the corpus's SPEAKERS.TXT) is in the
+                                                   phase's manifest N times
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
@@ -38,22 +41,52 @@ def _count(manifest: Path) -> int:
     return sum(1 for line in manifest.read_text().splitlines() if line.strip()) if manifest.is_file() else 0
 
 
-def phase(exp: Path, train_split: str, init: str, restart: bool = False) -> int:
+def _weights_text(weights: dict[str, int]) -> str:
+    return " ".join(f"{engine}={times}" for engine, times in sorted(weights.items()) if times != 1)
+
+
+def _phase_weights(folder: Path) -> str:
+    """The weights a phase was made with ("" for none: phases before weights existed had none)."""
+    return (folder / "weights.txt").read_text().strip() if (folder / "weights.txt").is_file() else ""
+
+
+def _unique_count(manifest: Path) -> int:
+    return len({json.loads(line)["id"] for line in manifest.read_text().splitlines() if line.strip()}) if manifest.is_file() else 0
+
+
+def _weighted(manifest: Path, speakers_table: Path, weights: dict[str, int]) -> str:
+    """The manifest's lines in order, then the extra copies of weighted engines' lines, so that a
+    feature cache of the unweighted manifest still holds the new one's prefix."""
+    lines = [line for line in manifest.read_text().splitlines() if line.strip()]
+    if not weights:
+        return "".join(line + "\n" for line in lines)
+    voice_of = _voices(speakers_table)
+    extra = []
+    for times in range(2, max(weights.values()) + 1):
+        extra += [line for line in lines if weights.get(voice_of.get(json.loads(line)["speaker"], ("", ""))[0], 1) >= times]
+    return "".join(line + "\n" for line in lines + extra)
+
+
+def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights: dict[str, int] | None = None) -> int:
     exp.mkdir(parents=True, exist_ok=True)
     phases = _phases(exp)
+    weights = {engine: times for engine, times in (weights or {}).items() if times != 1}
     candidate = exp / "train-now.jsonl"
     subprocess.run(["speech-s2s", "prepare", train_split, "--out", str(candidate), "--skip-invalid"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     available = _count(candidate)
-    if phases and not restart and available < GROW * _count(phases[-1] / "train.jsonl"):
+    if (phases and not restart and available < GROW * _unique_count(phases[-1] / "train.jsonl")
+            and _phase_weights(phases[-1]) == _weights_text(weights)):
         print(phases[-1])
         return 0
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
     folder = exp / f"phase-{number}"
     folder.mkdir()
-    candidate.rename(folder / "train.jsonl")
-    grown_from_last = phases and not restart and (phases[-1] / "last.safetensors").is_file()
-    start = phases[-1] / "last.safetensors" if grown_from_last else Path(init)
+    (folder / "train.jsonl").write_text(_weighted(candidate, Path(train_split).parent / "SPEAKERS.TXT", weights))
+    candidate.unlink()
+    (folder / "weights.txt").write_text(_weights_text(weights) + "\n")
+    continue_from_last = phases and not restart and (phases[-1] / "last.safetensors").is_file()
+    start = phases[-1] / "last.safetensors" if continue_from_last else Path(init)
     (folder / "init.txt").write_text(f"{start}\n")
     print(folder)
     return 0
@@ -103,7 +136,10 @@ def promote(candidate: Path, bundled: Path) -> int:
     return 0 if better else 1
 
 
-def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
+def _voices(speakers_table: Path) -> dict[str, tuple[str, str]]:
+    """speaker id -> (engine, voice), from a corpus's SPEAKERS.TXT (tools/tts/layout.py writes it)."""
+    if not speakers_table.is_file():
+        raise SystemExit(f"{speakers_table}: no such file (the corpus tool writes it; needed to weight engines)")
     voice_of: dict[str, tuple[str, str]] = {}
     for line in speakers_table.read_text().splitlines():
         if line.startswith(";") or "|" not in line:
@@ -112,6 +148,11 @@ def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
         engine, *settings = description.split()
         voice = next((s.split("=", 1)[1] for s in settings if s.startswith("voice=")), "")
         voice_of[speaker] = (engine, voice)
+    return voice_of
+
+
+def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
+    voice_of = _voices(speakers_table)
     engines = {w for w in wanted if "/" not in w}
     pairs = {tuple(w.split("/", 1)) for w in wanted if "/" in w}
     kept = 0
@@ -130,7 +171,13 @@ def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
 def main(argv: list[str]) -> int:
     command, *rest = argv
     if command == "phase":
-        return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in rest[3:])
+        options = rest[3:]
+        weights = {}
+        for index, option in enumerate(options):
+            if option == "--weight":
+                engine, _, times = options[index + 1].partition("=")
+                weights[engine] = int(times)
+        return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights)
     if command == "steps":
         return steps(Path(rest[0]))
     if command == "log":
