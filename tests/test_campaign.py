@@ -73,6 +73,8 @@ def test_engine_weights_repeat_their_speakers_utterances_in_a_new_phase_from_the
     exp = tmp_path / "exp"
     first = _phase(exp, split, "bundled.safetensors")
     (first / "last.safetensors").write_bytes(b"weights")
+    (first / "feats-train0").mkdir()
+    (first / "feats-train0" / "shard-00000.pt").write_bytes(b"features")
     base = (first / "train.jsonl").read_text().splitlines()
 
     weighted = _phase(exp, split, "bundled.safetensors", "--weight", "espeak=3", "--weight", "rhvoice=1")
@@ -83,6 +85,8 @@ def test_engine_weights_repeat_their_speakers_utterances_in_a_new_phase_from_the
     assert len(espeak) == len(base) // 2
     assert lines == base + espeak + espeak  # the unweighted manifest first: its feature cache stays valid
     assert (weighted / "weights.txt").read_text().strip() == "espeak=3"
+    shared = weighted / "feats-train0" / "shard-00000.pt"  # the new phase starts with the last one's features
+    assert shared.read_bytes() == b"features" and shared.stat().st_ino == (first / "feats-train0" / "shard-00000.pt").stat().st_ino
 
     (weighted / "last.safetensors").write_bytes(b"weights")
     assert _phase(exp, split, "bundled.safetensors", "--weight", "espeak=3") == weighted  # same weights: resume

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +69,21 @@ def _weighted(manifest: Path, speakers_table: Path, weights: dict[str, int]) -> 
     return "".join(line + "\n" for line in lines + extra)
 
 
+def _share_features(previous: Path, folder: Path) -> None:
+    """Hard-link the last phase's feature caches into the new phase: its manifest starts with the
+    same utterances (the corpus grows as a prefix; weights append copies), and the store checks every
+    shard against its audio and recomputes what differs, writing new files rather than into links."""
+    for cache in ("feats-train0", "feats-dev"):
+        if (previous / cache).is_dir():
+            (folder / cache).mkdir()
+            for path in (previous / cache).iterdir():
+                if path.is_file() and not path.name.endswith(".tmp"):
+                    try:
+                        os.link(path, folder / cache / path.name)
+                    except OSError:  # another file system, or no hard links: the copy costs disk, not time
+                        shutil.copy2(path, folder / cache / path.name)
+
+
 def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights: dict[str, int] | None = None) -> int:
     exp.mkdir(parents=True, exist_ok=True)
     phases = _phases(exp)
@@ -85,6 +102,8 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
     (folder / "train.jsonl").write_text(_weighted(candidate, Path(train_split).parent / "SPEAKERS.TXT", weights))
     candidate.unlink()
     (folder / "weights.txt").write_text(_weights_text(weights) + "\n")
+    if phases:
+        _share_features(phases[-1], folder)
     continue_from_last = phases and not restart and (phases[-1] / "last.safetensors").is_file()
     start = phases[-1] / "last.safetensors" if continue_from_last else Path(init)
     (folder / "init.txt").write_text(f"{start}\n")
