@@ -359,15 +359,25 @@ def _add_train_lm(sub) -> None:
     p.add_argument("--batch-size", type=int, help="sentences per update (default 64)")
     p.add_argument("--hidden", type=int, help="LSTM units (default 512)")
     p.add_argument("--layers", type=int, help="LSTM layers (default 2)")
+    p.add_argument("--init", metavar="LM", help="go on training this LM (.safetensors; its shape, so no --hidden/--layers), e.g. the bundled one")
+    p.add_argument("--lr", type=float, help="peak learning rate, decayed linearly to a tenth (default 2e-3)")
+    p.add_argument("--held-out", type=int, default=1000, metavar="N",
+                   help="sentences kept out of training to measure bits per character on (default 1000; 0: none)")
     p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_train_lm)
 
 
 def _run_train_lm(args) -> int:
     apply_threads(args)
-    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig, save_lm, train_char_lm
+    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig, LMError, bits_per_character, load_lm, save_lm, split_held_out, train_char_lm
     from speech_s2s.text import TranscriptError, Vocabulary
 
+    if args.init and (args.hidden or args.layers):
+        return _fail("--init takes the LM's shape from LM; drop --hidden/--layers")
+    try:
+        init = load_lm(args.init) if args.init else None
+    except LMError as error:
+        return _fail(str(error))
     vocabulary, sentences = Vocabulary(), []
     for name in args.text:
         for number, line in enumerate(Path(name).read_text(encoding="utf-8").splitlines(), start=1):
@@ -378,10 +388,15 @@ def _run_train_lm(args) -> int:
                 return _fail(f"{name}:{number}: {error}")
             if text.strip():
                 sentences.append(text)
+    if args.held_out >= len(sentences):
+        return _fail(f"--held-out {args.held_out}: the text has only {len(sentences)} sentences")
+    sentences, held_out = split_held_out(sentences, args.held_out)
+    before = f"{bits_per_character(init, held_out):.4f} bits/char before, " if init is not None and held_out else ""
     config = CharLMConfig(**_given(hidden_size=args.hidden, num_layers=args.layers))
-    model = train_char_lm(sentences, config, CharLMTrainConfig(**_given(steps=args.steps, batch_size=args.batch_size)))
+    model = train_char_lm(sentences, config, CharLMTrainConfig(**_given(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr)), init=init)
     save_lm(model, args.out)
-    print(f"{args.out}: character LM trained on {len(sentences)} sentences")
+    measured = f"; {len(held_out)} held-out sentences: {before}{bits_per_character(model, held_out):.4f} bits/char" if held_out else ""
+    print(f"{args.out}: character LM trained on {len(sentences)} sentences{measured}")
     return 0
 
 

@@ -7,6 +7,7 @@ only (the recipe's held-out sentences never reach it). B batch, L tokens, V voca
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from dataclasses import asdict, dataclass
@@ -74,11 +75,13 @@ class CharLM(nn.Module):
             return float(torch.log_softmax(logits[0], -1).gather(1, torch.tensor(ids[1:])[:, None]).sum())
 
 
-def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train: CharLMTrainConfig = CharLMTrainConfig()) -> CharLM:
-    """Fit on sentences (random mini-batches of whole sentences framed by <eos>)."""
+def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train: CharLMTrainConfig = CharLMTrainConfig(),
+                  init: CharLM | None = None) -> CharLM:
+    """Fit on sentences (random mini-batches of whole sentences framed by <eos>). With `init`, go on
+    training that model (its shape; `config` is then unused), e.g. to add steps to a bundled LM."""
     torch.manual_seed(train.seed)
     rng = random.Random(train.seed)
-    model = CharLM(config)
+    model = init if init is not None else CharLM(config)
     sentences = [[EOS_ID] + model.vocabulary.encode(t) + [EOS_ID] for t in texts if t.strip()]
     optimizer = torch.optim.Adam(model.parameters(), lr=train.learning_rate)
     model.train()
@@ -98,6 +101,30 @@ def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train
         if step % 50 == 0:
             progress.set_postfix(loss=f"{float(loss.detach()):.3f}")
     return model.eval()
+
+
+@torch.no_grad()
+def bits_per_character(model: CharLM, texts: list[str], batch_size: int = 64) -> float:
+    """Cross-entropy of the sentences under the model, in bits per predicted token (characters and
+    each sentence's end), the usual measure of a character LM on held-out text."""
+    model.eval()
+    sentences = [[EOS_ID] + model.vocabulary.encode(t) + [EOS_ID] for t in texts if t.strip()]
+    total, count = 0.0, 0
+    for start in range(0, len(sentences), batch_size):
+        padded = nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sentences[start:start + batch_size]], batch_first=True, padding_value=-100)
+        logits, _ = model(padded[:, :-1].clamp_min(0))
+        targets = padded[:, 1:]
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"))
+        count += int((targets != -100).sum())
+    return total / max(count, 1) / math.log(2)
+
+
+def split_held_out(texts: list[str], count: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(train, held out): `count` sentences drawn with the seed, the same every run."""
+    order = list(range(len(texts)))
+    random.Random(f"held-out-{seed}").shuffle(order)
+    chosen = set(order[:count])
+    return [t for i, t in enumerate(texts) if i not in chosen], [t for i, t in enumerate(texts) if i in chosen]
 
 
 class LMError(ValueError):

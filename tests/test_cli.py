@@ -411,7 +411,8 @@ def test_train_defaults_in_help_are_the_config_defaults():
                   "dev_max_utterances": (TrainConfig, "dev_max_utterances"), "seed": (TrainConfig, "seed"),
                   "full_context_probability": (TrainConfig, "full_context_probability"), "time_warp": (SpecAugmentConfig, "time_warp")},
         "train-lm": {"steps": (CharLMTrainConfig, "steps"), "batch_size": (CharLMTrainConfig, "batch_size"),
-                     "hidden": (CharLMConfig, "hidden_size"), "layers": (CharLMConfig, "num_layers")},
+                     "hidden": (CharLMConfig, "hidden_size"), "layers": (CharLMConfig, "num_layers"),
+                     "lr": (CharLMTrainConfig, "learning_rate")},
     }
     parser = build_parser()
     commands = [action for action in parser._subparsers._group_actions if action.choices][0].choices

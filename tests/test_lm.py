@@ -5,7 +5,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from speech_s2s.lm import CharLM, CharLMConfig, CharLMTrainConfig, LMError, check_vocabulary, load_lm, save_lm, train_char_lm
+import math
+
+from speech_s2s.cli import main
+from speech_s2s.lm import (CharLM, CharLMConfig, CharLMTrainConfig, LMError, bits_per_character, check_vocabulary, load_lm, save_lm,
+                           split_held_out, train_char_lm)
 from speech_s2s.text import Vocabulary
 
 SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"]
@@ -28,6 +32,49 @@ def test_step_equals_forward_over_the_sentence(trained):
     for i, token in enumerate(ids):
         log_probs, state = trained.step(torch.tensor([token]), state)
         torch.testing.assert_close(log_probs[0], torch.log_softmax(logits[0, i], -1), rtol=1e-5, atol=1e-5)
+
+
+def test_bits_per_character_is_the_mean_negative_log2_probability_of_each_token(trained):
+    texts = ["the cat sat", "a dog and a very long log"]
+    tokens = sum(len(trained.vocabulary.encode(t)) + 1 for t in texts)  # each character and the sentence's end
+    expected = -sum(trained.sentence_log_prob(t) for t in texts) / tokens / math.log(2)
+    assert bits_per_character(trained, texts, batch_size=1) == pytest.approx(expected, rel=1e-5)
+    assert bits_per_character(trained, texts) == pytest.approx(expected, rel=1e-5)  # padding in a batch changes nothing
+
+
+def test_training_from_an_lm_goes_on_from_its_weights(trained):
+    before = bits_per_character(trained, SENTENCES)
+    copy = CharLM(trained.config)
+    copy.load_state_dict(trained.state_dict())
+    tiny_step = CharLMTrainConfig(steps=1, batch_size=3, learning_rate=1e-6)
+    continued = train_char_lm(SENTENCES, CharLMConfig(hidden_size=8, num_layers=1), tiny_step, init=copy)
+    assert continued.config == trained.config  # the shape is the init's, not the config's
+    assert bits_per_character(continued, SENTENCES) == pytest.approx(before, rel=1e-3)
+    fresh = train_char_lm(SENTENCES, trained.config, tiny_step)
+    assert bits_per_character(fresh, SENTENCES) > before + 2  # a fresh LM knows nothing yet
+
+
+def test_held_out_sentences_are_the_same_every_run_and_never_trained_on():
+    texts = [f"sentence {i}" for i in range(50)]
+    train, held_out = split_held_out(texts, 10)
+    assert len(held_out) == 10 and sorted(train + held_out) == sorted(texts) and not set(train) & set(held_out)
+    assert split_held_out(texts, 10) == (train, held_out)
+    assert split_held_out(texts, 0) == (texts, [])
+
+
+def test_train_lm_reports_held_out_bits_and_refuses_a_shape_with_init(trained, tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(SENTENCES * 4) + "\n")
+    save_lm(trained, tmp_path / "init.safetensors")
+    assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "lm.safetensors"), "--init", str(tmp_path / "init.safetensors"),
+                 "--steps", "2", "--batch-size", "2", "--held-out", "3", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert " trained on 9 sentences; 3 held-out sentences: " in out and "bits/char before, " in out
+    assert load_lm(tmp_path / "lm.safetensors").config == trained.config
+    assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--init", str(tmp_path / "init.safetensors"), "--hidden", "32"]) == 1
+    assert capsys.readouterr().err.strip() == "speech-s2s: error: --init takes the LM's shape from LM; drop --hidden/--layers"
+    assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--held-out", "12"]) == 1
+    assert capsys.readouterr().err.strip() == "speech-s2s: error: --held-out 12: the text has only 12 sentences"
 
 
 def test_save_load_round_trip(trained, tmp_path):
