@@ -10,7 +10,8 @@ benchmark itself runs as fast as the CPU allows. Work is timed in CPU seconds of
 recognising thread, i.e. as if it had a core to itself.
 
 Reports WER of streaming finals and of offline decoding (`Recognizer.transcribe`) against the
-references, median and 90th percentile of end of speech -> final and of partial latency, partial
+references, WER of the last partial before each final (what a viewer read just before the text
+settled), median and 90th percentile of end of speech -> final and of partial latency, partial
 cadence, and the real-time factor.
 
     python tools/bench_stream.py --split $DATA/evalcorpus/test-tts --limit 100
@@ -53,6 +54,19 @@ def stream_on_virtual_clock(streamer: StreamingRecognizer, audio: np.ndarray, bl
     return events, busy + time.thread_time() - now
 
 
+def last_partials(events: list) -> str:
+    """The text of the last partial before each final, joined: what was on screen as each utterance ended."""
+    shown, texts = "", []
+    for event in events:
+        if event.type == "partial":
+            shown = event.text
+        elif event.type == "final":
+            if shown:
+                texts.append(shown)
+            shown = ""
+    return " ".join(texts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", required=True, help="a LibriSpeech-layout split (e.g. evalcorpus/test-tts)")
@@ -74,7 +88,7 @@ def main() -> None:
                                    clock=time.thread_time)
     utterances = read_librispeech(args.split)[: args.limit]
     block = round(BLOCK_SECONDS * SAMPLE_RATE)
-    references, streamed, offline = {}, {}, {}
+    references, streamed, offline, partial_text = {}, {}, {}, {}
     finals, partials, intervals, first_partials = [], [], [], []
     audio_seconds = busy = 0.0
     for utterance in utterances:
@@ -84,6 +98,7 @@ def main() -> None:
         audio_seconds, busy = audio_seconds + len(audio) / SAMPLE_RATE, busy + spent
         references[utterance.id] = utterance.text
         streamed[utterance.id] = " ".join(e.text for e in events if e.type == "final" and e.text)
+        partial_text[utterance.id] = last_partials(events)
         offline[utterance.id] = " ".join(s.text for s in recognizer.transcribe(audio)[0] if s.text)
         finals += [e.latency_ms for e in events if e.type == "final" and e.text]
         partials += [e.latency_ms for e in events if e.type == "partial"]
@@ -99,6 +114,7 @@ def main() -> None:
     print(f"{len(utterances)} utterances, {audio_seconds:.0f} s of audio (with {args.tail:g} s of silence after each), one thread, mode {args.mode}")
     print(f"streaming WER {100 * score(references, streamed).wer:.2f}%  offline WER {100 * score(references, offline).wer:.2f}%  "
           f"(identical text: {same}/{len(references)})")
+    print(f"last partial before each final: WER {100 * score(references, partial_text).wer:.2f}%")
     print(f"end of speech -> final: {stats(finals)}")
     print(f"partial latency (newest audio -> partial): {stats(partials)}")
     print(f"speech onset -> first partial: {stats(first_partials)}")
