@@ -51,6 +51,15 @@ def test_default_decoding_is_beam_search_with_the_bundled_lm_and_greedy_uses_non
     assert made[-1][1] is None
 
 
+def test_transcribe_and_stream_default_to_the_same_beam():
+    """Both parsers state the literal (they must not import torch for --help); it must be DEFAULT_BEAM."""
+    from speech_s2s.cli import build_parser
+    from speech_s2s.transcribe import DEFAULT_BEAM
+
+    commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
+    assert commands["transcribe"].get_default("beam") == commands["stream"].get_default("beam") == DEFAULT_BEAM
+
+
 def test_int8_model_transcribes_the_bundled_sample_alike(capsys):
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--int8", "--threads", "1"]) == 0
     assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
