@@ -100,6 +100,7 @@ def test_weights_need_the_corpus_speaker_table(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert result.stderr.strip() == f"{tmp_path / 'SPEAKERS.TXT'}: no such file (the corpus tool writes it; needed to weight engines)"
+    assert not list((tmp_path / "exp").glob("phase-*"))  # no phase folder without a manifest
 
 
 def test_promotion_needs_every_dev_set_better_and_the_same_sets_scored(tmp_path):

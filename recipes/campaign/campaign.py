@@ -96,10 +96,11 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
             and _phase_weights(phases[-1]) == _weights_text(weights)):
         print(phases[-1])
         return 0
+    manifest = _weighted(candidate, Path(train_split).parent / "SPEAKERS.TXT", weights)  # before the folder: it may fail
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
     folder = exp / f"phase-{number}"
     folder.mkdir()
-    (folder / "train.jsonl").write_text(_weighted(candidate, Path(train_split).parent / "SPEAKERS.TXT", weights))
+    (folder / "train.jsonl").write_text(manifest)
     candidate.unlink()
     (folder / "weights.txt").write_text(_weights_text(weights) + "\n")
     if phases:
