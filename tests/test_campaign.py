@@ -103,6 +103,14 @@ def test_weights_need_the_corpus_speaker_table(tmp_path):
     assert not list((tmp_path / "exp").glob("phase-*"))  # no phase folder without a manifest
 
 
+def test_a_malformed_weight_is_one_line_and_makes_nothing(tmp_path):
+    for weight in ("espeak", "espeak=x", "espeak=0"):
+        result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", "--weight", weight],
+                                capture_output=True, text=True)
+        assert (result.returncode, result.stderr.strip()) == (1, "--weight takes ENGINE=N, N a whole number of times (at least 1)")
+    assert not (tmp_path / "exp").exists()
+
+
 def test_promotion_needs_every_dev_set_better_and_the_same_sets_scored(tmp_path):
     import json
 

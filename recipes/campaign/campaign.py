@@ -195,7 +195,9 @@ def main(argv: list[str]) -> int:
         weights = {}
         for index, option in enumerate(options):
             if option == "--weight":
-                engine, _, times = options[index + 1].partition("=")
+                engine, _, times = (options[index + 1] if index + 1 < len(options) else "").partition("=")
+                if not engine or not times.isdigit() or int(times) < 1:
+                    raise SystemExit("--weight takes ENGINE=N, N a whole number of times (at least 1)")
                 weights[engine] = int(times)
         return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights)
     if command == "steps":
