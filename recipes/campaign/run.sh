@@ -7,7 +7,8 @@
 # Stages: 0 data (synthetic corpus, real-voice dev set, room bank) -> 1 manifests and phase ->
 # 2 train (--max-minutes $MINUTES, resumed) -> 3 average -> 4 export -> 5 score every dev set and
 # log the run in $EXP/campaign.md -> 6 promote: copy the export over the bundled model, only if it
-# is better on every dev set (not run unless --stop-stage 6).
+# is better on every dev set (not run unless --stop-stage 6). Stage 5 also writes WER per voice,
+# $EXP/{export,bundled}-by-voice.{dev-tts,dev-bench}.txt.
 #
 # In the background, kind to other work on the machine (one thread, lowest priority):
 #   nohup nice -n 19 recipes/campaign/run.sh > campaign.log 2>&1 &
@@ -134,6 +135,14 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
     fi
   done
   score_model "$EXP/export.safetensors" "$EXP/export-scores.json"
+  # WER per voice of the synthetic dev sets beside the bundled model's: which voices a phase forgets
+  for pair in "dev-tts:$corpus/dev-tts" "dev-bench:$BENCH_DEV"; do
+    name=${pair%%:*} split=${pair#*:}
+    [[ -d $split && -f $EXP/export-scores.json.$name.txt ]] || continue
+    for who in export bundled; do
+      speech-s2s score --ref "$split" --hyp "$EXP/$who-scores.json.$name.txt" --by-speaker > "$EXP/$who-by-voice.$name.txt" || true
+    done
+  done
   python recipes/campaign/campaign.py log "$EXP" "$phase" "$(cat "$phase/steps-before-run" 2>/dev/null || echo 0)" \
     "$(cat "$phase/minutes-of-run" 2>/dev/null || echo 0)" "$EXP/export-scores.json" "$EXP/bundled-scores.json"
 fi
