@@ -39,7 +39,7 @@ from speech_s2s.features import StreamingLogMel
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import decode_encoded, with_overrides
 from speech_s2s.text import BLANK_ID
-from speech_s2s.transcribe import Recognizer
+from speech_s2s.transcribe import Recognizer, Segment as TextSegment
 from speech_s2s.vad import WINDOW, WINDOW_SECONDS, Segment, Segmenter, SpeechDetector
 
 
@@ -52,6 +52,10 @@ class StreamOptions:
     update_seconds: float = 0.4  # agreement: new audio between two decodings of the open utterance
     partial_beam_size: int = 1  # agreement: beam of the partial decodings (greedy: cheap); finals use the recognizer's options
     chunk: ChunkConfig = ChunkConfig(32, 16)  # chunked: 320 ms chunks with 160 ms of look-ahead
+    # Decode an utterance's final text as soon as its segment is known (its pause as long as the
+    # segmenter's pad, 0.2 s) rather than when the pause ends it (0.3 s): the final comes up to
+    # 0.1 s sooner, and is the same text. Off only to measure what it saves.
+    speculative_finals: bool = True
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -204,6 +208,7 @@ class StreamingRecognizer:
         self._decoded_at = 0  # position at the last partial decoding
         self._last_partial_at: int | None = None
         self._shown = False  # a partial of the open utterance has gone out
+        self._speculated: tuple[tuple[int, int], TextSegment] | None = None  # ((start, end), result) of the closing segment
 
     # ------------------------------------------------------------------ driving
     def stream(self, source: Iterable[np.ndarray]) -> Iterator[Event]:
@@ -238,14 +243,17 @@ class StreamingRecognizer:
                 if self._chunked is not None:
                     self._chunked.start()
                     block = current.samples  # the utterance so far, this block included
+            closing = self._segmenter.closing() if self.options.speculative_finals else None
             if self._chunked is not None:
                 event = self._chunked_partial(current, self._chunked.push(block))
                 if event is not None:
                     events.append(event)
-            elif self._position - self._decoded_at >= self._update:
-                event = self._partial(current)
+            elif closing is None and self._position - self._decoded_at >= self._update:
+                event = self._partial(current)  # (in a pause, the final is decoded instead)
                 if event is not None:
                     events.append(event)
+            if closing is not None and (self._speculated is None or self._speculated[0] != (closing.start, closing.end)):
+                self._speculated = ((closing.start, closing.end), self.recognizer.decode_segments([closing])[0])
         self._processing += self._clock() - started
         return events
 
@@ -302,8 +310,11 @@ class StreamingRecognizer:
         return self._emit_partial(current, words, words[:-1])  # past frames' text is fixed; the last word may grow
 
     def _final(self, segment: Segment, flushed: bool = False) -> Event:
-        """The offline decoding of a finished segment."""
-        result = self.recognizer.decode_segments([segment])[0]
+        """The offline decoding of a finished segment (decoded already if it was speculated on)."""
+        if self._speculated is not None and self._speculated[0] == (segment.start, segment.end):
+            result = self._speculated[1]
+        else:
+            result = self.recognizer.decode_segments([segment])[0]
         # A segment closed at a pause ends with `pad` samples of the silence that closed it.
         speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._pad_samples)
         latency = self._latency_ms(speech_end)

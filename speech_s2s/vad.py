@@ -191,6 +191,21 @@ class Segmenter:
         first = max(self._audio_window, self._speech_start - self._pad)
         return Segment(first * WINDOW, self._audio[(first - self._audio_window) * WINDOW :].copy())
 
+    def closing(self) -> Segment | None:
+        """The segment the open utterance becomes if its pause goes on, or None.
+
+        A segment ends `pad` after its last speech, so its samples are known once the pause is that
+        long, while the utterance only closes when the pause reaches min_silence: a live recogniser
+        can decode the segment in between, and use that if `push` then returns the same segment.
+        """
+        if self._speech_start is None or self._last_speech - self._speech_start + 1 < self._min_speech:
+            return None
+        if self._windows_seen - 1 - self._last_speech < self._pad:
+            return None
+        first = max(self._audio_window, self._speech_start - self._pad)
+        end_sample = (self._last_speech + 1 + self._pad) * WINDOW
+        return Segment(first * WINDOW, self._audio[(first - self._audio_window) * WINDOW : end_sample - self._audio_window * WINDOW].copy())
+
     def push(self, samples: np.ndarray) -> list[Segment]:
         samples = np.asarray(samples, dtype=np.float32)
         self._samples_seen += len(samples)

@@ -68,6 +68,44 @@ def test_finals_equal_offline_decoding_of_the_same_segments_and_partials_only_gr
     assert 0 < summary.real_time_factor < 5
 
 
+def _counting_decodes(recognizer, monkeypatch) -> list[int]:
+    calls = []
+    original = recognizer.decode_segments
+
+    def counted(segments):
+        calls.append(len(segments))
+        return original(segments)
+
+    monkeypatch.setattr(recognizer, "decode_segments", counted)
+    return calls
+
+
+def test_a_final_decoded_in_the_pause_is_used_once_and_only_for_its_own_segment(recognizer, monkeypatch):
+    calls = _counting_decodes(recognizer, monkeypatch)
+    silence = lambda seconds: np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
+    # a pause of 0.25 s (longer than the pad, shorter than the pause that ends an utterance), then more speech
+    audio = np.concatenate([silence(0.5), SPEECH[: int(1.4 * SAMPLE_RATE)], silence(0.25), SPEECH[int(0.3 * SAMPLE_RATE) :], silence(1.0)])
+    events = []
+    streamer = StreamingRecognizer(recognizer)
+    for start in range(0, len(audio), 800):
+        events += streamer.push(audio[start : start + 800])
+    events += streamer.finish()
+    finals = [e for e in events if e.type == "final"]
+    offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))
+    assert [(e.text, e.start, e.end) for e in finals] == [(s.text, s.start, s.end) for s in offline]
+    segments = len(offline)
+    assert segments == 1  # the short pause did not end the utterance
+    calls.pop()  # the offline decoding above
+    # each final was decoded once, in its pause; a short pause's guess was decoded too, and not used
+    assert len(calls) == segments + 1 and len(finals) == segments
+
+    calls.clear()
+    off = StreamingRecognizer(recognizer, StreamOptions(speculative_finals=False))
+    unspeculated = [e for start in range(0, len(audio), 800) for e in off.push(audio[start : start + 800])] + off.finish()
+    assert [(e.text, e.start, e.end) for e in unspeculated if e.type == "final"] == [(e.text, e.start, e.end) for e in finals]
+    assert len(calls) == segments  # decoded when the pause ended each utterance
+
+
 def test_the_stream_can_be_cut_short_and_finished(recognizer):
     """What Ctrl-C does: stop pushing mid-utterance, then finish: the open utterance becomes a final."""
     streamer = StreamingRecognizer(recognizer)

@@ -63,6 +63,23 @@ def test_utterances_are_cut_at_pauses_with_their_speech_whole():
         np.testing.assert_array_equal(segment.samples, audio[segment.start : segment.end])
 
 
+def test_the_closing_segment_is_known_after_a_pad_of_pause_and_is_the_one_the_pause_then_closes():
+    audio = np.concatenate([_silence(0.4), SPEECH, _silence(1.0)])
+    segmenter, closing, closed = Segmenter(), [], []
+    for i in range(0, len(audio), WINDOW):
+        closed += segmenter.push(audio[i : i + WINDOW])
+        if not closed:
+            closing.append(segmenter.closing())
+    assert len(closed) == 1
+    known = [c for c in closing if c is not None]
+    assert known and all((c.start, c.end) == (closed[0].start, closed[0].end) for c in known)
+    np.testing.assert_array_equal(known[0].samples, closed[0].samples)
+    pad, silence = SegmenterConfig().pad_seconds, SegmenterConfig().min_silence_seconds
+    assert len(known) == round((silence - pad) * SAMPLE_RATE / WINDOW)  # from pad into the pause until it closes
+    assert closing[: len(closing) - len(known)].count(None) == len(closing) - len(known)
+    assert segmenter.closing() is None  # nothing open
+
+
 def test_segments_do_not_depend_on_block_size_and_memory_stays_bounded():
     audio = np.concatenate([np.concatenate([SPEECH, _silence(0.6)]) for _ in range(8)])
     whole = Segmenter()

@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--update-seconds", type=float, default=0.4)
     parser.add_argument("--mode", choices=("agreement", "chunked"), default="agreement")
     parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
+    parser.add_argument("--no-speculative-finals", action="store_true", help="decode each final only when its pause ends the utterance (as before)")
     parser.add_argument("--beam", type=int, default=8, help="beam size of the finals, with the bundled LM (default 8, as `speech-s2s stream`)")
     args = parser.parse_args()
 
@@ -84,7 +85,8 @@ def main() -> None:
     torch.set_num_threads(1)
     recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)
     # CPU time of this (the only recognising) thread: other work on a shared machine must not count
-    streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk)),
+    streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk),
+                                                            speculative_finals=not args.no_speculative_finals),
                                    clock=time.thread_time)
     utterances = read_librispeech(args.split)[: args.limit]
     block = round(BLOCK_SECONDS * SAMPLE_RATE)
