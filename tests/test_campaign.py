@@ -1,5 +1,6 @@
 """The campaign's phase book-keeping (recipes/campaign/campaign.py): which folder a run trains in, and from what."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -84,13 +85,38 @@ def test_engine_weights_repeat_their_speakers_utterances_in_a_new_phase_from_the
     espeak = [line for line in base if '"speaker": "900"' in line]
     assert len(espeak) == len(base) // 2
     assert lines == base + espeak + espeak  # the unweighted manifest first: its feature cache stays valid
-    assert (weighted / "weights.txt").read_text().strip() == "espeak=3"
+    assert (weighted / "mix.txt").read_text().strip() == "espeak=3"
     shared = weighted / "feats-train0" / "shard-00000.pt"  # the new phase starts with the last one's features
     assert shared.read_bytes() == b"features" and shared.stat().st_ino == (first / "feats-train0" / "shard-00000.pt").stat().st_ino
 
     (weighted / "last.safetensors").write_bytes(b"weights")
     assert _phase(exp, split, "bundled.safetensors", "--weight", "espeak=3") == weighted  # same weights: resume
     assert _phase(exp, split, "bundled.safetensors") == exp / "phase-3"  # weights dropped: a new phase again
+
+
+def test_a_rehearsed_corpus_joins_with_its_own_ids_and_dev_sentences_are_kept_out(tmp_path):
+    split = tmp_path / "train-tts"
+    shutil.copytree(MINI_CORPUS, split)
+    old = tmp_path / "corpus-legacy" / "train-tts"
+    shutil.copytree(MINI_CORPUS, old)
+    exp = tmp_path / "exp"
+    first = _phase(exp, split, "bundled.safetensors")
+    (first / "last.safetensors").write_bytes(b"weights")
+    base = [json.loads(line) for line in (first / "train.jsonl").read_text().splitlines()]
+    dev = tmp_path / "dev.ref.txt"
+    dev.write_text(f"900-9-0000 {base[0]['text']}\n")  # a dev sentence the old corpus also says
+
+    mixed = _phase(exp, split, "bundled.safetensors", "--rehearse", str(old), "--held-out-text", str(dev))
+    assert mixed == exp / "phase-2"  # a new mix: a new phase from the last weights
+    assert (mixed / "init.txt").read_text().strip() == str(first / "last.safetensors")
+    lines = [json.loads(line) for line in (mixed / "train.jsonl").read_text().splitlines()]
+    kept = [u for u in base if u["text"] != base[0]["text"]]
+    assert [u["id"] for u in lines] == [u["id"] for u in kept] + [f"corpus-legacy/{u['id']}" for u in kept]
+    assert {u["speaker"] for u in lines} == {"900", "corpus-legacy/900"}
+    assert (mixed / "corpus-utterances.txt").read_text().strip() == str(len(base))
+    assert (mixed / "mix.txt").read_text().strip() == f"rehearse={old.resolve()}"
+    (mixed / "last.safetensors").write_bytes(b"weights")
+    assert _phase(exp, split, "bundled.safetensors", "--rehearse", str(old), "--held-out-text", str(dev)) == mixed  # resumes
 
 
 def test_weights_need_the_corpus_speaker_table(tmp_path):
@@ -108,6 +134,10 @@ def test_a_malformed_weight_is_one_line_and_makes_nothing(tmp_path):
         result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", "--weight", weight],
                                 capture_output=True, text=True)
         assert (result.returncode, result.stderr.strip()) == (1, "--weight takes ENGINE=N, N a whole number of times (at least 1)")
+    for option in ("--rehearse", "--held-out-text"):
+        result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", option],
+                                capture_output=True, text=True)
+        assert (result.returncode, result.stderr.strip()) == (1, f"{option} takes a path")
     assert not (tmp_path / "exp").exists()
 
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Book-keeping for the training campaign (recipes/campaign/run.sh): phases, the run log, promotion.
 
-    campaign.py phase EXP TRAIN_SPLIT INIT [--restart] [--weight ENGINE=N ...]
-                                                -> prints the phase folder to train in (makes a new one
+    campaign.py phase EXP TRAIN_SPLIT INIT [--restart] [--weight ENGINE=N ...] [--rehearse SPLIT]
+                  [--held-out-text FILE ...]    -> prints the phase folder to train in (makes a new one
                                                    when the corpus has grown by GROW since the last, or
-                                                   the weights changed; with --restart, a new one from
+                                                   the mix changed; with --restart, a new one from
                                                    INIT, for when the last phase's training settings
                                                    proved wrong). --weight: each utterance of ENGINE's
                                                    speakers (per the corpus's SPEAKERS.TXT) is in the
-                                                   phase's manifest N times
+                                                   phase's manifest N times. --rehearse: another
+                                                   corpus's split joins the manifest once (ids and
+                                                   speakers prefixed with its corpus folder's name).
+                                                   --held-out-text: 'utt-id TEXT' files (dev sets)
+                                                   whose sentences no training utterance may say
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
@@ -39,34 +43,70 @@ def _phases(exp: Path) -> list[Path]:
     return sorted(exp.glob("phase-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
-def _count(manifest: Path) -> int:
-    return sum(1 for line in manifest.read_text().splitlines() if line.strip()) if manifest.is_file() else 0
+def _mix_text(weights: dict[str, int], rehearse: str | None) -> str:
+    """One line saying what a phase's manifest is made of, beyond the corpus itself."""
+    parts = [f"{engine}={times}" for engine, times in sorted(weights.items()) if times != 1]
+    return " ".join(parts + ([f"rehearse={Path(rehearse).resolve()}"] if rehearse else []))
 
 
-def _weights_text(weights: dict[str, int]) -> str:
-    return " ".join(f"{engine}={times}" for engine, times in sorted(weights.items()) if times != 1)
+def _phase_mix(folder: Path) -> str:
+    """The mix a phase was made with ("" for none: the first phases had none; phase 4 wrote weights.txt)."""
+    for name in ("mix.txt", "weights.txt"):
+        if (folder / name).is_file():
+            return (folder / name).read_text().strip()
+    return ""
 
 
-def _phase_weights(folder: Path) -> str:
-    """The weights a phase was made with ("" for none: phases before weights existed had none)."""
-    return (folder / "weights.txt").read_text().strip() if (folder / "weights.txt").is_file() else ""
+def _phase_corpus_count(folder: Path) -> int:
+    """Utterances the phase took from the growing corpus (older phases: its manifest's distinct ids)."""
+    counted = folder / "corpus-utterances.txt"
+    return int(counted.read_text()) if counted.is_file() else _unique_count(folder / "train.jsonl")
+
+
+def _prepare(split: str, out: Path) -> list[str]:
+    subprocess.run(["speech-s2s", "prepare", split, "--out", str(out), "--skip-invalid"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines = [line for line in out.read_text().splitlines() if line.strip()]
+    out.unlink()
+    return lines
+
+
+def _held_out_sentences(files: list[str]) -> set[str]:
+    sentences = set()
+    for name in files:
+        for line in Path(name).read_text().splitlines():
+            parts = line.split(maxsplit=1)
+            if len(parts) == 2:
+                sentences.add(parts[1])
+    return sentences
+
+
+def _rehearsal(split: str, out: Path) -> list[str]:
+    """The rehearsed corpus's lines, ids and speakers prefixed with its corpus folder's name, so that
+    they never collide with the campaign corpus's (both tools number speakers from 1001)."""
+    corpus = Path(split).resolve().parent.name
+    lines = []
+    for line in _prepare(split, out):
+        record = json.loads(line)
+        record["id"], record["speaker"] = f"{corpus}/{record['id']}", f"{corpus}/{record['speaker']}"
+        lines.append(json.dumps(record))
+    return lines
 
 
 def _unique_count(manifest: Path) -> int:
     return len({json.loads(line)["id"] for line in manifest.read_text().splitlines() if line.strip()}) if manifest.is_file() else 0
 
 
-def _weighted(manifest: Path, speakers_table: Path, weights: dict[str, int]) -> str:
-    """The manifest's lines in order, then the extra copies of weighted engines' lines, so that a
+def _weighted(lines: list[str], speakers_table: Path, weights: dict[str, int]) -> list[str]:
+    """The corpus's lines in order, then the extra copies of weighted engines' lines, so that a
     feature cache of the unweighted manifest still holds the new one's prefix."""
-    lines = [line for line in manifest.read_text().splitlines() if line.strip()]
     if not weights:
-        return "".join(line + "\n" for line in lines)
+        return lines
     voice_of = _voices(speakers_table)
     extra = []
     for times in range(2, max(weights.values()) + 1):
         extra += [line for line in lines if weights.get(voice_of.get(json.loads(line)["speaker"], ("", ""))[0], 1) >= times]
-    return "".join(line + "\n" for line in lines + extra)
+    return lines + extra
 
 
 def _share_features(previous: Path, folder: Path) -> None:
@@ -84,25 +124,28 @@ def _share_features(previous: Path, folder: Path) -> None:
                         shutil.copy2(path, folder / cache / path.name)
 
 
-def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights: dict[str, int] | None = None) -> int:
+def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights: dict[str, int] | None = None,
+          rehearse: str | None = None, held_out_text: list[str] | None = None) -> int:
     exp.mkdir(parents=True, exist_ok=True)
     phases = _phases(exp)
     weights = {engine: times for engine, times in (weights or {}).items() if times != 1}
-    candidate = exp / "train-now.jsonl"
-    subprocess.run(["speech-s2s", "prepare", train_split, "--out", str(candidate), "--skip-invalid"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    available = _count(candidate)
-    if (phases and not restart and available < GROW * _unique_count(phases[-1] / "train.jsonl")
-            and _phase_weights(phases[-1]) == _weights_text(weights)):
+    corpus = _prepare(train_split, exp / "train-now.jsonl")
+    if (phases and not restart and len(corpus) < GROW * _phase_corpus_count(phases[-1])
+            and _phase_mix(phases[-1]) == _mix_text(weights, rehearse)):
         print(phases[-1])
         return 0
-    manifest = _weighted(candidate, Path(train_split).parent / "SPEAKERS.TXT", weights)  # before the folder: it may fail
+    # the manifest before the folder: a missing speaker table must leave no phase behind
+    lines = _weighted(corpus, Path(train_split).parent / "SPEAKERS.TXT", weights)
+    if rehearse:
+        lines = lines + _rehearsal(rehearse, exp / "rehearse-now.jsonl")  # a new list: `corpus` is counted below
+    held_out = _held_out_sentences(held_out_text or [])
+    lines = [line for line in lines if json.loads(line)["text"] not in held_out]
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
     folder = exp / f"phase-{number}"
     folder.mkdir()
-    (folder / "train.jsonl").write_text(manifest)
-    candidate.unlink()
-    (folder / "weights.txt").write_text(_weights_text(weights) + "\n")
+    (folder / "train.jsonl").write_text("".join(line + "\n" for line in lines))
+    (folder / "corpus-utterances.txt").write_text(f"{len(corpus)}\n")
+    (folder / "mix.txt").write_text(_mix_text(weights, rehearse) + "\n")
     if phases:
         _share_features(phases[-1], folder)
     continue_from_last = phases and not restart and (phases[-1] / "last.safetensors").is_file()
@@ -199,7 +242,13 @@ def main(argv: list[str]) -> int:
                 if not engine or not times.isdigit() or int(times) < 1:
                     raise SystemExit("--weight takes ENGINE=N, N a whole number of times (at least 1)")
                 weights[engine] = int(times)
-        return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights)
+        for name in ("--rehearse", "--held-out-text"):
+            if name in options and (options.index(name) + 1 == len(options) or options[options.index(name) + 1].startswith("--")):
+                raise SystemExit(f"{name} takes a path")
+        rehearse = options[options.index("--rehearse") + 1] if "--rehearse" in options else None
+        held_out = [options[i + 1] for i, option in enumerate(options) if option == "--held-out-text"]
+        return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights, rehearse=rehearse,
+                     held_out_text=held_out)
     if command == "steps":
         return steps(Path(rest[0]))
     if command == "log":
