@@ -119,6 +119,23 @@ def test_a_rehearsed_corpus_joins_with_its_own_ids_and_dev_sentences_are_kept_ou
     assert _phase(exp, split, "bundled.safetensors", "--rehearse", str(old), "--held-out-text", str(dev)) == mixed  # resumes
 
 
+def test_unread_drops_the_dev_sentences_a_train_split_says(tmp_path):
+    dev = tmp_path / "dev"
+    subprocess.run(["speech-s2s", "prepare", str(MINI_CORPUS), "--out", f"{dev}.jsonl", "--text", f"{dev}.ref.txt",
+                    "--files", f"{dev}.files"], check=True, capture_output=True)
+    records = [json.loads(line) for line in Path(f"{dev}.jsonl").read_text().splitlines()]
+    split = tmp_path / "old" / "train-tts" / "7" / "1"
+    split.mkdir(parents=True)
+    (split / "7-1.trans.txt").write_text(f"7-1-0000 {records[1]['text']}\n7-1-0001 A SENTENCE NO DEV SET SAYS\n")
+    result = subprocess.run([sys.executable, str(CAMPAIGN), "unread", str(dev), str(tmp_path / "old" / "train-tts"), str(tmp_path / "clean")],
+                            capture_output=True, text=True, check=True)
+    kept = [r["id"] for r in records if r["id"] != records[1]["id"]]
+    assert [json.loads(line)["id"] for line in (tmp_path / "clean.jsonl").read_text().splitlines()] == kept
+    assert [line.split()[0] for line in (tmp_path / "clean.ref.txt").read_text().splitlines()] == kept
+    assert [Path(line).stem for line in (tmp_path / "clean.files").read_text().splitlines()] == kept
+    assert result.stdout.strip().endswith(f"{len(kept)} of {len(records)} utterances; left out, as {tmp_path / 'old' / 'train-tts'} says their sentence: 1")
+
+
 def test_weights_need_the_corpus_speaker_table(tmp_path):
     split = tmp_path / "train-tts"
     shutil.copytree(MINI_CORPUS, split)

@@ -13,6 +13,9 @@
                                                    speakers prefixed with its corpus folder's name).
                                                    --held-out-text: 'utt-id TEXT' files (dev sets)
                                                    whose sentences no training utterance may say
+    campaign.py unread DEV SPLIT OUT            -> writes OUT.{jsonl,ref.txt,files}: the dev set DEV (the
+                                                   prefix of `prepare`'s three files) without the
+                                                   utterances whose sentence SPLIT's transcripts say
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
@@ -155,6 +158,24 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
     return 0
 
 
+def unread(dev: str, split: str, out: str) -> int:
+    """A dev set without the sentences a corpus's train split says: a model trained on that split has
+    read them (by other voices), which flatters its score against a model that has not."""
+    said = {line.split(maxsplit=1)[1] for path in Path(split).rglob("*.trans.txt")
+            for line in path.read_text().splitlines() if len(line.split(maxsplit=1)) == 2}
+    records = [json.loads(line) for line in Path(f"{dev}.jsonl").read_text().splitlines() if line.strip()]
+    kept = [r for r in records if r["text"] not in said]
+    ids = {r["id"] for r in kept}
+    Path(f"{out}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    Path(f"{out}.ref.txt").write_text("".join(line + "\n" for line in Path(f"{dev}.ref.txt").read_text().splitlines()
+                                            if line.split(maxsplit=1)[0] in ids))
+    # last: stage 1 takes OUT.files as the sign that all three exist
+    Path(f"{out}.files").write_text("".join(line + "\n" for line in Path(f"{dev}.files").read_text().splitlines()
+                                          if Path(line).stem in ids))
+    print(f"{out}: {len(kept)} of {len(records)} utterances; left out, as {split} says their sentence: {len(records) - len(kept)}")
+    return 0
+
+
 def steps(folder: Path) -> int:
     checkpoint = folder / "checkpoint.pt"
     if not checkpoint.is_file():
@@ -249,6 +270,8 @@ def main(argv: list[str]) -> int:
         held_out = [options[i + 1] for i, option in enumerate(options) if option == "--held-out-text"]
         return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights, rehearse=rehearse,
                      held_out_text=held_out)
+    if command == "unread":
+        return unread(rest[0], rest[1], rest[2])
     if command == "steps":
         return steps(Path(rest[0]))
     if command == "log":
