@@ -136,6 +136,29 @@ def test_unread_drops_the_dev_sentences_a_train_split_says(tmp_path):
     assert result.stdout.strip().endswith(f"{len(kept)} of {len(records)} utterances; left out, as {tmp_path / 'old' / 'train-tts'} says their sentence: 1")
 
 
+def test_the_campaign_curve_chains_phases_that_continue_each_other(tmp_path):
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("campaign", CAMPAIGN)
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    exp = tmp_path / "exp"
+    phases = {"phase-1": ("bundled.safetensors", 300, [(100, 0.6), (200, 0.5)]),
+              "phase-2": (str(exp / "phase-1" / "last.safetensors"), 50, [(40, 0.45)]),
+              "phase-3": ("bundled.safetensors", 80, [(80, 0.55)])}  # a restart: a new line
+    for name, (init, step, dev) in phases.items():
+        (exp / name).mkdir(parents=True)
+        (exp / name / "init.txt").write_text(init + "\n")
+        (exp / name / "history.json").write_text(json.dumps([{"step": 10, "train_loss": 1.0}] + [{"step": s, "dev_wer": w} for s, w in dev]))
+        torch.save({"state": {"step": step}}, exp / name / "checkpoint.pt")
+    assert campaign.lineages(exp) == [("from phase-1, phase-2", [(100, 0.6), (200, 0.5), (340, 0.45)]),  # 300 + 40
+                                      ("from phase-3", [(80, 0.55)])]
+    result = subprocess.run([sys.executable, str(CAMPAIGN), "curve", str(exp), str(tmp_path / "curve.png")], capture_output=True, text=True, check=True)
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and result.stdout.strip() == str(tmp_path / "curve.png")
+
+
 def test_weights_need_the_corpus_speaker_table(tmp_path):
     split = tmp_path / "train-tts"
     shutil.copytree(MINI_CORPUS, split)

@@ -16,6 +16,8 @@
     campaign.py unread DEV SPLIT OUT            -> writes OUT.{jsonl,ref.txt,files}: the dev set DEV (the
                                                    prefix of `prepare`'s three files) without the
                                                    utterances whose sentence SPLIT's transcripts say
+    campaign.py curve EXP OUT.png               -> plots every phase's in-training dev WER, phases that
+                                                   continue another's weights on one line
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
@@ -176,14 +178,46 @@ def unread(dev: str, split: str, out: str) -> int:
     return 0
 
 
-def steps(folder: Path) -> int:
+def lineages(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
+    """(label, [(update, dev WER)]) per lineage: dev WER per epoch of every phase, chained along the
+    phases' init.txt (a phase that starts from another's last weights continues its updates)."""
+    offset: dict[str, int] = {}  # phase name -> updates of its lineage before it began
+    lineage: dict[str, str] = {}  # phase name -> the lineage's first phase
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for folder in _phases(exp):
+        history = json.loads((folder / "history.json").read_text()) if (folder / "history.json").is_file() else []
+        start = Path((folder / "init.txt").read_text().strip()) if (folder / "init.txt").is_file() else None
+        parent = start.parent.name if start is not None and start.parent.name in offset else None
+        if parent is not None:  # the parent's last weights: where its checkpoint had got to
+            offset[folder.name] = offset[parent] + _checkpoint_step(exp / parent)
+            lineage[folder.name] = lineage[parent]
+        else:
+            offset[folder.name], lineage[folder.name] = 0, folder.name
+        points = [(offset[folder.name] + r["step"], r["dev_wer"]) for r in history if "dev_wer" in r]
+        lines.setdefault(lineage[folder.name], []).extend(points)
+    return [(f"from {first}" + "".join(f", {name}" for name, root in lineage.items() if root == first and name != first), points)
+            for first, points in lines.items()]
+
+
+def curve(exp: Path, out: Path) -> int:
+    from speech_s2s.plots import plot_campaign
+
+    plot_campaign(lineages(exp), out)
+    print(out)
+    return 0
+
+
+def _checkpoint_step(folder: Path) -> int:
     checkpoint = folder / "checkpoint.pt"
     if not checkpoint.is_file():
-        print(0)
         return 0
     import torch
 
-    print(torch.load(checkpoint, weights_only=True, map_location="cpu")["state"]["step"])
+    return int(torch.load(checkpoint, weights_only=True, map_location="cpu")["state"]["step"])
+
+
+def steps(folder: Path) -> int:
+    print(_checkpoint_step(folder))
     return 0
 
 
@@ -270,6 +304,8 @@ def main(argv: list[str]) -> int:
         held_out = [options[i + 1] for i, option in enumerate(options) if option == "--held-out-text"]
         return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights, rehearse=rehearse,
                      held_out_text=held_out)
+    if command == "curve":
+        return curve(Path(rest[0]), Path(rest[1]))
     if command == "unread":
         return unread(rest[0], rest[1], rest[2])
     if command == "steps":

@@ -171,6 +171,7 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
   done
   python recipes/campaign/campaign.py log "$EXP" "$phase" "$(cat "$phase/steps-before-run" 2>/dev/null || echo 0)" \
     "$(cat "$phase/minutes-of-run" 2>/dev/null || echo 0)" "$EXP/export-scores.json" "$EXP/bundled-scores.json"
+  python recipes/campaign/campaign.py curve "$EXP" "$EXP/campaign-curve.png"   # every phase's in-training dev WER
 fi
 
 if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
