@@ -388,6 +388,8 @@ def _run_train_lm(args) -> int:
                 return _fail(f"{name}:{number}: {error}")
             if text.strip():
                 sentences.append(text)
+    if args.held_out < 0:
+        return _fail(f"--held-out {args.held_out}: a number of sentences, 0 or more")
     if args.held_out >= len(sentences):
         return _fail(f"--held-out {args.held_out}: the text has only {len(sentences)} sentences")
     sentences, held_out = split_held_out(sentences, args.held_out)

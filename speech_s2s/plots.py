@@ -33,15 +33,13 @@ def plot_learning_curve(history: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | Path, reference: float | None = None) -> None:
+def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | Path) -> None:
     """A training campaign's dev WER across its phases: one line per lineage of phases (a phase that
     continues another's weights extends its line), x the updates since the lineage's start."""
     fig, axis = plt.subplots(figsize=(8, 4))
     for label, points in lines:
         if points:
             axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label)
-    if reference is not None:
-        axis.axhline(100 * reference, color="grey", linestyle="--", label="starting model")
     axis.set(xlabel="updates since the lineage began", ylabel="dev WER % (greedy, in training)", title="training campaign")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

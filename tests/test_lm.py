@@ -75,6 +75,8 @@ def test_train_lm_reports_held_out_bits_and_refuses_a_shape_with_init(trained, t
     assert capsys.readouterr().err.strip() == "speech-s2s: error: --init takes the LM's shape from LM; drop --hidden/--layers"
     assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--held-out", "12"]) == 1
     assert capsys.readouterr().err.strip() == "speech-s2s: error: --held-out 12: the text has only 12 sentences"
+    assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--held-out", "-1"]) == 1
+    assert capsys.readouterr().err.strip() == "speech-s2s: error: --held-out -1: a number of sentences, 0 or more"
 
 
 def test_save_load_round_trip(trained, tmp_path):
