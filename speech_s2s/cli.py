@@ -64,7 +64,7 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
     p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
-    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.3)")
+    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=_positive, default=8, help="speech segments decoded together (default 8)")
     p.add_argument("--output-format", choices=FORMATS, default="txt",
@@ -461,7 +461,7 @@ def _add_decode(sub) -> None:
     p.add_argument("--beam", type=_positive, default=1, help="beam size; 1 = greedy (default)")
     p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
-    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.3 with --lm)")
+    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
     p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu)")
@@ -486,6 +486,7 @@ def _run_decode(args) -> int:
     from speech_s2s.corpus_decode import decode_utterances, partial_path, run_signature
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
+    from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
 
     try:
         utterances = read_manifest(args.manifest)
@@ -503,7 +504,7 @@ def _run_decode(args) -> int:
         except ValueError as error:
             return _fail(str(error))
     options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
-                             lm_weight=args.lm_weight if args.lm_weight is not None else (0.3 if lm is not None else None))
+                             lm_weight=args.lm_weight if args.lm_weight is not None else (DEFAULT_LM_WEIGHT if lm is not None else None))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()

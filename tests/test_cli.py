@@ -41,8 +41,8 @@ def test_default_decoding_is_beam_search_with_the_bundled_lm_and_greedy_uses_non
     assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
     decoding, lm = made[-1]
     assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight, lm is not None) == (DEFAULT_BEAM, 0.3, DEFAULT_LM_WEIGHT, True)
-    assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.5"]) == 0
-    assert made[-1][0].lm_weight == 0.5 and made[-1][1] is not None
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.7"]) == 0
+    assert made[-1][0].lm_weight == 0.7 and made[-1][1] is not None
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1"]) == 0
     assert (made[-1][0].beam_size, made[-1][1]) == (1, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm"]) == 0
@@ -58,6 +58,17 @@ def test_transcribe_and_stream_default_to_the_same_beam():
 
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
     assert commands["transcribe"].get_default("beam") == commands["stream"].get_default("beam") == DEFAULT_BEAM
+
+
+def test_the_lm_weight_the_help_states_is_the_default():
+    """The literal in --help (torch-free) must be DEFAULT_LM_WEIGHT, for transcribe and for decode --lm."""
+    from speech_s2s.cli import build_parser
+    from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
+
+    commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
+    for command in ("transcribe", "decode"):
+        help_text = next(a.help for a in commands[command]._actions if a.dest == "lm_weight")
+        assert f"(default {DEFAULT_LM_WEIGHT}" in help_text, (command, help_text)
 
 
 def test_int8_model_transcribes_the_bundled_sample_alike(capsys):
