@@ -76,14 +76,11 @@ def _prepare(split: str, out: Path) -> list[str]:
     return lines
 
 
-def _held_out_sentences(files: list[str]) -> set[str]:
-    sentences = set()
-    for name in files:
-        for line in Path(name).read_text().splitlines():
-            parts = line.split(maxsplit=1)
-            if len(parts) == 2:
-                sentences.add(parts[1])
-    return sentences
+def _sentences(files) -> set[str]:
+    """The sentences of Kaldi-style 'utt-id TEXT' files (dev references, a corpus's trans.txt)."""
+    from speech_s2s.scoring import read_kaldi_text
+
+    return {text for name in files for text in read_kaldi_text(name).values() if text}
 
 
 def _rehearsal(split: str, out: Path) -> list[str]:
@@ -143,7 +140,7 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
     lines = _weighted(corpus, Path(train_split).parent / "SPEAKERS.TXT", weights)
     if rehearse:
         lines = lines + _rehearsal(rehearse, exp / "rehearse-now.jsonl")  # a new list: `corpus` is counted below
-    held_out = _held_out_sentences(held_out_text or [])
+    held_out = _sentences(held_out_text or [])
     lines = [line for line in lines if json.loads(line)["text"] not in held_out]
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
     folder = exp / f"phase-{number}"
@@ -163,8 +160,7 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
 def unread(dev: str, split: str, out: str) -> int:
     """A dev set without the sentences a corpus's train split says: a model trained on that split has
     read them (by other voices), which flatters its score against a model that has not."""
-    said = {line.split(maxsplit=1)[1] for path in Path(split).rglob("*.trans.txt")
-            for line in path.read_text().splitlines() if len(line.split(maxsplit=1)) == 2}
+    said = _sentences(Path(split).rglob("*.trans.txt"))
     records = [json.loads(line) for line in Path(f"{dev}.jsonl").read_text().splitlines() if line.strip()]
     kept = [r for r in records if r["text"] not in said]
     ids = {r["id"] for r in kept}
@@ -286,22 +282,30 @@ def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
     return 0
 
 
+def _option_values(options: list[str], name: str, usage: str) -> list[str]:
+    """The value after each occurrence of option `name`; `usage` (one line) when one has none."""
+    values = []
+    for index, option in enumerate(options):
+        if option == name:
+            if index + 1 == len(options) or options[index + 1].startswith("--"):
+                raise SystemExit(usage)
+            values.append(options[index + 1])
+    return values
+
+
 def main(argv: list[str]) -> int:
     command, *rest = argv
     if command == "phase":
         options = rest[3:]
+        weight_usage = "--weight takes ENGINE=N, N a whole number of times (at least 1)"
         weights = {}
-        for index, option in enumerate(options):
-            if option == "--weight":
-                engine, _, times = (options[index + 1] if index + 1 < len(options) else "").partition("=")
-                if not engine or not times.isdigit() or int(times) < 1:
-                    raise SystemExit("--weight takes ENGINE=N, N a whole number of times (at least 1)")
-                weights[engine] = int(times)
-        for name in ("--rehearse", "--held-out-text"):
-            if name in options and (options.index(name) + 1 == len(options) or options[options.index(name) + 1].startswith("--")):
-                raise SystemExit(f"{name} takes a path")
-        rehearse = options[options.index("--rehearse") + 1] if "--rehearse" in options else None
-        held_out = [options[i + 1] for i, option in enumerate(options) if option == "--held-out-text"]
+        for value in _option_values(options, "--weight", weight_usage):
+            engine, _, times = value.partition("=")
+            if not engine or not times.isdigit() or int(times) < 1:
+                raise SystemExit(weight_usage)
+            weights[engine] = int(times)
+        rehearse = (_option_values(options, "--rehearse", "--rehearse takes a path") or [None])[-1]
+        held_out = _option_values(options, "--held-out-text", "--held-out-text takes a path")
         return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights, rehearse=rehearse,
                      held_out_text=held_out)
     if command == "curve":

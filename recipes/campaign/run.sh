@@ -6,9 +6,9 @@
 #
 # Stages: 0 data (synthetic corpus, the rehearsed third-session corpus, real-voice dev set, room
 # bank) -> 1 manifests and phase -> 2 train (--max-minutes $MINUTES, resumed) -> 3 average ->
-# 4 export -> 5 score every dev set and log the run in $EXP/campaign.md -> 6 promote: copy the export over the bundled model, only if it
-# is better on every dev set (not run unless --stop-stage 6). Stage 5 also writes WER per voice,
-# $EXP/{export,bundled}-by-voice.DEV.txt.
+# 4 export -> 5 score every dev set, log the run in $EXP/campaign.md, WER per voice in
+# $EXP/{export,bundled}-by-voice.DEV.txt -> 6 promote: copy the export over the bundled model, only
+# if it is better on every dev set (not run unless --stop-stage 6).
 #
 # In the background, kind to other work on the machine (one thread, lowest priority):
 #   nohup nice -n 19 recipes/campaign/run.sh > campaign.log 2>&1 &
