@@ -188,8 +188,7 @@ class Segmenter:
         """The open utterance so far (with its leading pad), or None between utterances."""
         if self._speech_start is None:
             return None
-        first = max(self._audio_window, self._speech_start - self._pad)
-        return Segment(first * WINDOW, self._audio[(first - self._audio_window) * WINDOW :].copy())
+        return self._samples(self._first_window(), self._samples_seen)
 
     def closing(self) -> Segment | None:
         """The segment the open utterance becomes if its pause goes on, or None.
@@ -198,13 +197,9 @@ class Segmenter:
         long, while the utterance only closes when the pause reaches min_silence: a live recogniser
         can decode the segment in between, and use that if `push` then returns the same segment.
         """
-        if self._speech_start is None or self._last_speech - self._speech_start + 1 < self._min_speech:
+        if self._speech_start is None or not self._long_enough() or self._windows_seen - 1 - self._last_speech < self._pad:
             return None
-        if self._windows_seen - 1 - self._last_speech < self._pad:
-            return None
-        first = max(self._audio_window, self._speech_start - self._pad)
-        end_sample = (self._last_speech + 1 + self._pad) * WINDOW
-        return Segment(first * WINDOW, self._audio[(first - self._audio_window) * WINDOW : end_sample - self._audio_window * WINDOW].copy())
+        return self._samples(self._first_window(), (self._last_speech + 1 + self._pad) * WINDOW)
 
     def push(self, samples: np.ndarray) -> list[Segment]:
         samples = np.asarray(samples, dtype=np.float32)
@@ -225,11 +220,10 @@ class Segmenter:
     def flush(self) -> list[Segment]:
         """End of stream: the open utterance (if long enough) is complete, up to the last sample."""
         segments = []
-        if self._speech_start is not None and self._last_speech - self._speech_start + 1 >= self._min_speech:
-            first = max(self._audio_window, self._speech_start - self._pad)
+        if self._speech_start is not None and self._long_enough():
             last = min(self._windows_seen, self._last_speech + 1 + self._pad)
             end_sample = self._samples_seen if last >= self._windows_seen else last * WINDOW
-            segments.append(self._cut(first, end_sample))
+            segments.append(self._cut(self._first_window(), end_sample))
         self.reset()
         return segments
 
@@ -243,22 +237,21 @@ class Segmenter:
         silence = window - self._last_speech
         if silence >= max(self._min_silence, self._pad):
             return self._close(self._last_speech + 1 + self._pad)
-        if window + 1 - max(self._audio_window, self._speech_start - self._pad) >= self._max_windows:
+        if window + 1 - self._first_window() >= self._max_windows:
             return self._force_cut(window)
         return None
 
     def _close(self, end_window: int) -> Segment | None:
         """Close the open utterance at end_window (exclusive); a burst shorter than min_speech is dropped."""
-        start, last = self._speech_start, self._last_speech
-        first = max(self._audio_window, start - self._pad)
+        first, long_enough = self._first_window(), self._long_enough()
         self._speech_start = None
-        if last - start + 1 < self._min_speech:
+        if not long_enough:
             return None
         return self._cut(first, end_window * WINDOW)
 
     def _force_cut(self, window: int) -> Segment | None:
         """Too long: cut at the least speech-like window of the last third, and carry on from there."""
-        first = max(self._audio_window, self._speech_start - self._pad)
+        first = self._first_window()
         search_from = first + (2 * (window + 1 - first)) // 3
         probabilities = self._probabilities[search_from - self._audio_window : window + 1 - self._audio_window]
         cut = search_from + int(np.argmin(probabilities))
@@ -267,11 +260,23 @@ class Segmenter:
         self._last_speech = max(self._last_speech, cut)
         return segment
 
+    def _first_window(self) -> int:
+        """The open utterance's first window: `pad` before its speech, if still held."""
+        return max(self._audio_window, self._speech_start - self._pad)
+
+    def _long_enough(self) -> bool:
+        """The open utterance has min_speech of speech: shorter bursts (clicks, breaths) are dropped."""
+        return self._last_speech - self._speech_start + 1 >= self._min_speech
+
+    def _samples(self, first_window: int, end_sample: int) -> Segment:
+        """The held audio from `first_window` to `end_sample`, as a segment (a copy; nothing forgotten)."""
+        offset = self._audio_window * WINDOW
+        return Segment(first_window * WINDOW, self._audio[first_window * WINDOW - offset : end_sample - offset].copy())
+
     def _cut(self, first_window: int, end_sample: int) -> Segment:
-        begin = first_window * WINDOW - self._audio_window * WINDOW
-        samples = self._audio[begin : end_sample - self._audio_window * WINDOW].copy()
+        segment = self._samples(first_window, end_sample)
         self._forget_before(end_sample // WINDOW)
-        return Segment(first_window * WINDOW, samples)
+        return segment
 
     def _forget_before(self, window: int) -> None:
         window = min(window, self._windows_seen)
