@@ -69,10 +69,22 @@ class CharLM(nn.Module):
 
     def sentence_log_prob(self, text: str) -> float:
         """log P(text <eos>) under the model."""
-        ids = [EOS_ID] + self.vocabulary.encode(text) + [EOS_ID]
+        ids = _framed(self.vocabulary, [text])[0]
         with torch.no_grad():
             logits, _ = self(torch.tensor([ids[:-1]]))
             return float(torch.log_softmax(logits[0], -1).gather(1, torch.tensor(ids[1:])[:, None]).sum())
+
+
+def _framed(vocabulary: Vocabulary, texts: list[str]) -> list[list[int]]:
+    """Each non-empty sentence's token ids between two <eos> (the first one starts it)."""
+    return [[EOS_ID] + vocabulary.encode(t) + [EOS_ID] for t in texts if t.strip()]
+
+
+def _token_loss(model: CharLM, sentences: list[list[int]], reduction: str) -> torch.Tensor:
+    """Cross-entropy of predicting each sentence's next tokens; padding (-100) is not scored."""
+    padded = nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sentences], batch_first=True, padding_value=-100)
+    logits, _ = model(padded[:, :-1].clamp_min(0))
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), padded[:, 1:].reshape(-1), ignore_index=-100, reduction=reduction)
 
 
 def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train: CharLMTrainConfig = CharLMTrainConfig(),
@@ -82,16 +94,12 @@ def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train
     torch.manual_seed(train.seed)
     rng = random.Random(train.seed)
     model = init if init is not None else CharLM(config)
-    sentences = [[EOS_ID] + model.vocabulary.encode(t) + [EOS_ID] for t in texts if t.strip()]
+    sentences = _framed(model.vocabulary, texts)
     optimizer = torch.optim.Adam(model.parameters(), lr=train.learning_rate)
     model.train()
     progress = tqdm(range(train.steps), desc="char LM", unit="step")
     for step in progress:
-        batch = [torch.tensor(s) for s in rng.sample(sentences, min(train.batch_size, len(sentences)))]
-        padded = nn.utils.rnn.pad_sequence(batch, batch_first=True, padding_value=-100)
-        inputs = padded[:, :-1].clamp_min(0)
-        logits, _ = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), padded[:, 1:].reshape(-1), ignore_index=-100)
+        loss = _token_loss(model, rng.sample(sentences, min(train.batch_size, len(sentences))), "mean")
         for group in optimizer.param_groups:  # linear decay to 10% keeps the late steps stable
             group["lr"] = train.learning_rate * (1 - 0.9 * step / train.steps)
         optimizer.zero_grad()
@@ -108,14 +116,9 @@ def bits_per_character(model: CharLM, texts: list[str], batch_size: int = 64) ->
     """Cross-entropy of the sentences under the model, in bits per predicted token (characters and
     each sentence's end), the usual measure of a character LM on held-out text."""
     model.eval()
-    sentences = [[EOS_ID] + model.vocabulary.encode(t) + [EOS_ID] for t in texts if t.strip()]
-    total, count = 0.0, 0
-    for start in range(0, len(sentences), batch_size):
-        padded = nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sentences[start:start + batch_size]], batch_first=True, padding_value=-100)
-        logits, _ = model(padded[:, :-1].clamp_min(0))
-        targets = padded[:, 1:]
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"))
-        count += int((targets != -100).sum())
+    sentences = _framed(model.vocabulary, texts)
+    total = sum(float(_token_loss(model, sentences[start:start + batch_size], "sum")) for start in range(0, len(sentences), batch_size))
+    count = sum(len(s) - 1 for s in sentences)  # every token after the first <eos> is predicted
     return total / max(count, 1) / math.log(2)
 
 
