@@ -4,7 +4,7 @@ Part 1 runs every component with fixed, typical parameters over the corpus's utt
 FLAC decoding and log-mel, for scale). Part 2 times training updates (forward, backward, Adam)
 on the same batches: cached features, then audio augmented in the background thread that
 training uses; "wait" is the time an update waited for its batch. Example:
-    python tools/bench_augment.py --corpus /work/data/devsets/dev-asterisk --rir-bank rirs.npz \\
+    python tools/bench_augment.py --corpus $DATA/devsets/dev-asterisk --rir-bank rirs.npz \\
         --noise-dir /usr/share/asterisk/moh --threads 1
 """
 

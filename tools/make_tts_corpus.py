@@ -14,7 +14,7 @@ text. ``--lm-text`` writes the train text only. Dev and test speakers never occu
 Output is 16 kHz mono FLAC in the LibriSpeech layout (``tools/tts/layout.py``); runs are seeded, parallel
 and resumable. Example::
 
-    python tools/make_tts_corpus.py --out /work/corpus --seed 0 --jobs 2 \\
+    python tools/make_tts_corpus.py --out $DATA/corpus --seed 0 --jobs 2 \\
         --train-hours 12 --dev-utts 300 --test-utts 400
 """
 
