@@ -173,12 +173,21 @@ def test_a_malformed_weight_is_one_line_and_makes_nothing(tmp_path):
     for weight in ("espeak", "espeak=x", "espeak=0"):
         result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", "--weight", weight],
                                 capture_output=True, text=True)
-        assert (result.returncode, result.stderr.strip()) == (1, "--weight takes ENGINE=N, N a whole number of times (at least 1)")
+        assert (result.returncode, result.stderr.strip()) == (2, "campaign.py phase: argument --weight: takes ENGINE=N, N a whole number of times (at least 1)")
     for option in ("--rehearse", "--held-out-text"):
         result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", option],
                                 capture_output=True, text=True)
-        assert (result.returncode, result.stderr.strip()) == (1, f"{option} takes a path")
+        assert (result.returncode, result.stderr.strip()) == (2, f"campaign.py phase: argument {option}: expected one argument")
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_missing_argument_is_one_line_not_a_traceback():
+    for argv, said in ((["steps"], "campaign.py steps: the following arguments are required: phase"),
+                       (["promote", "new.json"], "campaign.py promote: the following arguments are required: bundled"),
+                       (["log", "exp", "phase-1", "many", "3", "s.json"], "campaign.py log: argument steps_before: invalid int value: 'many'"),
+                       (["sort"], "campaign.py: argument command: invalid choice: 'sort' (choose from 'phase', 'unread', 'curve', 'steps', 'log', 'promote', 'subset')")):
+        result = subprocess.run([sys.executable, str(CAMPAIGN), *argv], capture_output=True, text=True)
+        assert (result.returncode, result.stderr.strip()) == (2, said)
 
 
 def test_promotion_needs_every_dev_set_better_and_the_same_sets_scored(tmp_path):

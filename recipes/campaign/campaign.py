@@ -33,6 +33,7 @@ times the phase's utterances, the next run starts a new phase from the last phas
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -40,6 +41,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 GROW = 1.25
 
@@ -282,46 +284,71 @@ def subset(manifest: Path, speakers_table: Path, wanted: list[str]) -> int:
     return 0
 
 
-def _option_values(options: list[str], name: str, usage: str) -> list[str]:
-    """The value after each occurrence of option `name`; `usage` (one line) when one has none."""
-    values = []
-    for index, option in enumerate(options):
-        if option == name:
-            if index + 1 == len(options) or options[index + 1].startswith("--"):
-                raise SystemExit(usage)
-            values.append(options[index + 1])
-    return values
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes in one line (the recipe's log shows them beside tqdm's), not argparse's two."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _engine_times(value: str) -> tuple[str, int]:
+    engine, _, times = value.partition("=")
+    if not engine or not times.isdigit() or int(times) < 1:
+        raise argparse.ArgumentTypeError("takes ENGINE=N, N a whole number of times (at least 1)")
+    return engine, int(times)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="campaign.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    command = commands.add_parser("phase")
+    command.add_argument("exp", type=Path)
+    command.add_argument("train_split")
+    command.add_argument("init")
+    command.add_argument("--restart", action="store_true")
+    command.add_argument("--weight", type=_engine_times, action="append", default=[], metavar="ENGINE=N")
+    command.add_argument("--rehearse", metavar="SPLIT")
+    command.add_argument("--held-out-text", action="append", default=[], metavar="FILE")
+    command = commands.add_parser("unread")
+    for name in ("dev", "split", "out"):
+        command.add_argument(name)
+    command = commands.add_parser("curve")
+    command.add_argument("exp", type=Path)
+    command.add_argument("out", type=Path)
+    commands.add_parser("steps").add_argument("phase", type=Path)
+    command = commands.add_parser("log")
+    command.add_argument("exp", type=Path)
+    command.add_argument("phase", type=Path)
+    command.add_argument("steps_before", type=int)
+    command.add_argument("minutes", type=float)
+    command.add_argument("scores", type=Path)
+    command.add_argument("bundled", type=Path, nargs="?")
+    command = commands.add_parser("promote")
+    command.add_argument("candidate", type=Path)
+    command.add_argument("bundled", type=Path)
+    command = commands.add_parser("subset")
+    command.add_argument("manifest", type=Path)
+    command.add_argument("speakers_table", type=Path)
+    command.add_argument("wanted", nargs="+", metavar="ENGINE[/VOICE]")
+    return parser
 
 
 def main(argv: list[str]) -> int:
-    command, *rest = argv
-    if command == "phase":
-        options = rest[3:]
-        weight_usage = "--weight takes ENGINE=N, N a whole number of times (at least 1)"
-        weights = {}
-        for value in _option_values(options, "--weight", weight_usage):
-            engine, _, times = value.partition("=")
-            if not engine or not times.isdigit() or int(times) < 1:
-                raise SystemExit(weight_usage)
-            weights[engine] = int(times)
-        rehearse = (_option_values(options, "--rehearse", "--rehearse takes a path") or [None])[-1]
-        held_out = _option_values(options, "--held-out-text", "--held-out-text takes a path")
-        return phase(Path(rest[0]), rest[1], rest[2], restart="--restart" in options, weights=weights, rehearse=rehearse,
-                     held_out_text=held_out)
-    if command == "curve":
-        return curve(Path(rest[0]), Path(rest[1]))
-    if command == "unread":
-        return unread(rest[0], rest[1], rest[2])
-    if command == "steps":
-        return steps(Path(rest[0]))
-    if command == "log":
-        return log(Path(rest[0]), Path(rest[1]), int(rest[2]), float(rest[3]), Path(rest[4]), Path(rest[5]) if len(rest) > 5 else None)
-    if command == "promote":
-        return promote(Path(rest[0]), Path(rest[1]))
-    if command == "subset":
-        return subset(Path(rest[0]), Path(rest[1]), rest[2:])
-    print(__doc__, file=sys.stderr)
-    return 2
+    args = _parser().parse_args(argv)
+    if args.command == "phase":
+        return phase(args.exp, args.train_split, args.init, restart=args.restart, weights=dict(args.weight),
+                     rehearse=args.rehearse, held_out_text=args.held_out_text)
+    if args.command == "curve":
+        return curve(args.exp, args.out)
+    if args.command == "unread":
+        return unread(args.dev, args.split, args.out)
+    if args.command == "steps":
+        return steps(args.phase)
+    if args.command == "log":
+        return log(args.exp, args.phase, args.steps_before, args.minutes, args.scores, args.bundled)
+    if args.command == "promote":
+        return promote(args.candidate, args.bundled)
+    return subset(args.manifest, args.speakers_table, args.wanted)
 
 
 if __name__ == "__main__":
