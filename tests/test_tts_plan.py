@@ -50,9 +50,29 @@ def test_no_speaker_is_shared_between_splits_and_espeak_voices_are_held_out():
     assert len(speakers["train-tts"]) > 150 and {s.engine for s in speakers["dev-tts"]} == set(ALL)
 
 
+def test_kokoro_blends_one_accent_and_gender_and_its_dev_voices_are_in_no_train_speaker():
+    from tools.tts import kokoro
+
+    speakers = build_speakers(0, ["kokoro"])
+    parts = {split: {p for s in spk for p in kokoro.voice_parts(s.voice)} for split, spk in speakers.items()}
+    assert parts["dev-tts"] and not parts["dev-tts"] & parts["train-tts"]
+    assert len(speakers["train-tts"]) == 150 and len({s.voice for s in speakers["train-tts"]}) > 60
+    for speaker in speakers["train-tts"]:
+        names = speaker.voice.split("+")
+        assert len({name[:2] for name in names}) == 1 and ("blend" in speaker.params) == (len(names) == 2)
+    assert all(s.gender == ("F" if s.voice[1] == "f" else "M") for s in speakers["train-tts"])
+
+
+def test_kokoro_is_not_a_default_engine_so_made_corpora_keep_their_plan():
+    from tools.tts import DEFAULT_ENGINES
+
+    assert "kokoro" in ENGINES and "kokoro" not in DEFAULT_ENGINES
+    assert list(DEFAULT_ENGINES) == [name for name in ENGINES if name != "kokoro"]
+
+
 def test_espeak_formant_voices_are_a_minority_of_train():
     assert TRAIN_ENGINE_WEIGHTS["espeak"] / sum(TRAIN_ENGINE_WEIGHTS.values()) <= 0.15
-    assert max(TRAIN_ENGINE_WEIGHTS, key=TRAIN_ENGINE_WEIGHTS.get) == "rhvoice"
+    assert max(TRAIN_ENGINE_WEIGHTS, key=TRAIN_ENGINE_WEIGHTS.get) in ("rhvoice", "kokoro")  # the most human-like
 
 
 def test_voices_table_lists_every_voice_with_its_licence():

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tools.tts import ENGINES, engine, layout, voices_table  # noqa: E402
+from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
 from tools.tts.text import build_text_pools, find_wordnet_dir, language_model_text  # noqa: E402
@@ -51,8 +51,8 @@ def check_engines(engines: Sequence[str], need_sox: bool) -> None:
     for name in engines:
         if not ENGINES[name].available():
             packages = sorted({p for v in ENGINES[name].VOICES for p in v.packages.split() if p[0].isalpha()})
-            raise SystemExit(f"engine {name} is not fully installed (needs: {' '.join(packages)}); "
-                             f"or leave it out with --engines")
+            needs = getattr(ENGINES[name], "INSTALL_HINT", f"needs: {' '.join(packages)}")
+            raise SystemExit(f"engine {name} is not fully installed ({needs}); or leave it out with --engines")
     if need_sox and shutil.which("sox") is None:
         raise SystemExit("sox is not installed (apt package sox); it changes the speakers' vocal-tract length")
 
@@ -93,7 +93,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-train-utts", type=int, default=None, help="cap on train utterances (tests)")
     ap.add_argument("--dev-utts", type=int, default=300)
     ap.add_argument("--test-utts", type=int, default=400)
-    ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
+    ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
+                    help="comma-separated subset of " + ",".join(ENGINES) + " (default: all but kokoro)")
     ap.add_argument("--austen-dir", default=None, help="janeaustenr data dir (auto-detected)")
     ap.add_argument("--benchmark", type=int, default=0, metavar="N",
                     help="only measure engine throughput on N rounds of 4 sentences")

@@ -1,12 +1,16 @@
 """What every engine module shares: the voice record, subprocess and WAV helpers, resampling.
 
-An engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``rhvoice``, ``mbrola``, ``pico``) exposes:
+An engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``rhvoice``, ``mbrola``, ``pico``,
+``kokoro``) exposes:
 
 - ``ENGINE``: its name, as written in ``--engines`` and in ``SPEAKERS.TXT``;
 - ``VOICES``: a tuple of :class:`Voice` (name, licence, free or not, gender, accent, apt packages);
 - optionally ``speaker_voices()``, the voice strings a speaker may use, and ``gender(voice)``, ``"M"`` or
   ``"F"`` for ``SPEAKERS.TXT``, where they are not simply the VOICES' names and genders (espeak adds
   variants such as ``en-us+f3``); :func:`speaker_voices` and :func:`gender` answer for every module;
+- optionally ``voice_parts(voice)``, the voices a voice string is made of (kokoro's blends), which the plan
+  holds out of train together when a dev speaker uses one of them;
+- optionally ``INSTALL_HINT``, what the corpus tool says when ``available()`` is false;
 - ``random_settings(voice, rng)``: one speaker's fixed settings, as sorted ``(name, value)`` pairs;
 - ``available()``: whether it runs on this machine (binaries and data present);
 - ``synthesize(text, voice, settings) -> np.ndarray``: float32 mono audio at :data:`SAMPLE_RATE`.

@@ -34,12 +34,13 @@ VTL_RANGE = (0.9, 1.1)
 # minority (<= 15 % of train audio; they are also the fastest talkers, so their audio share is lower still).
 TRAIN_ENGINE_WEIGHTS: dict[str, float] = {
     "rhvoice": 0.36, "festival": 0.15, "piper": 0.12, "mbrola": 0.12, "flite": 0.08, "pico": 0.07, "espeak": 0.10,
+    "kokoro": 0.36,  # not a default engine (tts.DEFAULT_ENGINES); its weight counts where it is chosen
 }
 FREE_VOICE_WEIGHT = 2  # within an engine, a free voice gets twice the speakers of a non-free one
 # Speakers per engine: (train, dev).
 SPEAKER_COUNTS: dict[str, tuple[int, int]] = {
     "rhvoice": (60, 3), "festival": (32, 2), "piper": (16, 2), "mbrola": (26, 2), "flite": (20, 2),
-    "pico": (12, 1), "espeak": (24, 2),
+    "pico": (12, 1), "espeak": (24, 2), "kokoro": (150, 4),
 }
 
 
@@ -167,10 +168,17 @@ def _voice_weight(module, voice: str) -> int:
     return FREE_VOICE_WEIGHT if free else 1
 
 
+def _voice_parts(module, voice: str) -> set[str]:
+    """The voices a speaker's voice string is made of: itself, or a blend's voices (kokoro)."""
+    own = getattr(module, "voice_parts", None)
+    return own(voice) if own is not None else {voice}
+
+
 def _voice_cycle(engine: str, rng: random.Random, exclude: set[str]) -> Iterator[str]:
-    """Voices for successive speakers: each pass visits every voice, _voice_weight times."""
+    """Voices for successive speakers: each pass visits every voice, _voice_weight times; a voice any of
+    whose parts is in ``exclude`` is never chosen."""
     module = ENGINES[engine]
-    voices = [v for v in speaker_voices(module) if v not in exclude]
+    voices = [v for v in speaker_voices(module) if not _voice_parts(module, v) & exclude]
     weights = [_voice_weight(module, v) for v in voices]
     if len(set(weights)) == 1:  # all alike: once each per pass, so speakers repeat a voice only when they must
         weights = [1] * len(voices)
@@ -204,7 +212,7 @@ def build_speakers(seed: int, engines: Sequence[str]) -> dict[str, list[Speaker]
                 made.append(Speaker(0, split, engine, voice, settings))
             speakers[split] += made
             if module.HOLD_OUT_VOICES:
-                held_out |= {s.voice for s in made}
+                held_out |= {part for s in made for part in _voice_parts(module, s.voice)}
     for split in ("train-tts", "dev-tts"):
         speakers[split] = [dataclasses.replace(s, speaker_id=SPLIT_ID_BASE[split] + i + 1)
                            for i, s in enumerate(speakers[split])]
