@@ -118,6 +118,26 @@ def test_a_rehearsed_corpus_joins_with_its_own_ids_and_dev_sentences_are_kept_ou
     (mixed / "last.safetensors").write_bytes(b"weights")
     assert _phase(exp, split, "bundled.safetensors", "--rehearse", str(old), "--held-out-text", str(dev)) == mixed  # resumes
 
+    # a second joined corpus still being synthesised: a new phase when it joins, and again when it has grown by GROW
+    growing = tmp_path / "corpus-kokoro" / "train-tts"
+    shutil.copytree(MINI_CORPUS, growing)
+    transcript = next(growing.rglob("*.trans.txt"))
+    first_line = transcript.read_text().splitlines()[0]
+    transcript.write_text(first_line + "\n")  # one utterance synthesised so far
+    for audio in transcript.parent.glob("*.flac"):
+        if not audio.name.startswith(first_line.split()[0]):
+            audio.unlink()
+    both = ("--rehearse", str(old), "--rehearse", str(growing), "--held-out-text", str(dev))
+    joined = _phase(exp, split, "bundled.safetensors", *both)
+    assert joined == exp / "phase-3" and (joined / "mix.txt").read_text().split() == [f"rehearse={old.resolve()}", f"rehearse={growing.resolve()}"]
+    first_count = json.loads((joined / "joined-utterances.json").read_text())[str(growing.resolve())]
+    assert 0 < first_count < len(base)
+    (joined / "last.safetensors").write_bytes(b"weights")
+    assert _phase(exp, split, "bundled.safetensors", *both) == joined  # not grown: resumes
+    shutil.rmtree(growing)
+    shutil.copytree(MINI_CORPUS, growing)
+    assert _phase(exp, split, "bundled.safetensors", *both) == exp / "phase-4"
+
 
 def test_unread_drops_the_dev_sentences_a_train_split_says(tmp_path):
     dev = tmp_path / "dev"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Book-keeping for the training campaign (recipes/campaign/run.sh): phases, the run log, promotion.
 
-    campaign.py phase EXP TRAIN_SPLIT INIT [--restart] [--weight ENGINE=N ...] [--rehearse SPLIT]
+    campaign.py phase EXP TRAIN_SPLIT INIT [--restart] [--weight ENGINE=N ...] [--rehearse SPLIT ...]
                   [--held-out-text FILE ...]    -> prints the phase folder to train in (makes a new one
                                                    when the corpus has grown by GROW since the last, or
                                                    the mix changed; with --restart, a new one from
@@ -10,7 +10,9 @@
                                                    speakers (per the corpus's SPEAKERS.TXT) is in the
                                                    phase's manifest N times. --rehearse: another
                                                    corpus's split joins the manifest once (ids and
-                                                   speakers prefixed with its corpus folder's name).
+                                                   speakers prefixed with its corpus folder's name;
+                                                   repeatable; a new phase when one has grown by GROW,
+                                                   as Kokoro's corpus does while it is synthesised).
                                                    --held-out-text: 'utt-id TEXT' files (dev sets)
                                                    whose sentences no training utterance may say
     campaign.py unread DEV SPLIT OUT            -> writes OUT.{jsonl,ref.txt,files}: the dev set DEV (the
@@ -50,10 +52,25 @@ def _phases(exp: Path) -> list[Path]:
     return sorted(exp.glob("phase-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
-def _mix_text(weights: dict[str, int], rehearse: str | None) -> str:
+def _mix_text(weights: dict[str, int], rehearse: list[str]) -> str:
     """One line saying what a phase's manifest is made of, beyond the corpus itself."""
     parts = [f"{engine}={times}" for engine, times in sorted(weights.items()) if times != 1]
-    return " ".join(parts + ([f"rehearse={Path(rehearse).resolve()}"] if rehearse else []))
+    return " ".join(parts + [f"rehearse={Path(split).resolve()}" for split in rehearse])
+
+
+def _transcribed(split: str) -> int:
+    """Utterances a corpus split holds so far (lines of its transcripts: cheap, unlike `prepare`)."""
+    return sum(len(path.read_text().splitlines()) for path in Path(split).rglob("*.trans.txt"))
+
+
+def _joined_grew(folder: Path, rehearse: list[str]) -> bool:
+    """Whether a joined split still being synthesised (Kokoro's corpus) has grown by GROW since the
+    phase took it; phases made before the counts were kept never re-phase for it."""
+    counted = folder / "joined-utterances.json"
+    if not counted.is_file():
+        return False
+    before = json.loads(counted.read_text())
+    return any(_transcribed(split) >= GROW * before.get(str(Path(split).resolve()), 0) > 0 for split in rehearse)
 
 
 def _phase_mix(folder: Path) -> str:
@@ -129,19 +146,23 @@ def _share_features(previous: Path, folder: Path) -> None:
 
 
 def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights: dict[str, int] | None = None,
-          rehearse: str | None = None, held_out_text: list[str] | None = None) -> int:
+          rehearse: list[str] | None = None, held_out_text: list[str] | None = None) -> int:
     exp.mkdir(parents=True, exist_ok=True)
     phases = _phases(exp)
     weights = {engine: times for engine, times in (weights or {}).items() if times != 1}
+    rehearse = rehearse or []
     corpus = _prepare(train_split, exp / "train-now.jsonl")
     if (phases and not restart and len(corpus) < GROW * _phase_corpus_count(phases[-1])
-            and _phase_mix(phases[-1]) == _mix_text(weights, rehearse)):
+            and _phase_mix(phases[-1]) == _mix_text(weights, rehearse) and not _joined_grew(phases[-1], rehearse)):
         print(phases[-1])
         return 0
     # the manifest before the folder: a missing speaker table must leave no phase behind
     lines = _weighted(corpus, Path(train_split).parent / "SPEAKERS.TXT", weights)
-    if rehearse:
-        lines = lines + _rehearsal(rehearse, exp / "rehearse-now.jsonl")  # a new list: `corpus` is counted below
+    joined = {}
+    for split in rehearse:
+        extra = _rehearsal(split, exp / "rehearse-now.jsonl")
+        lines = lines + extra  # a new list: `corpus` is counted below
+        joined[str(Path(split).resolve())] = _transcribed(split)
     held_out = _sentences(held_out_text or [])
     lines = [line for line in lines if json.loads(line)["text"] not in held_out]
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
@@ -150,6 +171,7 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
     (folder / "train.jsonl").write_text("".join(line + "\n" for line in lines))
     (folder / "corpus-utterances.txt").write_text(f"{len(corpus)}\n")
     (folder / "mix.txt").write_text(_mix_text(weights, rehearse) + "\n")
+    (folder / "joined-utterances.json").write_text(json.dumps(joined) + "\n")
     if phases:
         _share_features(phases[-1], folder)
     continue_from_last = phases and not restart and (phases[-1] / "last.safetensors").is_file()
@@ -307,7 +329,7 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("init")
     command.add_argument("--restart", action="store_true")
     command.add_argument("--weight", type=_engine_times, action="append", default=[], metavar="ENGINE=N")
-    command.add_argument("--rehearse", metavar="SPLIT")
+    command.add_argument("--rehearse", action="append", default=[], metavar="SPLIT")
     command.add_argument("--held-out-text", action="append", default=[], metavar="FILE")
     command = commands.add_parser("unread")
     for name in ("dev", "split", "out"):

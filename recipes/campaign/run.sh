@@ -5,10 +5,10 @@
 #   recipes/campaign/run.sh [--stage N] [--stop-stage N]
 #
 # Stages: 0 data (synthetic corpus, the rehearsed third-session corpus, real-voice dev set, room
-# bank) -> 1 manifests and phase -> 2 train (--max-minutes $MINUTES, resumed) -> 3 average ->
-# 4 export -> 5 score every dev set, log the run in $EXP/campaign.md, WER per voice in
-# $EXP/{export,bundled}-by-voice.DEV.txt -> 6 promote: copy the export over the bundled model, only
-# if it is better on every dev set (not run unless --stop-stage 6).
+# bank; Kokoro's corpus goes on in the background) -> 1 manifests and phase -> 2 train
+# (--max-minutes $MINUTES, resumed) -> 3 average -> 4 export -> 5 score every dev set, log the run in
+# $EXP/campaign.md, WER per voice in $EXP/{export,bundled}-by-voice.DEV.txt -> 6 promote: copy the
+# export over the bundled model, only if it is better on every dev set (not run unless --stop-stage 6).
 #
 # In the background, kind to other work on the machine (one thread, lowest priority):
 #   nohup nice -n 19 recipes/campaign/run.sh > campaign.log 2>&1 &
@@ -51,6 +51,12 @@ BENCH_DEV=${BENCH_DEV:-$DATA/evalcorpus/dev-tts}   # the frozen benchmark's dev 
 # from the last one's weights.
 WEIGHTS=${WEIGHTS:-}
 REHEARSE=${REHEARSE:-$DATA/corpus-legacy/train-tts}
+# Kokoro-82M's neural voices (tools/fetch_kokoro.sh), the most human-like we have, as a corpus of their
+# own that stage 0 synthesises in the background (one process, lowest priority, beside training;
+# resumed every run) up to KOKORO_HOURS; its train split joins the mix, and a new phase begins each
+# time it has grown by a quarter. KOKORO_HOURS=0 leaves it out.
+KOKORO_HOURS=${KOKORO_HOURS:-8}
+KOKORO=$DATA/corpus-kokoro
 LEGACY_TOOL=2941059             # the commit whose tools/make_tts_corpus.py made the third session's corpus
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
@@ -66,6 +72,14 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
     git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/normalize.py | tar -x -C "$legacy"
     python "$legacy/tools/make_tts_corpus.py" --out "$(dirname "$REHEARSE")" --seed 0 --jobs "$JOBS" --train-hours 12 --dev-utts 300 --test-utts 400
     rm -rf "$legacy"
+  fi
+  if [[ $KOKORO_HOURS != 0 ]] && tools/fetch_kokoro.sh > /dev/null; then
+    # flock: a second run in the same session must not start a second synthesis of the same corpus
+    mkdir -p "$KOKORO"
+    nohup flock -n "$KOKORO/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --engines kokoro \
+      --out "$KOKORO" --seed 1 --jobs 1 --train-hours "$KOKORO_HOURS" --dev-utts 100 --test-utts 0 \
+      >> "$EXP/kokoro-synthesis.log" 2>&1 &
+    echo "Kokoro synthesis in the background (pid $!): $EXP/kokoro-synthesis.log"
   fi
 fi
 
@@ -88,10 +102,11 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   options=()
   [[ ${RESTART:-0} == 1 ]] && options=(--restart)  # once, by hand: a new phase from $INIT
   for weight in $WEIGHTS; do options+=(--weight "$weight"); done
-  if [[ -n $REHEARSE ]]; then
-    options+=(--rehearse "$REHEARSE")
-    for name in dev-tts dev-asterisk dev-bench; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
+  [[ -n $REHEARSE ]] && options+=(--rehearse "$REHEARSE")
+  if [[ $KOKORO_HOURS != 0 ]] && compgen -G "$KOKORO/train-tts/*/*/*.trans.txt" > /dev/null; then
+    options+=(--rehearse "$KOKORO/train-tts")
   fi
+  for name in dev-tts dev-asterisk dev-bench; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
   mv "$EXP/current-phase.new" "$EXP/current-phase"
 fi
