@@ -14,6 +14,7 @@ with weight ``blend``), so 27 voices give a few hundred distinct speakers; a spe
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import random
 from pathlib import Path
@@ -103,6 +104,10 @@ def load() -> Any:
     if _KOKORO is None:
         import onnxruntime
         from kokoro_onnx import Kokoro
+
+        # phonemizer warns on every sentence whose word count espeak changes (numbers spelt out, ...);
+        # its own handler is silent, but the warning also reached the corpus tool's log through the root logger
+        logging.getLogger("phonemizer").propagate = False
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
