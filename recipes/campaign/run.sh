@@ -56,6 +56,8 @@ REHEARSE=${REHEARSE:-$DATA/corpus-legacy/train-tts}
 # resumed every run) up to KOKORO_HOURS; its train split joins the mix, and a new phase begins each
 # time it has grown by a quarter. KOKORO_HOURS=0 leaves it out.
 KOKORO_HOURS=${KOKORO_HOURS:-8}
+KOKORO_DEV_UTTS=${KOKORO_DEV_UTTS:-100}    # its dev split (4 voices no train speaker uses) is a dev set: dev-kokoro
+KOKORO_JOIN_UTTS=${KOKORO_JOIN_UTTS:-1000} # its train split joins the mix once it holds this many utterances
 KOKORO=$DATA/corpus-kokoro
 LEGACY_TOOL=2941059             # the commit whose tools/make_tts_corpus.py made the third session's corpus
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
@@ -77,7 +79,7 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
     # flock: a second run in the same session must not start a second synthesis of the same corpus
     mkdir -p "$KOKORO"
     nohup flock -n "$KOKORO/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --engines kokoro \
-      --out "$KOKORO" --seed 1 --jobs 1 --train-hours "$KOKORO_HOURS" --dev-utts 100 --test-utts 0 \
+      --out "$KOKORO" --seed 1 --jobs 1 --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0 \
       >> "$EXP/kokoro-synthesis.log" 2>&1 &
     echo "Kokoro synthesis in the background (pid $!): $EXP/kokoro-synthesis.log"
   fi
@@ -99,14 +101,21 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   if [[ -n $REHEARSE && -d $REHEARSE && ! -f $EXP/dev-tts-unread.files ]]; then
     python recipes/campaign/campaign.py unread "$EXP/dev-tts" "$REHEARSE" "$EXP/dev-tts-unread"
   fi
+  # Kokoro's dev split once all of it exists (the synthesis makes it first): unseen neural voices, the
+  # nearest to real speech we synthesise; scored, like dev-tts, on the sentences the bundled model never read
+  kokoro_dev=$(find "$KOKORO/dev-tts" -name '*.flac' 2>/dev/null | wc -l)
+  if [[ -n $REHEARSE && -d $REHEARSE && ! -f $EXP/dev-kokoro.files && $kokoro_dev -ge $KOKORO_DEV_UTTS ]]; then
+    speech-s2s prepare "$KOKORO/dev-tts" --out "$EXP/dev-kokoro-all.jsonl" --text "$EXP/dev-kokoro-all.ref.txt" --files "$EXP/dev-kokoro-all.files"
+    python recipes/campaign/campaign.py unread "$EXP/dev-kokoro-all" "$REHEARSE" "$EXP/dev-kokoro"
+  fi
   options=()
   [[ ${RESTART:-0} == 1 ]] && options=(--restart)  # once, by hand: a new phase from $INIT
   for weight in $WEIGHTS; do options+=(--weight "$weight"); done
   [[ -n $REHEARSE ]] && options+=(--rehearse "$REHEARSE")
-  if [[ $KOKORO_HOURS != 0 ]] && compgen -G "$KOKORO/train-tts/*/*/*.trans.txt" > /dev/null; then
-    options+=(--rehearse "$KOKORO/train-tts")
-  fi
-  for name in dev-tts dev-asterisk dev-bench; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
+  # from its first thousand utterances on (a phase per quarter of growth: not one per run from the start)
+  kokoro_train=$(cat "$KOKORO"/train-tts/*/*/*.trans.txt 2>/dev/null | wc -l)
+  [[ $KOKORO_HOURS != 0 && $kokoro_train -ge $KOKORO_JOIN_UTTS ]] && options+=(--rehearse "$KOKORO/train-tts")
+  for name in dev-tts dev-asterisk dev-bench dev-kokoro-all; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
   mv "$EXP/current-phase.new" "$EXP/current-phase"
 fi
@@ -147,7 +156,7 @@ if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
 fi
 
 dev_sets() {  # the dev sets stage 1 prepared (dev-tts: only the sentences the bundled model never read, once known)
-  for name in dev-tts dev-asterisk dev-bench; do
+  for name in dev-tts dev-asterisk dev-bench dev-kokoro; do
     [[ $name == dev-tts && -f $EXP/dev-tts-unread.files ]] && name=dev-tts-unread
     [[ -f $EXP/$name.files ]] && echo "$name"
   done
