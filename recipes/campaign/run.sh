@@ -35,8 +35,14 @@ MINUTES=${MINUTES:-150}         # training time in this run
 THREADS=${THREADS:-1}
 INIT=${INIT:-speech_s2s/assets/model.safetensors}   # the first phase fine-tunes the bundled model
 MOH=${MOH:-/usr/share/asterisk/moh}                 # music on hold (Debian asterisk-moh-opsound-wav), mixed in as noise
+# No curriculum (shortest batches first) in a phase's first epoch: phases fine-tune a trained model, and
+# the curriculum ends the epoch on the longest utterances only, so the epoch-1 snapshot that stage 3
+# averages is skewed. Phase 5 at update 1,300 (mid-curriculum): dev-tts-unread 35.88 %, 64 deletions;
+# its epoch-1 snapshot (update 3,213, after the longest batches): 40.31 %, 185 deletions; 87 shuffled
+# updates later (3,300): 36.14 %, 79 deletions.
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 2e-4 --warmup-steps 300 --max-frames 3000 --epochs 100 --checkpoint-every 100
-  --dev-max-utterances 150 --chunk-sizes 16 32 64 --chunk-right-contexts 0 16 --full-context-probability 0.4"}
+  --curriculum-epochs 0 --dev-max-utterances 150 --chunk-sizes 16 32 64 --chunk-right-contexts 0 16
+  --full-context-probability 0.4"}
 # Acoustic augmentation (light|medium|strong, or none). The ablation (MODEL_CARD.md) measured medium
 # at 11 dev-tts points worse than none after 400 updates, and worse on the real voice too.
 AUGMENT=${AUGMENT:-none}
