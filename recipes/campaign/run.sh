@@ -63,7 +63,7 @@ REHEARSE=${REHEARSE:-$DATA/corpus-legacy/train-tts}
 # time it has grown by a quarter. KOKORO_HOURS=0 leaves it out.
 KOKORO_HOURS=${KOKORO_HOURS:-8}
 KOKORO_DEV_UTTS=${KOKORO_DEV_UTTS:-100}    # its dev split (4 voices no train speaker uses) is a dev set: dev-kokoro
-KOKORO_JOIN_UTTS=${KOKORO_JOIN_UTTS:-1000} # its train split joins the mix once it holds this many utterances
+KOKORO_JOIN_UTTS=${KOKORO_JOIN_UTTS:-2000} # its train split joins the mix from this many utterances (about 2.2 h)
 KOKORO=$DATA/corpus-kokoro
 LEGACY_TOOL=2941059             # the commit whose tools/make_tts_corpus.py made the third session's corpus
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
@@ -118,7 +118,7 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   [[ ${RESTART:-0} == 1 ]] && options=(--restart)  # once, by hand: a new phase from $INIT
   for weight in $WEIGHTS; do options+=(--weight "$weight"); done
   [[ -n $REHEARSE ]] && options+=(--rehearse "$REHEARSE")
-  # from its first thousand utterances on (a phase per quarter of growth: not one per run from the start)
+  # from KOKORO_JOIN_UTTS utterances on (then a phase per quarter of growth: not one per run from the start)
   kokoro_train=$(cat "$KOKORO"/train-tts/*/*/*.trans.txt 2>/dev/null | wc -l)
   [[ $KOKORO_HOURS != 0 && $kokoro_train -ge $KOKORO_JOIN_UTTS ]] && options+=(--rehearse "$KOKORO/train-tts")
   for name in dev-tts dev-asterisk dev-bench dev-kokoro-all; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
