@@ -87,7 +87,7 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
     nohup flock -n "$KOKORO/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --engines kokoro \
       --out "$KOKORO" --seed 1 --jobs 1 --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0 \
       >> "$EXP/kokoro-synthesis.log" 2>&1 &
-    echo "Kokoro synthesis in the background (pid $!): $EXP/kokoro-synthesis.log"
+    echo "Kokoro synthesis in the background, unless one already holds its lock: $EXP/kokoro-synthesis.log"
   fi
 fi
 
