@@ -107,7 +107,7 @@ def load_checkpoint(
     """
     stored = torch.load(path, weights_only=True, map_location="cpu")
     if "fixed" in stored:  # checkpoints from before this check recorded nothing to compare
-        _check_fixed(json.loads(stored["fixed"]), fixed, path)
+        _check_fixed(_past_curriculum(json.loads(stored["fixed"]), fixed, stored["state"]["epoch"]), fixed, path)
     model.load_state_dict(stored["model"])
     optimizer.load_state_dict(stored["optimizer"])
     state = TrainingState(**stored["state"], history=json.loads(stored["history"]))
@@ -135,6 +135,16 @@ def _stream_seed(seed: int, step: int, rank: int) -> int:
 def _reseed(seed: int, step: int, rank: int, augment_rng: torch.Generator) -> None:
     torch.manual_seed(_stream_seed(seed, step, rank))  # seeds every GPU as well
     augment_rng.manual_seed(_stream_seed(seed, step, rank) + 1)
+
+
+def _past_curriculum(stored: dict[str, Any], given: dict[str, Any], epoch: int) -> dict[str, Any]:
+    """The stored options, with curriculum_epochs taken as given when the saved position is past the
+    curriculum either way: from there on every epoch's batches are shuffled under both values, so
+    the position means the same batches (the campaign turned its curriculum off mid-phase)."""
+    name = "curriculum_epochs"
+    if name in stored and name in given and epoch >= max(stored[name], given[name]):
+        return {**stored, name: given[name]}
+    return stored
 
 
 def _check_fixed(stored: dict[str, Any], given: dict[str, Any], path: Path) -> None:

@@ -15,6 +15,7 @@ from conftest import MINI_CORPUS, tiny_model_with_mini_features
 from speech_s2s.checkpoint import CHECKPOINT, ResumeError
 from speech_s2s.cli import main
 from speech_s2s.model import load_model
+from speech_s2s.sampler import BucketingSampler
 from speech_s2s.training import TrainConfig, fit
 
 CONFIG = TrainConfig(epochs=10, max_frames=400, learning_rate=1e-3, warmup_steps=3, checkpoint_every=2, log_every=1,
@@ -57,6 +58,22 @@ def test_a_resume_refuses_options_that_change_the_batches_or_the_shape_and_accep
         fit(wider, features, features, dataclasses.replace(CONFIG, max_steps=3), tmp_path, resume=True)
     model.config = dataclasses.replace(model.config, ctc_weight=0.5)
     assert fit(model, features, features, dataclasses.replace(CONFIG, max_steps=3, epochs=20), tmp_path, resume=True).step == 3
+
+
+def test_curriculum_epochs_may_change_once_the_saved_position_is_past_the_curriculum_either_way(tmp_path):
+    model, features = tiny_model_with_mini_features()
+    one_epoch = BucketingSampler(tuple(features.num_frames()), CONFIG.max_frames, CONFIG.seed, 1).epoch_length(0)
+    assert one_epoch >= 2
+    curriculum = dataclasses.replace(CONFIG, curriculum_epochs=1)
+    fit(model, features, features, dataclasses.replace(curriculum, max_steps=one_epoch - 1), tmp_path)  # inside epoch 0
+    with pytest.raises(ResumeError, match=r"cannot resume with curriculum_epochs = 0: the run was started with 1"):
+        fit(model, features, features, dataclasses.replace(CONFIG, curriculum_epochs=0, max_steps=one_epoch + 1), tmp_path, resume=True)
+    fit(model, features, features, dataclasses.replace(curriculum, max_steps=one_epoch + 1), tmp_path, resume=True)  # into epoch 1
+    unbroken, _ = tiny_model_with_mini_features()
+    fit(unbroken, features, features, dataclasses.replace(curriculum, max_steps=one_epoch + 3), tmp_path / "unbroken")
+    state = fit(model, features, features, dataclasses.replace(CONFIG, curriculum_epochs=0, max_steps=one_epoch + 3), tmp_path, resume=True)
+    assert state.step == one_epoch + 3
+    _same_weights(unbroken.state_dict(), model.state_dict())  # the same batches as if the curriculum had stayed
 
 
 TRAIN = ["train", "--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--encoder-hidden", "32", "--encoder-layers", "3",
