@@ -9,7 +9,7 @@ An engine module (``espeak``, ``flite``, ``festival``, ``piper``, ``rhvoice``, `
   ``"F"`` for ``SPEAKERS.TXT``, where they are not simply the VOICES' names and genders (espeak adds
   variants such as ``en-us+f3``); :func:`speaker_voices` and :func:`gender` answer for every module;
 - optionally ``voice_parts(voice)``, the voices a voice string is made of (kokoro's blends), which the plan
-  holds out of train together when a dev speaker uses one of them;
+  holds out of train together when a dev speaker uses one of them; :func:`voice_parts` answers for every module;
 - optionally ``INSTALL_HINT``, what the corpus tool says when ``available()`` is false;
 - ``random_settings(voice, rng)``: one speaker's fixed settings, as sorted ``(name, value)`` pairs;
 - ``available()``: whether it runs on this machine (binaries and data present);
@@ -108,6 +108,12 @@ def speaker_voices(engine: ModuleType) -> list[str]:
     """The voice strings a speaker of this engine module may use."""
     own = getattr(engine, "speaker_voices", None)
     return own() if own is not None else [v.name for v in engine.VOICES]
+
+
+def voice_parts(engine: ModuleType, voice: str) -> set[str]:
+    """The voices a speaker's voice string of this engine module is made of: itself, or a blend's voices."""
+    own = getattr(engine, "voice_parts", None)
+    return own(voice) if own is not None else {voice}
 
 
 def gender(engine: ModuleType, voice: str) -> str:

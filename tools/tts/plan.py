@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Iterator, Sequence
 
 from . import ENGINES
-from .engine import Settings, gender, speaker_voices
+from .engine import Settings, gender, speaker_voices, voice_parts
 from .text import DEV_BOOK, TEST_BOOK, TextPools
 
 SPLITS: tuple[str, str, str] = ("train-tts", "dev-tts", "test-tts")
@@ -168,17 +168,11 @@ def _voice_weight(module, voice: str) -> int:
     return FREE_VOICE_WEIGHT if free else 1
 
 
-def _voice_parts(module, voice: str) -> set[str]:
-    """The voices a speaker's voice string is made of: itself, or a blend's voices (kokoro)."""
-    own = getattr(module, "voice_parts", None)
-    return own(voice) if own is not None else {voice}
-
-
 def _voice_cycle(engine: str, rng: random.Random, exclude: set[str]) -> Iterator[str]:
     """Voices for successive speakers: each pass visits every voice, _voice_weight times; a voice any of
     whose parts is in ``exclude`` is never chosen."""
     module = ENGINES[engine]
-    voices = [v for v in speaker_voices(module) if not _voice_parts(module, v) & exclude]
+    voices = [v for v in speaker_voices(module) if not voice_parts(module, v) & exclude]
     weights = [_voice_weight(module, v) for v in voices]
     if len(set(weights)) == 1:  # all alike: once each per pass, so speakers repeat a voice only when they must
         weights = [1] * len(voices)
@@ -212,7 +206,7 @@ def build_speakers(seed: int, engines: Sequence[str]) -> dict[str, list[Speaker]
                 made.append(Speaker(0, split, engine, voice, settings))
             speakers[split] += made
             if module.HOLD_OUT_VOICES:
-                held_out |= {part for s in made for part in _voice_parts(module, s.voice)}
+                held_out |= {part for s in made for part in voice_parts(module, s.voice)}
     for split in ("train-tts", "dev-tts"):
         speakers[split] = [dataclasses.replace(s, speaker_id=SPLIT_ID_BASE[split] + i + 1)
                            for i, s in enumerate(speakers[split])]
