@@ -12,7 +12,8 @@ ENGINES: dict[str, ModuleType] = {m.ENGINE: m for m in (espeak, flite, festival,
 # What --engines selects unless told: kokoro is asked for by name, because an engine added to a corpus's
 # selection re-plans its train split (engine draws and speaker ids), and corpora already made must grow as
 # prefixes of themselves. The campaign makes Kokoro's speech as a corpus of its own.
-DEFAULT_ENGINES: tuple[str, ...] = ("espeak", "flite", "festival", "piper", "rhvoice", "mbrola", "pico")
+OPT_IN_ENGINES: tuple[str, ...] = ("kokoro",)
+DEFAULT_ENGINES: tuple[str, ...] = tuple(name for name in ENGINES if name not in OPT_IN_ENGINES)
 
 
 def voices_table(engines: list[str] | None = None) -> str:
