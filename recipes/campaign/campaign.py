@@ -52,10 +52,15 @@ def _phases(exp: Path) -> list[Path]:
     return sorted(exp.glob("phase-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
+def _split_key(split: str) -> str:
+    """How a joined split is named in a phase's mix.txt and joined-utterances.json: its absolute path."""
+    return str(Path(split).resolve())
+
+
 def _mix_text(weights: dict[str, int], rehearse: list[str]) -> str:
     """One line saying what a phase's manifest is made of, beyond the corpus itself."""
     parts = [f"{engine}={times}" for engine, times in sorted(weights.items()) if times != 1]
-    return " ".join(parts + [f"rehearse={Path(split).resolve()}" for split in rehearse])
+    return " ".join(parts + [f"rehearse={_split_key(split)}" for split in rehearse])
 
 
 def _transcribed(split: str) -> int:
@@ -70,7 +75,7 @@ def _joined_grew(folder: Path, rehearse: list[str]) -> bool:
     if not counted.is_file():
         return False
     before = json.loads(counted.read_text())
-    return any(_transcribed(split) >= GROW * before.get(str(Path(split).resolve()), 0) > 0 for split in rehearse)
+    return any(_transcribed(split) >= GROW * before.get(_split_key(split), 0) > 0 for split in rehearse)
 
 
 def _phase_mix(folder: Path) -> str:
@@ -162,7 +167,7 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
     for split in rehearse:
         extra = _rehearsal(split, exp / "rehearse-now.jsonl")
         lines = lines + extra  # a new list: `corpus` is counted below
-        joined[str(Path(split).resolve())] = _transcribed(split)
+        joined[_split_key(split)] = _transcribed(split)
     held_out = _sentences(held_out_text or [])
     lines = [line for line in lines if json.loads(line)["text"] not in held_out]
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
