@@ -584,21 +584,24 @@ def _run_export_onnx(args) -> int:
 def _add_average(sub) -> None:
     p = sub.add_parser("average", help="average snapshots of one model (e.g. its last epochs) into one model")
     p.add_argument("models", nargs="+", help="model files (.safetensors) of one run, e.g. EXP/epoch01[3-5].safetensors")
+    p.add_argument("--weights", type=float, nargs="+", metavar="W",
+                   help="one weight per model for a weighted mean (normalised to sum to 1), e.g. a fine-tuned "
+                        "model interpolated with the model it started from: --weights 0.3 0.7")
     _add_model_output(p)
     p.set_defaults(run=_run_average)
 
 
 def _run_average(args) -> int:
-    from speech_s2s.model import CheckpointError, average_models
+    from speech_s2s.model import CheckpointError, average_info, average_models
 
     try:
-        model = average_models(args.models)
+        model = average_models(args.models, args.weights)
+        info = average_info(args.models, args.weights)
     except CheckpointError as error:
         return _fail(str(error))
-    from speech_s2s.model import average_info
-
-    _write_model(model, args, average_info(args.models))
-    print(f"{args.out}: mean of {len(args.models)} models")
+    _write_model(model, args, info)
+    how = "weighted mean" if args.weights else "mean"
+    print(f"{args.out}: {how} of {len(args.models)} models")
     return 0
 
 

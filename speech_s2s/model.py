@@ -388,35 +388,50 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return items
 
 
-def average_models(paths: list[str | Path]) -> Seq2Seq:
+def average_models(paths: list[str | Path], weights: list[float] | None = None) -> Seq2Seq:
     """The element-wise mean of several snapshots of one model, as ESPnet and WeNet average epochs.
 
     Snapshots late in a run sit around a minimum; their mean usually generalises a little better
     than any one of them. All files must share one config (shape, vocabulary); integer buffers must
     agree exactly, since averaging them has no meaning.
+
+    `weights` (one per file, normalised to sum to 1) makes it a weighted mean: interpolating a
+    fine-tuned model with the model it started from (WiSE-FT, Wortsman et al. 2022) keeps some of
+    what the fine-tune forgot while keeping most of what it learnt.
     """
     if not paths:
         raise CheckpointError("no model files to average")
+    if weights is None:
+        weights = [1.0] * len(paths)
+    if len(weights) != len(paths):
+        raise CheckpointError(f"{len(weights)} weights for {len(paths)} model files; give one weight per file")
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise CheckpointError(f"weights {weights}: each must be >= 0 and their sum > 0")
+    shares = [w / sum(weights) for w in weights]
     first = load_model(paths[0])
-    totals = {name: t.double() if t.is_floating_point() else t for name, t in first.state_dict().items()}
-    for path in paths[1:]:
+    totals = {name: t.double() * shares[0] if t.is_floating_point() else t for name, t in first.state_dict().items()}
+    for path, share in zip(paths[1:], shares[1:]):
         model = load_model(path)
         if model.config != first.config:
             raise CheckpointError(f"{path}: config differs from {paths[0]}; only snapshots of one model can be averaged")
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
-                totals[name] += tensor.double()
+                totals[name] += tensor.double() * share
             elif not torch.equal(tensor, totals[name]):
                 raise CheckpointError(f"{path}: integer buffer {name} differs from {paths[0]}")
-    first.load_state_dict({name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in totals.items()})
+    first.load_state_dict({name: t.float() if t.is_floating_point() else t for name, t in totals.items()})
     return first
 
 
-def average_info(paths: list[str | Path]) -> dict[str, Any]:
-    """The info to store with `average_models(paths)`: the first file's, plus the files averaged."""
+def average_info(paths: list[str | Path], weights: list[float] | None = None) -> dict[str, Any]:
+    """The info to store with `average_models(paths, weights)`: the first file's, plus the files averaged
+    (and their weights, when not equal)."""
     if not paths:
         raise CheckpointError("no model files to average")
-    return {**read_model_info(paths[0]).info, "averaged": [str(p) for p in paths]}
+    info = {**read_model_info(paths[0]).info, "averaged": [str(p) for p in paths]}
+    if weights is not None:
+        info["average_weights"] = list(weights)
+    return info
 
 
 # What int8 dynamic quantisation covers: the encoder's LSTMs and the CTC head. The decoder stays

@@ -188,6 +188,10 @@ def test_every_epoch_leaves_a_snapshot_that_average_combines(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"speech-s2s: error: {not_a_model}: not a safetensors model file") and err.count("\n") == 1
     assert not (tmp_path / "x.safetensors").exists()
+    assert main(["average", *snapshots, "--weights", "1", "--out", str(tmp_path / "x.safetensors")]) == 1
+    assert capsys.readouterr().err == "speech-s2s: error: 1 weights for 2 model files; give one weight per file\n"
+    assert main(["average", *snapshots, "--weights", "0", "1", "--out", str(averaged)]) == 0
+    assert "weighted mean of 2 models" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------- transcribe: issue 9

@@ -97,6 +97,26 @@ def test_average_of_snapshots_is_their_elementwise_mean_and_refuses_another_shap
         average_models([paths[0], other])
 
 
+def test_weighted_average_interpolates_between_two_models_and_refuses_bad_weights(tmp_path):
+    paths = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"model{seed}.safetensors")
+        save_model(Seq2Seq(tiny_config()), paths[-1])
+    start, tuned = (load_model(p).state_dict() for p in paths)
+    mixed = average_models(paths, [1.0, 3.0]).state_dict()  # normalised: 0.25 start + 0.75 tuned
+    for name, tensor in mixed.items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor.double(), 0.25 * start[name].double() + 0.75 * tuned[name].double(), atol=1e-7), name
+    only_tuned = average_models(paths, [0.0, 1.0]).state_dict()
+    assert all(torch.equal(only_tuned[name], tuned[name]) for name in tuned)
+    assert average_info(paths, [1.0, 3.0])["average_weights"] == [1.0, 3.0]
+    with pytest.raises(CheckpointError, match="1 weights for 2 model files"):
+        average_models(paths, [1.0])
+    with pytest.raises(CheckpointError, match="each must be >= 0"):
+        average_models(paths, [-1.0, 2.0])
+
+
 def _rewrite(path, config=None, tensors=None, **metadata_changes):
     """Rewrite a saved model with its config JSON, some tensors or other metadata replaced."""
     from safetensors import safe_open
