@@ -133,7 +133,7 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
   mv "$EXP/current-phase.new" "$EXP/current-phase"
 fi
-phase=$(cat "$EXP/current-phase")
+phase=${PHASE:-$(cat "$EXP/current-phase")}   # PHASE: stages 3-6 on an earlier phase, e.g. one a new phase replaced
 
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
   echo "stage 2: train $phase for $MINUTES minutes"
@@ -216,7 +216,7 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
 fi
 
 if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
-  echo "stage 6: promote the export if it beats the bundled model on both dev sets"
+  echo "stage 6: promote the export if it beats the bundled model on every dev set"
   if python recipes/campaign/campaign.py promote "$EXP/export-scores.json" "$EXP/bundled-scores.json"; then
     cp "$EXP/export.safetensors" speech_s2s/assets/model.safetensors
     cp "$EXP/export-scores.json" "$EXP/bundled-scores.json"   # the next comparison is against the new bundled model
