@@ -65,7 +65,8 @@ def test_greedy_reads_on_past_the_first_sentence_when_ctc_hears_more():
 
     model = load_model(BUNDLED_MODEL)
     sentence = load_audio(BUNDLED_SAMPLE)
-    twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(0.7 * SAMPLE_RATE), np.float32), sentence]))
+    # the bundled model reads on through a 0.7 s pause by itself (since the ninth session's model); at 1.5 s it stops
+    twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(1.5 * SAMPLE_RATE), np.float32), sentence]))
     feats, lengths = model.features(twice[None], torch.tensor([len(twice)]))
     without_guard = decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0].text
     with_guard = decode(model, feats, lengths)[0].text
@@ -85,7 +86,8 @@ def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segme
 
     model, lm = load_model(BUNDLED_MODEL), load_lm(BUNDLED_LM)
     sentence = load_audio(BUNDLED_SAMPLE)
-    twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(0.7 * SAMPLE_RATE), np.float32), sentence]))
+    # the bundled model reads on through a 0.7 s pause by itself (since the ninth session's model); at 1.5 s it stops
+    twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(1.5 * SAMPLE_RATE), np.float32), sentence]))
     feats, lengths = model.features(twice[None], torch.tensor([len(twice)]))
     text = decode(model, feats, lengths, DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT), lm)[0].text
     assert text.startswith("and your brother and sister were not very kind and") and text.count("brother") == 2, text
