@@ -132,6 +132,8 @@ def test_a_rehearsed_corpus_joins_with_its_own_ids_and_dev_sentences_are_kept_ou
     assert joined == exp / "phase-3" and (joined / "mix.txt").read_text().split() == [f"rehearse={old.resolve()}", f"rehearse={growing.resolve()}"]
     first_count = json.loads((joined / "joined-utterances.json").read_text())[str(growing.resolve())]
     assert 0 < first_count < len(base)
+    counted = subprocess.run([sys.executable, str(CAMPAIGN), "transcribed", str(growing)], capture_output=True, text=True, check=True)
+    assert int(counted.stdout) == first_count  # what run.sh compares with KOKORO_JOIN_UTTS
     (joined / "last.safetensors").write_bytes(b"weights")
     assert _phase(exp, split, "bundled.safetensors", *both) == joined  # not grown: resumes
     shutil.rmtree(growing)
@@ -205,7 +207,7 @@ def test_a_missing_argument_is_one_line_not_a_traceback():
     for argv, said in ((["steps"], "campaign.py steps: the following arguments are required: phase"),
                        (["promote", "new.json"], "campaign.py promote: the following arguments are required: bundled"),
                        (["log", "exp", "phase-1", "many", "3", "s.json"], "campaign.py log: argument steps_before: invalid int value: 'many'"),
-                       (["sort"], "campaign.py: argument command: invalid choice: 'sort' (choose from 'phase', 'unread', 'curve', 'steps', 'log', 'promote', 'subset')")):
+                       (["sort"], "campaign.py: argument command: invalid choice: 'sort' (choose from 'phase', 'unread', 'curve', 'steps', 'transcribed', 'log', 'promote', 'subset')")):
         result = subprocess.run([sys.executable, str(CAMPAIGN), *argv], capture_output=True, text=True)
         assert (result.returncode, result.stderr.strip()) == (2, said)
 

@@ -21,6 +21,8 @@
     campaign.py curve EXP OUT.png               -> plots every phase's in-training dev WER, phases that
                                                    continue another's weights on one line
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
+    campaign.py transcribed SPLIT               -> prints how many utterances SPLIT's transcripts hold (the
+                                                   count a joined split's growth is measured in)
     campaign.py log EXP PHASE STEPS_BEFORE MINUTES SCORES.json [BUNDLED.json]
                                                 -> appends one row to EXP/campaign.md
     campaign.py promote CANDIDATE.json BUNDLED.json -> exit 0 if the candidate is better on every dev set
@@ -343,6 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("exp", type=Path)
     command.add_argument("out", type=Path)
     commands.add_parser("steps").add_argument("phase", type=Path)
+    commands.add_parser("transcribed").add_argument("split")
     command = commands.add_parser("log")
     command.add_argument("exp", type=Path)
     command.add_argument("phase", type=Path)
@@ -371,6 +374,9 @@ def main(argv: list[str]) -> int:
         return unread(args.dev, args.split, args.out)
     if args.command == "steps":
         return steps(args.phase)
+    if args.command == "transcribed":
+        print(_transcribed(args.split))  # the count a joined split's growth is measured in
+        return 0
     if args.command == "log":
         return log(args.exp, args.phase, args.steps_before, args.minutes, args.scores, args.bundled)
     if args.command == "promote":

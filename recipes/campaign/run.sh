@@ -127,7 +127,7 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   for weight in $WEIGHTS; do options+=(--weight "$weight"); done
   [[ -n $REHEARSE ]] && options+=(--rehearse "$REHEARSE")
   # from KOKORO_JOIN_UTTS utterances on (then a phase per quarter of growth: not one per run from the start)
-  kokoro_train=$(cat "$KOKORO"/train-tts/*/*/*.trans.txt 2>/dev/null | wc -l)
+  kokoro_train=$(python recipes/campaign/campaign.py transcribed "$KOKORO/train-tts")
   [[ $KOKORO_HOURS != 0 && $kokoro_train -ge $KOKORO_JOIN_UTTS ]] && options+=(--rehearse "$KOKORO/train-tts")
   for name in dev-tts dev-asterisk dev-bench dev-kokoro-all; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
