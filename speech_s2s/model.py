@@ -424,12 +424,14 @@ def average_models(paths: list[str | Path], weights: list[float] | None = None) 
 
 
 def average_info(paths: list[str | Path], weights: list[float] | None = None) -> dict[str, Any]:
-    """The info to store with `average_models(paths, weights)`: the first file's, plus the files averaged
-    (and their weights, when not equal): relative to the working directory when inside it, else by name,
-    so that a model made for shipping does not carry the folders of the machine that made it."""
+    """The info to store with `average_models(paths, weights)`: the last file's (the newest snapshot of
+    a run, or the fine-tuned model interpolated with its start: what it was trained on, how long), plus
+    the files averaged and their weights. Files are named relative to the working directory when inside
+    it, else by name, so that a model made for shipping does not carry the folders of the machine that
+    made it."""
     if not paths:
         raise CheckpointError("no model files to average")
-    info = {**read_model_info(paths[0]).info, "averaged": [_portable_name(p) for p in paths]}
+    info = {**read_model_info(paths[-1]).info, "averaged": [_portable_name(p) for p in paths]}
     if weights is not None:
         info["average_weights"] = list(weights)
     return info

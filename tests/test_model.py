@@ -224,11 +224,11 @@ def test_model_info_reports_the_file_without_loading_it(tmp_path):
     assert "info:          none stored" in format_model_info(plain) and "not set" in format_model_info(plain)
 
 
-def test_average_info_keeps_the_first_models_info_and_lists_the_files_without_foreign_folders(tmp_path, monkeypatch):
+def test_average_info_keeps_the_last_models_info_and_lists_the_files_without_foreign_folders(tmp_path, monkeypatch):
     paths = [tmp_path / f"epoch{i}.safetensors" for i in range(2)]
     for i, path in enumerate(paths):
         save_model(Seq2Seq(tiny_config()), path, info={"steps": 100 * (i + 1)})
-    assert average_info(paths) == {"steps": 100, "averaged": ["epoch0.safetensors", "epoch1.safetensors"]}
+    assert average_info(paths) == {"steps": 200, "averaged": ["epoch0.safetensors", "epoch1.safetensors"]}
     monkeypatch.chdir(tmp_path.parent)  # inside the working directory: relative to it
     assert average_info(paths)["averaged"] == [f"{tmp_path.name}/epoch0.safetensors", f"{tmp_path.name}/epoch1.safetensors"]
 
