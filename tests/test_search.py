@@ -86,7 +86,8 @@ def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segme
 
     model, lm = load_model(BUNDLED_MODEL), load_lm(BUNDLED_LM)
     sentence = load_audio(BUNDLED_SAMPLE)
-    # the bundled model reads on through a 0.7 s pause by itself (since the ninth session's model); at 1.5 s it stops
+    # a 1.5 s pause: with the ninth session's model CTC weights 0.1 and 0.2 loop here, 0.3 reads both
+    # sentences (through 0.7 s all three do)
     twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(1.5 * SAMPLE_RATE), np.float32), sentence]))
     feats, lengths = model.features(twice[None], torch.tensor([len(twice)]))
     text = decode(model, feats, lengths, DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT), lm)[0].text
