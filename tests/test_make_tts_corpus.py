@@ -42,3 +42,19 @@ def test_tiny_corpus_is_librispeech_layout_with_held_out_speakers_and_text(tmp_p
     assert "2 to synthesise" in result.stderr
     after = {u.audio: (u.text, Path(u.audio).stat().st_mtime_ns) for u in read_librispeech(out / "train-tts")}
     assert len(after) == 6 and all(after[path] == before[path] for path in before)
+
+
+@needs_espeak
+def test_short_corpus_holds_short_utterances_and_no_test_split(tmp_path):
+    from tools.tts.text import SHORT_MAX_WORDS
+
+    out = tmp_path / "short"
+    command = [sys.executable, str(TOOL), "--short", "--out", str(out), "--seed", "0", "--jobs", "1", "--engines", "espeak",
+               "--train-hours", "0.01", "--max-train-utts", "6", "--dev-utts", "2"]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    train, dev = read_librispeech(out / "train-tts"), read_librispeech(out / "dev-tts")
+    assert (len(train), len(dev)) == (6, 2) and not (out / "test-tts").exists()
+    assert not {u.text for u in train} & {u.text for u in dev}
+    # a span of one or two words, or a number (at most six digits said one by one)
+    assert all(len(u.text.split()) <= 6 and 0.2 < u.duration < 5 for u in train + dev)
+    assert any(len(u.text.split()) <= SHORT_MAX_WORDS for u in train)

@@ -160,3 +160,50 @@ def test_wordnet_definitions_and_examples_become_sentences_and_held_out_sentence
     assert language_model_text(pools, tmp_path) == ["A TRAIN SENTENCE HERE", "SHE WAS HAPPY", "THAT WHICH IS PERCEIVED OR KNOWN",
                                                     "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS"]
     assert language_model_text(pools, None) == ["A TRAIN SENTENCE HERE", "SHE WAS HAPPY"]
+
+
+def _number_words() -> set[str]:
+    from speech_s2s.normalize import number_to_words, ordinal_to_words
+
+    spoken = [number_to_words(n) for n in range(10000)] + [ordinal_to_words(n) for n in range(1, 101)]
+    return {word for text in spoken for word in text.split()} | {"OH"}
+
+
+def test_short_texts_are_spans_of_each_pools_sentences_and_numbers_and_dev_text_stays_out_of_train():
+    from tools.tts.text import SHORT_MAX_WORDS, TextPools, short_text_pools
+
+    train = [("emma", f"THE {w} WENT DOWN TO THE RIVER") for w in ("MAN", "DOG", "GIRL", "HORSE", "CART")] * 40
+    pools = TextPools(train=train, dev=["SHE READ THE LETTER TWICE", "HE SAID NOTHING AT ALL"] * 20,
+                      test=["NEVER USED HERE"], legacy_dev_size=7)
+    short = short_text_pools(pools, seed=0)
+    assert short.test == [] and short.legacy_dev_size == 0
+    assert {source for source, _ in short.train} == {"short"}
+    train_texts = [text for _, text in short.train]
+    assert len(set(train_texts)) == len(train_texts) and len(set(short.dev)) == len(short.dev)
+    assert not set(train_texts) & set(short.dev)  # the dev split's texts are never trained on
+
+    def is_span(text, sentences):
+        return any(f" {text} " in f" {s} " for s in sentences)
+
+    numbers = _number_words()
+    for texts, sentences in ((train_texts, [s for _, s in train]), (short.dev, pools.dev)):
+        spans = [t for t in texts if is_span(t, sentences)]
+        assert all(1 <= len(t.split()) <= SHORT_MAX_WORDS for t in spans)
+        assert any(len(t.split()) == 1 for t in spans) and any(len(t.split()) == 2 for t in spans)
+        others = [t for t in texts if t not in spans]
+        assert others and all(set(t.split()) <= numbers for t in others)  # the rest are numbers, in words
+    assert short_text_pools(pools, seed=0) == short  # seeded
+
+
+def test_number_texts_say_counts_positions_digits_and_years():
+    import random
+
+    from tools.tts.text import number_text
+
+    rng = random.Random(0)
+    texts = [number_text(rng) for _ in range(400)]
+    assert any(t.endswith(("TH", "FIRST", "SECOND", "THIRD")) for t in texts)  # ordinals
+    assert any(len(t.split()) >= 3 and set(t.split()) <= set("ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE".split()) for t in texts)
+    assert any("HUNDRED" in t or "THOUSAND" in t for t in texts)
+    numbers = _number_words()
+    assert all(set(t.split()) <= numbers for t in texts)

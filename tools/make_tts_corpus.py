@@ -9,7 +9,9 @@ with its licence.
 Text: Jane Austen (Debian ``r-cran-janeaustenr``) and the King James Bible (``bible-kjv``).
 ``test-tts`` is the project's frozen benchmark (the first tool's speakers and half of *Sense and
 Sensibility*); ``dev-tts`` reads *Northanger Abbey* with its own speakers; ``train-tts`` reads every other
-text. ``--lm-text`` writes the train text only. Dev and test speakers never occur in train.
+text. ``--lm-text`` writes the train text only. Dev and test speakers never occur in train. ``--short``
+makes a corpus of short utterances instead (one or two words cut from the same books' sentences, and
+numbers; dev and train only), which sentences never hold.
 
 Output is 16 kHz mono FLAC in the LibriSpeech layout (``tools/tts/layout.py``); runs are seeded, parallel
 and resumable. Example::
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
-from tools.tts.text import build_text_pools, find_wordnet_dir, language_model_text  # noqa: E402
+from tools.tts.text import build_text_pools, find_wordnet_dir, language_model_text, short_text_pools  # noqa: E402
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0
@@ -98,6 +100,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--austen-dir", default=None, help="janeaustenr data dir (auto-detected)")
     ap.add_argument("--benchmark", type=int, default=0, metavar="N",
                     help="only measure engine throughput on N rounds of 4 sentences")
+    ap.add_argument("--short", action="store_true",
+                    help="short utterances: one or two words of each pool's sentences, and numbers (no test split)")
     ap.add_argument("--plan-only", action="store_true", help="write metadata, synthesise nothing")
     ap.add_argument("--lm-text", metavar="FILE", default=None,
                     help="write every train sentence (never Sense and Sensibility nor Northanger Abbey), and "
@@ -112,6 +116,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.engines = [e for e in ENGINES if e in chosen]  # speaker ids follow this order, not the flag's
     if args.out is None and not (args.voices_table or args.lm_text or args.benchmark):
         ap.error("--out is required")
+    if args.short and args.lm_text:
+        ap.error("--lm-text writes the books' sentences; --short does not apply")
+    if args.short:
+        args.test_utts = 0  # the benchmark is sentences
     return args
 
 
@@ -141,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     layout.remove_stale_tmp(out)
     pools = build_text_pools(austen_dir, args.seed)
+    if args.short:
+        pools = short_text_pools(pools, args.seed)
     LOG.info("text pools: train %d, dev %d, test %d sentences", len(pools.train), len(pools.dev), len(pools.test))
     for split, pool, n in (("dev-tts", pools.dev, args.dev_utts), ("test-tts", pools.test, args.test_utts)):
         if n > len(pool):

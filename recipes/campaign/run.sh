@@ -5,7 +5,7 @@
 #   recipes/campaign/run.sh [--stage N] [--stop-stage N]
 #
 # Stages: 0 data (synthetic corpus, the rehearsed third-session corpus, real-voice dev set, room
-# bank; Kokoro's corpus goes on in the background) -> 1 manifests and phase -> 2 train
+# bank; Kokoro's corpus and the short utterances' go on in the background) -> 1 manifests and phase -> 2 train
 # (--max-minutes $MINUTES, resumed) -> 3 average, interpolated with the bundled model -> 4 export ->
 # 5 score every dev set, log the run in $EXP/campaign.md, WER per voice in
 # $EXP/{export,bundled}-by-voice.DEV.txt -> 6 promote: copy the export over the bundled model, only if
@@ -73,6 +73,15 @@ KOKORO_HOURS=${KOKORO_HOURS:-8}
 KOKORO_DEV_UTTS=${KOKORO_DEV_UTTS:-100}    # its dev split (4 voices no train speaker uses) is a dev set: dev-kokoro
 KOKORO_JOIN_UTTS=${KOKORO_JOIN_UTTS:-2000} # its train split joins the mix from this many utterances (about 2.2 h)
 KOKORO=$DATA/corpus-kokoro
+# Short utterances (one or two words, numbers): the corpus's sentences have 3-22 words, and a model that
+# has heard only sentences spells on past a lone word (dev-asterisk's 232 one-word prompts: 150 % WER,
+# the bundled model, greedy). Made in the background like Kokoro's corpus, by every engine (Kokoro's
+# speakers those of its own corpus: seed 1), joined once SHORT_JOIN_UTTS of its train split exist; its
+# dev split is dev-short.
+SHORT_HOURS=${SHORT_HOURS:-0.75}          # planned at sentence speed: about 3,700 utterances, 1.2 h of audio
+SHORT_DEV_UTTS=${SHORT_DEV_UTTS:-200}
+SHORT_JOIN_UTTS=${SHORT_JOIN_UTTS:-3500}
+SHORT=$DATA/corpus-short
 LEGACY_TOOL=2941059             # the commit whose tools/make_tts_corpus.py made the third session's corpus
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
@@ -96,6 +105,15 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
       --out "$KOKORO" --seed 1 --jobs 1 --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0 \
       >> "$EXP/kokoro-synthesis.log" 2>&1 &
     echo "Kokoro synthesis in the background, unless one already holds its lock: $EXP/kokoro-synthesis.log"
+  fi
+  if [[ $SHORT_HOURS != 0 ]]; then
+    engines=rhvoice,festival,piper,mbrola,flite,pico,espeak
+    [[ $KOKORO_HOURS != 0 ]] && tools/fetch_kokoro.sh > /dev/null && engines+=,kokoro
+    mkdir -p "$SHORT"
+    nohup flock -n "$SHORT/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --short --engines "$engines" \
+      --out "$SHORT" --seed 1 --jobs 1 --train-hours "$SHORT_HOURS" --dev-utts "$SHORT_DEV_UTTS" \
+      >> "$EXP/short-synthesis.log" 2>&1 &
+    echo "short-utterance synthesis in the background, unless one already holds its lock: $EXP/short-synthesis.log"
   fi
 fi
 
@@ -122,6 +140,10 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
     speech-s2s prepare "$KOKORO/dev-tts" --out "$EXP/dev-kokoro-all.jsonl" --text "$EXP/dev-kokoro-all.ref.txt" --files "$EXP/dev-kokoro-all.files"
     python recipes/campaign/campaign.py unread "$EXP/dev-kokoro-all" "$REHEARSE" "$EXP/dev-kokoro"
   fi
+  short_dev=$(find "$SHORT/dev-tts" -name '*.flac' 2>/dev/null | wc -l)
+  if [[ ! -f $EXP/dev-short.files && $SHORT_HOURS != 0 && $short_dev -ge $SHORT_DEV_UTTS ]]; then
+    speech-s2s prepare "$SHORT/dev-tts" --out "$EXP/dev-short.jsonl" --text "$EXP/dev-short.ref.txt" --files "$EXP/dev-short.files"
+  fi
   options=()
   [[ ${RESTART:-0} == 1 ]] && options=(--restart)  # once, by hand: a new phase from $INIT
   for weight in $WEIGHTS; do options+=(--weight "$weight"); done
@@ -129,7 +151,9 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   # from KOKORO_JOIN_UTTS utterances on (then a phase per quarter of growth: not one per run from the start)
   kokoro_train=$(python recipes/campaign/campaign.py transcribed "$KOKORO/train-tts")
   [[ $KOKORO_HOURS != 0 && $kokoro_train -ge $KOKORO_JOIN_UTTS ]] && options+=(--rehearse "$KOKORO/train-tts")
-  for name in dev-tts dev-asterisk dev-bench dev-kokoro-all; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
+  short_train=$(python recipes/campaign/campaign.py transcribed "$SHORT/train-tts")
+  [[ $SHORT_HOURS != 0 && $short_train -ge $SHORT_JOIN_UTTS ]] && options+=(--rehearse "$SHORT/train-tts")
+  for name in dev-tts dev-asterisk dev-bench dev-kokoro-all dev-short; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
   mv "$EXP/current-phase.new" "$EXP/current-phase"
 fi
@@ -173,7 +197,7 @@ if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
 fi
 
 dev_sets() {  # the dev sets stage 1 prepared (dev-tts: only the sentences the bundled model never read, once known)
-  for name in dev-tts dev-asterisk dev-bench dev-kokoro; do
+  for name in dev-tts dev-asterisk dev-bench dev-kokoro dev-short; do
     [[ $name == dev-tts && -f $EXP/dev-tts-unread.files ]] && name=dev-tts-unread
     [[ -f $EXP/$name.files ]] && echo "$name"
   done

@@ -6,6 +6,10 @@ Books (Jane Austen from Debian ``r-cran-janeaustenr``, read with ``rdata``; the 
 - test: half of *Sense and Sensibility*, chosen exactly as the first version of the tool did (the benchmark);
 - dev: *Northanger Abbey*;
 - train (and the language-model text): every other book, minus any sentence of those two.
+
+``short_text_pools`` turns them into pools of short utterances (one or two words cut from each pool's own
+sentences, and numbers), which sentences never hold: read in isolation, a word sounds unlike the same
+word inside a sentence, and a model that has only heard sentences goes on spelling after it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from speech_s2s.normalize import normalize_text, split_sentences
+from speech_s2s.normalize import normalize_text, number_to_words, ordinal_to_words, split_sentences, year_to_words
 
 MIN_WORDS = 3
 MAX_WORDS = 22
@@ -213,3 +217,52 @@ def language_model_text(pools: TextPools, wordnet_dir: Path | None) -> list[str]
     if wordnet_dir is not None:
         sources.append(("wordnet", load_wordnet(wordnet_dir)))
     return [text for _, text in _sourced(sources, held_out)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Short utterances
+# --------------------------------------------------------------------------------------------------
+SHORT_MAX_WORDS = 2  # words per span cut from a sentence
+SHORT_ONE_WORD_SHARE = 0.7  # of spans drawn; repeats then go, so about half the spans kept are one word
+SHORT_NUMBER_SHARE = 0.2  # of the short texts: numbers read as cardinals, ordinals, digits or years
+
+
+def _spans(sentences: Iterable[str], rng: random.Random) -> list[str]:
+    """One span of 1..SHORT_MAX_WORDS words from each sentence, at a random place."""
+    spans = []
+    for sentence in sentences:
+        words = sentence.split()
+        size = 1 if rng.random() < SHORT_ONE_WORD_SHARE else rng.randint(2, min(SHORT_MAX_WORDS, len(words)))
+        start = rng.randrange(len(words) - size + 1)
+        spans.append(" ".join(words[start:start + size]))
+    return spans
+
+
+def number_text(rng: random.Random) -> str:
+    """A number as people say one on its own: a count, a position, a string of digits or a year."""
+    kind = rng.random()
+    if kind < 0.35:
+        return number_to_words(rng.choice([rng.randrange(0, 101), rng.randrange(100, 10000)]))
+    if kind < 0.55:
+        return ordinal_to_words(rng.randrange(1, 101))
+    if kind < 0.85:  # a code, an extension, a phone number: digit by digit
+        return " ".join(number_to_words(int(d)) for d in str(rng.randrange(10 ** rng.randint(1, 6))).zfill(rng.randint(2, 6)))
+    return year_to_words(rng.randrange(1100, 2100))
+
+
+def _short_texts(sentences: list[str], rng: random.Random, exclude: set[str]) -> list[str]:
+    """Spans of every sentence and numbers, about SHORT_NUMBER_SHARE of them, deduplicated, in order."""
+    spans = _spans(sentences, rng)
+    numbers = [number_text(rng) for _ in range(int(len(spans) * SHORT_NUMBER_SHARE / (1 - SHORT_NUMBER_SHARE)))]
+    texts = spans + numbers
+    rng.shuffle(texts)
+    return dedup(texts, exclude)
+
+
+def short_text_pools(pools: TextPools, seed: int) -> TextPools:
+    """Short utterances in place of sentences: dev from the dev book's sentences, train from the train
+    pool's, never a dev text in train; no test pool (the benchmark is sentences)."""
+    dev = _short_texts(pools.dev, random.Random(f"short-dev-{seed}"), set())
+    train_rng = random.Random(f"short-train-{seed}")
+    train_texts = _short_texts([text for _, text in pools.train], train_rng, set(dev))
+    return TextPools([("short", text) for text in train_texts], dev, [], 0)
