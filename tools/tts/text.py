@@ -223,7 +223,7 @@ def language_model_text(pools: TextPools, wordnet_dir: Path | None) -> list[str]
 # Short utterances
 # --------------------------------------------------------------------------------------------------
 SHORT_MAX_WORDS = 2  # words per span cut from a sentence
-SHORT_ONE_WORD_SHARE = 0.7  # of spans drawn; repeats then go, so about half the spans kept are one word
+SHORT_ONE_WORD_SHARE = 0.7  # of spans drawn; one-word repeats then go, so about a third of those kept are one word
 SHORT_NUMBER_SHARE = 0.2  # of the short texts: numbers read as cardinals, ordinals, digits or years
 
 
