@@ -87,6 +87,15 @@ export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
 mkdir -p "$EXP"
 
+synthesise_in_background() {  # corpus folder, log, make_tts_corpus.py's other arguments
+  local out=$1 log=$2
+  shift 2
+  mkdir -p "$out"
+  # flock: a second run in the same session must not start a second synthesis of the same corpus
+  nohup flock -n "$out/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --out "$out" --jobs 1 "$@" >> "$log" 2>&1 &
+  echo "synthesis of $out in the background, unless one already holds its lock: $log"
+}
+
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   echo "stage 0: data"
   python tools/make_tts_corpus.py --out "$corpus" --seed 0 --jobs "$JOBS" --train-hours "$HOURS" --dev-utts 300 --test-utts 400
@@ -98,22 +107,17 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
     python "$legacy/tools/make_tts_corpus.py" --out "$(dirname "$REHEARSE")" --seed 0 --jobs "$JOBS" --train-hours 12 --dev-utts 300 --test-utts 400
     rm -rf "$legacy"
   fi
-  if [[ $KOKORO_HOURS != 0 ]] && tools/fetch_kokoro.sh > /dev/null; then
-    # flock: a second run in the same session must not start a second synthesis of the same corpus
-    mkdir -p "$KOKORO"
-    nohup flock -n "$KOKORO/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --engines kokoro \
-      --out "$KOKORO" --seed 1 --jobs 1 --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0 \
-      >> "$EXP/kokoro-synthesis.log" 2>&1 &
-    echo "Kokoro synthesis in the background, unless one already holds its lock: $EXP/kokoro-synthesis.log"
+  kokoro=0
+  [[ $KOKORO_HOURS != 0 ]] && tools/fetch_kokoro.sh > /dev/null && kokoro=1
+  if [[ $kokoro == 1 ]]; then
+    synthesise_in_background "$KOKORO" "$EXP/kokoro-synthesis.log" --engines kokoro --seed 1 \
+      --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0
   fi
   if [[ $SHORT_HOURS != 0 ]]; then
     engines=rhvoice,festival,piper,mbrola,flite,pico,espeak
-    [[ $KOKORO_HOURS != 0 ]] && tools/fetch_kokoro.sh > /dev/null && engines+=,kokoro
-    mkdir -p "$SHORT"
-    nohup flock -n "$SHORT/.synthesis.lock" nice -n 19 python tools/make_tts_corpus.py --short --engines "$engines" \
-      --out "$SHORT" --seed 1 --jobs 1 --train-hours "$SHORT_HOURS" --dev-utts "$SHORT_DEV_UTTS" \
-      >> "$EXP/short-synthesis.log" 2>&1 &
-    echo "short-utterance synthesis in the background, unless one already holds its lock: $EXP/short-synthesis.log"
+    [[ $kokoro == 1 ]] && engines+=,kokoro
+    synthesise_in_background "$SHORT" "$EXP/short-synthesis.log" --short --engines "$engines" --seed 1 \
+      --train-hours "$SHORT_HOURS" --dev-utts "$SHORT_DEV_UTTS"
   fi
 fi
 
