@@ -6,7 +6,7 @@
 #
 # Stages: 0 data (synthetic corpus, the rehearsed third-session corpus, real-voice dev set, room
 # bank; Kokoro's corpus and the short utterances' go on in the background) -> 1 manifests and phase -> 2 train
-# (--max-minutes $MINUTES, resumed) -> 3 average, interpolated with the bundled model -> 4 export ->
+# (--max-minutes $MINUTES, resumed) -> 3 average, interpolated with the anchor model -> 4 export ->
 # 5 score every dev set, log the run in $EXP/campaign.md, WER per voice in
 # $EXP/{export,bundled}-by-voice.DEV.txt -> 6 promote: copy the export over the bundled model, only if
 # it is better on every dev set (not run unless --stop-stage 6).
@@ -48,12 +48,18 @@ TRAIN_ARGS=${TRAIN_ARGS:-"--lr 2e-4 --warmup-steps 300 --max-frames 3000 --epoch
 # at 11 dev-tts points worse than none after 400 updates, and worse on the real voice too.
 AUGMENT=${AUGMENT:-none}
 AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
-# The export is the average interpolated with the bundled model (ANCHOR), which is what it competes
-# with: each weight the weighted mean of the two (WiSE-FT). Phase 5's export (epoch 1 + update 5,525),
-# greedy, dev-bench / dev-tts-unread / dev-asterisk %: alone 30.42 / 35.39 / 93.04; 0.3 of the bundled
-# model 29.65 / 35.61 / 94.99; 0.5 of it 28.80 / 36.41 / 97.95; the bundled model 29.48 / 43.02 /
-# 103.89. Chunked (32+16) on dev-bench: 31.1 % at 0.5, against 33.2 % alone and 35.1 % bundled.
-ANCHOR=${ANCHOR:-speech_s2s/assets/model.safetensors}
+# The export is the average interpolated with ANCHOR: each weight the weighted mean of the two
+# (WiSE-FT). Phase 5's export (epoch 1 + update 5,525), greedy, dev-bench / dev-tts-unread /
+# dev-asterisk %: alone 30.42 / 35.39 / 93.04; 0.3 of the anchor 29.65 / 35.61 / 94.99; 0.5 of it
+# 28.80 / 36.41 / 97.95; the anchor 29.48 / 43.02 / 103.89. Chunked (32+16) on dev-bench: 31.1 % at
+# 0.5, against 33.2 % alone and 35.1 % for the anchor.
+# The anchor is the third session's model (bundled at ANCHOR_COMMIT), the one that learnt the
+# benchmark's voice family; stage 3 takes it from git. Phases 5-9 were interpolated with the bundled
+# model instead, which from phase 5 on is itself half the third session's: phase 8 at 0.5 with the
+# bundled model, greedy dev-bench 29.07 % (the bundled model 28.14), with the third session's 28.03.
+# Every phase's fine-tuned half now competes against the last one's with the same anchor.
+ANCHOR_COMMIT=217d91e
+ANCHOR=${ANCHOR:-$EXP/anchor-$ANCHOR_COMMIT.safetensors}
 ANCHOR_WEIGHT=${ANCHOR_WEIGHT:-0.5}   # 0: the average alone
 BENCH_DEV=${BENCH_DEV:-$DATA/evalcorpus/dev-tts}   # the frozen benchmark's dev split (make_tts_corpus.py, BENCHMARKS.md)
 # What a phase trains on besides the corpus. Phase 3, on the corpus alone, fell behind the bundled
@@ -189,6 +195,11 @@ if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
     speech-s2s average "${snapshots[@]}" --out "$phase/average.safetensors"
   else
     cp "$phase/last.safetensors" "$phase/average.safetensors"   # no epoch finished yet
+  fi
+  if [[ ! -f $ANCHOR && $ANCHOR == "$EXP/anchor-$ANCHOR_COMMIT.safetensors" ]]; then
+    git show "$ANCHOR_COMMIT:speech_s2s/assets/model.safetensors" > "$ANCHOR.part" \
+      || { echo "stage 3: the anchor is commit $ANCHOR_COMMIT's bundled model: needs the git history (or ANCHOR=file)" >&2; exit 1; }
+    mv "$ANCHOR.part" "$ANCHOR"
   fi
   echo "stage 3: interpolate with $ANCHOR (its weight $ANCHOR_WEIGHT)"
   speech-s2s average "$ANCHOR" "$phase/average.safetensors" --weights "$ANCHOR_WEIGHT" \
