@@ -75,7 +75,10 @@ REHEARSE=${REHEARSE:-$DATA/corpus-legacy/train-tts}
 # own that stage 0 synthesises in the background (one process, lowest priority, beside training;
 # resumed every run) up to KOKORO_HOURS; its train split joins the mix, and a new phase begins each
 # time it has grown by a quarter. KOKORO_HOURS=0 leaves it out.
-KOKORO_HOURS=${KOKORO_HOURS:-8}
+# 12 since the eleventh session (8 before): a larger plan extends the smaller one (its utterances are a
+# prefix), and at 8 h the split would have stopped at 6,851, short of the quarter's growth (7,091) that
+# lets phase 9's 5,673 take in the rest.
+KOKORO_HOURS=${KOKORO_HOURS:-12}
 KOKORO_DEV_UTTS=${KOKORO_DEV_UTTS:-100}    # its dev split (4 voices no train speaker uses) is a dev set: dev-kokoro
 KOKORO_JOIN_UTTS=${KOKORO_JOIN_UTTS:-2000} # its train split joins the mix from this many utterances (about 2.2 h)
 KOKORO=$DATA/corpus-kokoro
