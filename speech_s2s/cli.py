@@ -253,12 +253,18 @@ def _add_score(sub) -> None:
     p.add_argument("--by-speaker", action="store_true",
                    help="also WER per speaker (the id's part before its first '-'), described from the corpus's "
                         "SPEAKERS.TXT when --ref is a LibriSpeech split directory")
+    p.add_argument("--compare", metavar="BASELINE_HYP",
+                   help="another system's hypothesis on the same reference: the WER difference, its 95 %% interval and "
+                        "how often --hyp is better, by a paired bootstrap over the utterances")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for --compare (default 1000)")
     p.set_defaults(run=_run_score)
 
 
 def _run_score(args) -> int:
-    from speech_s2s.scoring import ScoringError, read_kaldi_text, score
+    from speech_s2s.scoring import ScoringError, paired_bootstrap, read_kaldi_text, score
 
+    if args.resamples < 1:
+        return _fail(f"--resamples must be at least 1, not {args.resamples}")
     try:
         if Path(args.ref).is_dir():
             from speech_s2s.corpus import CorpusError, read_librispeech
@@ -274,6 +280,13 @@ def _run_score(args) -> int:
             result = score(references, hypotheses, strict=args.strict)
         except ScoringError as error:
             return _fail(f"{args.hyp}: {error}")
+        comparison = None
+        if args.compare:
+            try:
+                baseline = score(references, read_kaldi_text(args.compare), strict=args.strict)
+                comparison = paired_bootstrap(result, baseline, resamples=args.resamples)
+            except ScoringError as error:
+                return _fail(str(error) if str(error).startswith(args.compare) else f"{args.compare}: {error}")
     except ScoringError as error:
         return _fail(str(error))
     if result.extra:
@@ -284,9 +297,13 @@ def _run_score(args) -> int:
         fields = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("per_utterance", "extra_ids")}
         if args.by_speaker:
             fields["by_speaker"] = {speaker: {"wer": e.wer, **dataclasses.asdict(e)} for speaker, e in speakers.items()}
+        if comparison is not None:
+            fields["compare"] = {"baseline": args.compare, "difference": comparison.difference, **dataclasses.asdict(comparison)}
         print(json.dumps(fields))
         return 0
     print(result.summary())
+    if comparison is not None:
+        print(comparison.summary(args.compare))
     if speakers:
         described = _speaker_descriptions(Path(args.ref)) if Path(args.ref).is_dir() else {}
         print("speaker | utterances | words | WER %" + (" | speaker" if described else ""))

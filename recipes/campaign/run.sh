@@ -8,8 +8,9 @@
 # bank; Kokoro's corpus and the short utterances' go on in the background) -> 1 manifests and phase -> 2 train
 # (--max-minutes $MINUTES, resumed) -> 3 average, interpolated with the anchor model -> 4 export ->
 # 5 score every dev set, log the run in $EXP/campaign.md, WER per voice in
-# $EXP/{export,bundled}-by-voice.DEV.txt -> 6 promote: copy the export over the bundled model, only if
-# it is better on every dev set (not run unless --stop-stage 6).
+# $EXP/{export,bundled}-by-voice.DEV.txt, how sure each difference is in $EXP/export-vs-bundled.txt ->
+# 6 promote: copy the export over the bundled model, only if it is better on every dev set (not run
+# unless --stop-stage 6).
 #
 # In the background, kind to other work on the machine (one thread, lowest priority):
 #   nohup nice -n 19 recipes/campaign/run.sh > campaign.log 2>&1 &
@@ -24,7 +25,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
-    *) sed -n 2,16p "$0" >&2; exit 2 ;;
+    *) sed -n 2,18p "$0" >&2; exit 2 ;;
   esac
 done
 
@@ -252,6 +253,13 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
       speech-s2s score --ref "$ref" --hyp "$EXP/$who-scores.json.$name.txt" --by-speaker > "$EXP/$who-by-voice.$name.txt" || true
     done
   done
+  # how sure each difference is: a dev set of a few hundred utterances moves by tenths of a point from
+  # which utterances it holds (paired bootstrap; the promotion rule itself still asks for fewer errors)
+  for name in $(dev_sets); do
+    speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$EXP/export-scores.json.$name.txt" --worst 0 \
+      --compare "$EXP/bundled-scores.json.$name.txt" | tail -n 1 | sed "s|^|$name |; s|$EXP/||"
+  done > "$EXP/export-vs-bundled.txt" || true
+  cat "$EXP/export-vs-bundled.txt"
   python recipes/campaign/campaign.py log "$EXP" "$phase" "$(cat "$phase/steps-before-run" 2>/dev/null || echo 0)" \
     "$(cat "$phase/minutes-of-run" 2>/dev/null || echo 0)" "$EXP/export-scores.json" "$EXP/bundled-scores.json"
   python recipes/campaign/campaign.py curve "$EXP" "$EXP/campaign-curve.png"   # every phase's in-training dev WER
@@ -261,7 +269,9 @@ if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
   echo "stage 6: promote the export if it beats the bundled model on every dev set"
   if python recipes/campaign/campaign.py promote "$EXP/export-scores.json" "$EXP/bundled-scores.json"; then
     cp "$EXP/export.safetensors" speech_s2s/assets/model.safetensors
-    cp "$EXP/export-scores.json" "$EXP/bundled-scores.json"   # the next comparison is against the new bundled model
+    # the next comparison is against the new bundled model: its scores and its transcripts
+    cp "$EXP/export-scores.json" "$EXP/bundled-scores.json"
+    for name in $(dev_sets); do cp "$EXP/export-scores.json.$name.txt" "$EXP/bundled-scores.json.$name.txt"; done
     echo "promoted: commit speech_s2s/assets/model.safetensors with $EXP/campaign.md's row"
   fi
 fi
