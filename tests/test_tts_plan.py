@@ -160,6 +160,12 @@ def test_wordnet_definitions_and_examples_become_sentences_and_held_out_sentence
     assert language_model_text(pools, tmp_path) == ["A TRAIN SENTENCE HERE", "SHE WAS HAPPY", "THAT WHICH IS PERCEIVED OR KNOWN",
                                                     "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS"]
     assert language_model_text(pools, None) == ["A TRAIN SENTENCE HERE", "SHE WAS HAPPY"]
+    # a source left out: the same sentence from another source stays (WordNet's example here)
+    assert language_model_text(pools, tmp_path, exclude=["kjv"]) == ["A TRAIN SENTENCE HERE", "THAT WHICH IS PERCEIVED OR KNOWN",
+                                                                     "SHE WAS HAPPY", "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS"]
+    assert language_model_text(pools, tmp_path, exclude=["wordnet", "emma"]) == ["SHE WAS HAPPY"]
+    with pytest.raises(ValueError, match=r"unknown text sources: \['bible'\]"):
+        language_model_text(pools, tmp_path, exclude=["bible"])
 
 
 def _number_words() -> set[str]:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
-from tools.tts.text import build_text_pools, find_wordnet_dir, language_model_text, short_text_pools  # noqa: E402
+from tools.tts.text import LM_TEXT_SOURCES, build_text_pools, find_wordnet_dir, language_model_text, short_text_pools  # noqa: E402
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0
@@ -107,6 +107,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="write every train sentence (never Sense and Sensibility nor Northanger Abbey), and "
                          "WordNet's definitions and examples when wordnet-base is installed, here, one per line, "
                          "for language-model training, then exit")
+    ap.add_argument("--lm-exclude", default="", metavar="SOURCES",
+                    help="with --lm-text: comma-separated sources to leave out, of " + ",".join(LM_TEXT_SOURCES)
+                         + " (e.g. kjv: over half the train pool, and not how people speak now)")
     ap.add_argument("--voices-table", action="store_true",
                     help="print every voice of the selected engines with its licence as Markdown, then exit")
     args = ap.parse_args(argv)
@@ -116,6 +119,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.engines = [e for e in ENGINES if e in chosen]  # speaker ids follow this order, not the flag's
     if args.out is None and not (args.voices_table or args.lm_text or args.benchmark):
         ap.error("--out is required")
+    args.lm_exclude = [source.strip() for source in args.lm_exclude.split(",") if source.strip()]
+    if set(args.lm_exclude) - set(LM_TEXT_SOURCES):
+        ap.error(f"unknown --lm-exclude sources: {sorted(set(args.lm_exclude) - set(LM_TEXT_SOURCES))}")
+    if args.lm_exclude and not args.lm_text:
+        ap.error("--lm-exclude applies to --lm-text only")
     if args.short and args.lm_text:
         ap.error("--lm-text writes the books' sentences; --short does not apply")
     if args.short:
@@ -136,9 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         wordnet_dir = find_wordnet_dir()
         if wordnet_dir is None:
             LOG.warning("WordNet not found (apt package wordnet-base): the LM text is the books' sentences only")
-        sentences = language_model_text(pools, wordnet_dir)
+        sentences = language_model_text(pools, wordnet_dir, exclude=args.lm_exclude)
         layout.atomic_write_text(Path(args.lm_text), "".join(f"{text}\n" for text in sentences))
-        LOG.info("%s: %d sentences for a language model (%d from the books' train pool)", args.lm_text, len(sentences), len(pools.train))
+        LOG.info("%s: %d sentences for a language model (the books' train pool holds %d; left out: %s)", args.lm_text,
+                 len(sentences), len(pools.train), ", ".join(args.lm_exclude) or "nothing")
         return 0
     speakers = build_speakers(args.seed, args.engines)
     check_engines(args.engines, need_sox=any(s.params.get("vtl", 1.0) != 1.0 for s in speakers["train-tts"]))

@@ -26,6 +26,7 @@ EXP=${EXP:-exp/campaign}
 THREADS=${THREADS:-1}
 MODEL=${MODEL:-speech_s2s/assets/model.safetensors}
 LM_ARGS=${LM_ARGS:-"--hidden 384 --layers 1 --steps 2000"}
+LM_EXCLUDE=${LM_EXCLUDE:-}   # text sources left out, e.g. kjv (make_tts_corpus.py --lm-exclude)
 BEAM=${BEAM:-8}
 WEIGHTS=${WEIGHTS:-"0 0.3 0.5"}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
@@ -33,7 +34,7 @@ lm_dir=${LM_DIR:-$EXP/lm}
 mkdir -p "$lm_dir"
 
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
-  [[ -f $lm_dir/text.txt ]] || python tools/make_tts_corpus.py --lm-text "$lm_dir/text.txt" --seed 0
+  [[ -f $lm_dir/text.txt ]] || python tools/make_tts_corpus.py --lm-text "$lm_dir/text.txt" --seed 0 ${LM_EXCLUDE:+--lm-exclude "$LM_EXCLUDE"}
 fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import zlib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 import numpy as np
 
@@ -209,12 +209,21 @@ def build_text_pools(austen_dir: Path | None, seed: int) -> TextPools:
     return TextPools(train, dev, test, len(test_book) // 2)
 
 
-def language_model_text(pools: TextPools, wordnet_dir: Path | None) -> list[str]:
+# What a language model's text may leave out (language_model_text's `exclude`)
+LM_TEXT_SOURCES: tuple[str, ...] = TRAIN_BOOKS + ("kjv", "wordnet")
+
+
+def language_model_text(pools: TextPools, wordnet_dir: Path | None, exclude: Collection[str] = ()) -> list[str]:
     """Every sentence a language model may learn from: the train pool, then WordNet's definitions and
-    examples when installed, without repeats and never a dev or test sentence."""
+    examples when installed, without repeats and never a dev or test sentence. `exclude` leaves
+    sources out (LM_TEXT_SOURCES): the King James Bible is over half the train pool's sentences, and
+    an LM that has read it hears "the lord" in modern speech."""
+    unknown = set(exclude) - set(LM_TEXT_SOURCES)
+    if unknown:
+        raise ValueError(f"unknown text sources: {sorted(unknown)} (known: {', '.join(LM_TEXT_SOURCES)})")
     held_out = set(pools.dev) | set(pools.test)
-    sources = [("train", [text for _, text in pools.train])]
-    if wordnet_dir is not None:
+    sources = [("train", [text for source, text in pools.train if source not in exclude])]
+    if wordnet_dir is not None and "wordnet" not in exclude:
         sources.append(("wordnet", load_wordnet(wordnet_dir)))
     return [text for _, text in _sourced(sources, held_out)]
 
