@@ -71,8 +71,8 @@ def test_greedy_reads_on_past_the_first_sentence_when_ctc_hears_more():
     without_guard = decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0].text
     with_guard = decode(model, feats, lengths)[0].text
     assert without_guard == "and your brother and sister were not very kind"  # the failure the guard exists for
-    # both sentences read (the second's words may differ: "bother", "wine" with the eleventh session's model)
-    assert with_guard.startswith(without_guard + " and your") and with_guard.count(" not very kind") == 2, with_guard
+    # both sentences read to the end (the second's words may differ: "hour", "wine" with the eleventh session's model)
+    assert with_guard.startswith(without_guard + " ") and with_guard.count(" not very kind") == 2 and with_guard.endswith("kind"), with_guard
 
 
 def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segment():
