@@ -282,11 +282,12 @@ def _run_score(args) -> int:
             return _fail(f"{args.hyp}: {error}")
         comparison = None
         if args.compare:
+            baseline_hypotheses = read_kaldi_text(args.compare)  # its errors name the file, as for --hyp
             try:
-                baseline = score(references, read_kaldi_text(args.compare), strict=args.strict)
+                baseline = score(references, baseline_hypotheses, strict=args.strict)
                 comparison = paired_bootstrap(result, baseline, resamples=args.resamples)
             except ScoringError as error:
-                return _fail(str(error) if str(error).startswith(args.compare) else f"{args.compare}: {error}")
+                return _fail(f"{args.compare}: {error}")
     except ScoringError as error:
         return _fail(str(error))
     if result.extra:

@@ -60,7 +60,8 @@ AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
 # bundled model, greedy dev-bench 29.07 % (the bundled model 28.14), with the third session's 28.03.
 # Every phase's fine-tuned half now competes against the last one's with the same anchor.
 ANCHOR_COMMIT=217d91e
-ANCHOR=${ANCHOR:-$EXP/anchor-$ANCHOR_COMMIT.safetensors}
+anchor_from_git=$EXP/anchor-$ANCHOR_COMMIT.safetensors
+ANCHOR=${ANCHOR:-$anchor_from_git}
 ANCHOR_WEIGHT=${ANCHOR_WEIGHT:-0.5}   # 0: the average alone
 BENCH_DEV=${BENCH_DEV:-$DATA/evalcorpus/dev-tts}   # the frozen benchmark's dev split (make_tts_corpus.py, BENCHMARKS.md)
 # What a phase trains on besides the corpus. Phase 3, on the corpus alone, fell behind the bundled
@@ -200,7 +201,7 @@ if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
   else
     cp "$phase/last.safetensors" "$phase/average.safetensors"   # no epoch finished yet
   fi
-  if [[ ! -f $ANCHOR && $ANCHOR == "$EXP/anchor-$ANCHOR_COMMIT.safetensors" ]]; then
+  if [[ ! -f $ANCHOR && $ANCHOR == "$anchor_from_git" ]]; then
     git show "$ANCHOR_COMMIT:speech_s2s/assets/model.safetensors" > "$ANCHOR.part" \
       || { echo "stage 3: the anchor is commit $ANCHOR_COMMIT's bundled model: needs the git history (or ANCHOR=file)" >&2; exit 1; }
     mv "$ANCHOR.part" "$ANCHOR"
