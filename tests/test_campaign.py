@@ -229,3 +229,67 @@ def test_promotion_needs_every_dev_set_better_and_the_same_sets_scored(tmp_path)
     assert status == 1 and said.startswith("not comparable")
     status, said = promote({"dev-tts": 0.4191, "dev-asterisk": 0.9683, "dev-bench": 0.3563}, {**old, "dev-bench": 0.2948})
     assert status == 1 and "dev-bench 35.63 vs 29.48" in said
+
+
+def _scored(folder: Path, name: str, references: list[str], hypotheses: list[str]) -> Path:
+    path = folder / f"{name}.txt"
+    path.write_text("".join(f"u{i} {text}\n" for i, text in enumerate(hypotheses)))
+    (folder / "ref.txt").write_text("".join(f"u{i} {text}\n" for i, text in enumerate(references)))
+    return path
+
+
+def test_with_improve_the_named_sets_must_be_better_and_the_others_not_worse_beyond_noise(tmp_path):
+    # Two guard sets scored by the real `score --compare --json`: 40 utterances of four words each.
+    # "tie": the candidate misses a word the bundled model got and gets one it missed (within noise);
+    # "forgot": it misses one word in every utterance the bundled model read right (beyond noise).
+    references = [f"word{i} and the rest" for i in range(40)]
+    wrong_first = ["wrong and the rest" for _ in range(40)]
+    hyps = {
+        "tie": (references[:1] + wrong_first[1:2] + references[2:], wrong_first[:1] + references[1:]),
+        "forgot": (references[:20] + wrong_first[20:], references),
+    }
+    wer = {}
+    for name, (candidate, bundled) in hyps.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        _scored(folder, "bundled", references, bundled)
+        candidate_file = _scored(folder, "candidate", references, candidate)
+        done = subprocess.run([sys.executable, "-m", "speech_s2s.cli", "score", "--ref", str(folder / "ref.txt"), "--hyp", str(candidate_file),
+                               "--worst", "0", "--compare", str(folder / "bundled.txt"), "--json"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        (tmp_path / f"compare.dev-{name}.json").write_text(done.stdout)
+        compared = json.loads(done.stdout)["compare"]
+        wer[name] = (compared["candidate_wer"], compared["baseline_wer"])
+    (tmp_path / "compare.dev-missing.json").write_text("{}")
+
+    def promote(new: dict, old: dict, *improve: str, comparisons: str | None = str(tmp_path / "compare")) -> tuple[int, str]:
+        (tmp_path / "new.json").write_text(json.dumps(new))
+        (tmp_path / "old.json").write_text(json.dumps(old))
+        argv = [sys.executable, str(CAMPAIGN), "promote", str(tmp_path / "new.json"), str(tmp_path / "old.json"), "--improve", *improve]
+        done = subprocess.run(argv + (["--comparisons", comparisons] if comparisons else []), capture_output=True, text=True)
+        assert done.stderr == ""
+        return done.returncode, done.stdout
+
+    issue_sets_better = ({"dev-tts": 0.33, "dev-asterisk": 0.90}, {"dev-tts": 0.34, "dev-asterisk": 0.95})
+    tie = ({"dev-tie": wer["tie"][0]}, {"dev-tie": wer["tie"][1]})
+    assert wer["tie"][0] == wer["tie"][1]  # a tie is not "fewer errors": the old rule would keep the bundled model
+    status, said = promote({**issue_sets_better[0], **tie[0]}, {**issue_sets_better[1], **tie[1]}, "dev-tts", "dev-asterisk")
+    assert status == 0 and said.startswith("promote (better on dev-asterisk, dev-tts, no other set worse beyond noise): ")
+    assert "dev-tie 0.62 vs 0.62 worse within noise (95 % interval from " in said
+    # a guard set worse beyond noise keeps the bundled model, however good the issue's sets are
+    forgot = ({"dev-forgot": wer["forgot"][0]}, {"dev-forgot": wer["forgot"][1]})
+    status, said = promote({**issue_sets_better[0], **forgot[0]}, {**issue_sets_better[1], **forgot[1]}, "dev-tts", "dev-asterisk")
+    assert status == 1 and said.startswith("keep the bundled model") and "dev-forgot 12.50 vs 0.00 WORSE beyond noise (95 % interval +" in said
+    # an issue set that is not better keeps it, even by a hair
+    status, said = promote({"dev-tts": 0.34, "dev-asterisk": 0.90}, {"dev-tts": 0.34, "dev-asterisk": 0.95}, "dev-tts", "dev-asterisk")
+    assert status == 1 and "dev-tts 34.00 vs 34.00 NOT BETTER" in said
+    # a guard without a comparison to read, or one of other transcripts (stale), counts as not better
+    status, said = promote({"dev-missing": 0.5, "dev-asterisk": 0.9}, {"dev-missing": 0.5, "dev-asterisk": 0.95}, "dev-asterisk")
+    assert status == 1 and f"dev-missing 50.00 vs 50.00 NOT BETTER ({tmp_path / 'compare'}.dev-missing.json: no comparison (KeyError))" in said
+    status, said = promote({"dev-tie": 0.5, "dev-asterisk": 0.9}, {"dev-tie": 0.5, "dev-asterisk": 0.95}, "dev-asterisk")
+    assert status == 1 and "dev-tie.json compares other transcripts (WER 0.62 vs 0.62)" in said
+    status, said = promote({**tie[0], "dev-asterisk": 0.9}, {**tie[1], "dev-asterisk": 0.95}, "dev-asterisk", comparisons=None)
+    assert status == 1 and "NOT BETTER (no --comparisons)" in said
+    # a set to improve that was never scored is no comparison at all
+    status, said = promote({"dev-tts": 0.3}, {"dev-tts": 0.4}, "dev-tts", "dev-asterisk")
+    assert (status, said.strip()) == (1, "not comparable: dev-asterisk not scored (scored: dev-tts)")
