@@ -67,6 +67,8 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=_positive, default=8, help="speech segments decoded together (default 8)")
+    p.add_argument("--keep-level", action="store_true",
+                   help="decode speech at its recorded level; by default a segment quieter or louder than the model's training audio is scaled into its range")
     p.add_argument("--output-format", choices=FORMATS, default="txt",
                    help="txt: 'utt-id TEXT' lines (Kaldi style); jsonl: one object per file with segment and word times; "
                    "tsv: 'id start end text' rows in ms; srt, vtt: captions (one input, or --output-dir)")
@@ -189,7 +191,8 @@ def _run_transcribe(args) -> int:
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
         lm_weight=(args.lm_weight if args.lm_weight is not None else DEFAULT_LM_WEIGHT) if lm is not None else None,
     )
-    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size), lm, encoder)
+    level = None if args.keep_level else TranscribeOptions().level
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, level=level), lm, encoder)
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -481,6 +484,7 @@ def _add_decode(sub) -> None:
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
     p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
+    p.add_argument("--keep-level", action="store_true", help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default 1)")
@@ -502,6 +506,7 @@ def _run_decode(args) -> int:
 
     from speech_s2s.corpus import CorpusError, read_manifest
     from speech_s2s.corpus_decode import decode_utterances, partial_path, run_signature
+    from speech_s2s.level import LevelConfig
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
@@ -526,7 +531,9 @@ def _run_decode(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()
-    done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm), lm, args.batch_size, device)
+    level = None if args.keep_level else LevelConfig()
+    done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm, level), lm, args.batch_size, device,
+                             level=level)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)
     for utterance_id, why in done.unreadable:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
+from speech_s2s.level import LevelConfig, into_range
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode
 
@@ -45,15 +46,16 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None) -> str:
-    """What a partial file's lines depend on: the model and LM files (path, size, time) and the options."""
+def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None, level: LevelConfig | None = LevelConfig()) -> str:
+    """What a partial file's lines depend on: the model and LM files (path, size, time), the options and the level range."""
     def identity(path: str | Path | None) -> list | None:
         if path is None:
             return None
         status = os.stat(path)
         return [str(Path(path).resolve()), status.st_size, status.st_mtime_ns]
 
-    return json.dumps({"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options)}, sort_keys=True, default=str)
+    return json.dumps({"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options),
+                       "level": asdict(level) if level else None}, sort_keys=True, default=str)
 
 
 def _done_ids(partial: Path, signature: str) -> set[str] | None:
@@ -74,8 +76,10 @@ def _done_ids(partial: Path, signature: str) -> set[str] | None:
 def decode_utterances(
     model: Seq2Seq, utterances: Sequence[Utterance], output: str | Path, options: DecodingOptions, signature: str,
     lm: LanguageModel | None = None, batch_size: int = 16, device: str = "cpu", description: str = "decoding",
+    level: LevelConfig | None = LevelConfig(),
 ) -> DecodeProgress:
-    """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run."""
+    """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run.
+    `level`: each utterance's level into the training range first (speech_s2s.level), as `transcribe` does."""
     output = Path(output)
     partial = partial_path(output)
     done = _done_ids(partial, signature)
@@ -91,7 +95,7 @@ def decode_utterances(
             batch, waves = [], []
             for utterance in todo[first : first + batch_size]:
                 try:
-                    waves.append(torch.from_numpy(load_audio(utterance.audio)))
+                    waves.append(torch.from_numpy(into_range(load_audio(utterance.audio), level)))
                     batch.append(utterance)
                 except AudioError as error:
                     unreadable.append((utterance.id, str(error)))

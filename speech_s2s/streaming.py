@@ -36,6 +36,7 @@ import torch
 from speech_s2s.audio import SAMPLE_RATE
 from speech_s2s.encoder import ChunkConfig
 from speech_s2s.features import StreamingLogMel
+from speech_s2s.level import gain_into_range, into_range
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import decode_encoded, with_overrides
 from speech_s2s.text import BLANK_ID
@@ -139,6 +140,10 @@ class ChunkedCTC:
         model.encoder.check_chunk(chunk)
         self.model, self.chunk = model, chunk
         self.features = StreamingLogMel(model.logmel)
+        # The input level's correction (speech_s2s.level) needs the whole utterance, which a chunk
+        # does not wait for: it uses the last finished utterance's, as a live microphone's level
+        # changes little from one to the next. 1.0 until one has finished.
+        self.gain = 1.0
         self.start()
 
     def start(self) -> None:
@@ -153,7 +158,7 @@ class ChunkedCTC:
     @torch.no_grad()
     def push(self, samples: np.ndarray) -> str:
         """Feed audio; returns the text so far."""
-        frames = self.features.push(samples)
+        frames = self.features.push(samples * np.float32(self.gain) if self.gain != 1.0 else samples)
         normalizer = self.model.normalizer
         self._frames = torch.cat([self._frames, (frames - normalizer.mean) / normalizer.std])
         window = self.chunk.chunk_frames + self.chunk.right_context_frames
@@ -315,6 +320,8 @@ class StreamingRecognizer:
             result = self._speculated[1]
         else:
             result = self.recognizer.decode_segments([segment])[0]
+        if self._chunked is not None and self.recognizer.options.level is not None:
+            self._chunked.gain = gain_into_range(segment.samples, self.recognizer.options.level)
         # A segment closed at a pause ends with `pad` samples of the silence that closed it.
         speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._pad_samples)
         latency = self._latency_ms(speech_end)
@@ -332,7 +339,7 @@ class StreamingRecognizer:
     @torch.no_grad()
     def _decode_words(self, samples: np.ndarray) -> list[str]:
         model = self.recognizer.model
-        wave = torch.from_numpy(samples)[None]
+        wave = torch.from_numpy(into_range(samples, self.recognizer.options.level))[None]
         feats, lengths = model.features(wave, torch.tensor([len(samples)]))
         encoded = model.encode(feats, lengths, self._partial_decoding.chunk)
         result = decode_encoded(model, encoded, self._partial_decoding, self.recognizer.lm if self._partial_decoding.beam_size > 1 else None)[0]

@@ -74,6 +74,7 @@ def test_a_finished_decoding_counts_only_for_the_model_and_options_that_made_it(
     decode_utterances(load_model(model), utterances, output, greedy, run_signature(model, greedy, None))
     assert is_complete(output, run_signature(model, greedy, None))
     assert not is_complete(output, run_signature(model, beam, None))
+    assert not is_complete(output, run_signature(model, greedy, None, level=None))  # decoded at the recorded level: another run
     partial_path(output).write_text("# speech_s2s decode {\"another\": \"run\"}\n900-1-0001 stale text\n")
     done = decode_utterances(load_model(model), utterances, output, beam, run_signature(model, beam, None))
     assert done.reused == 0 and done.decoded == 4  # a partial file of another run is started afresh

@@ -1,0 +1,104 @@
+"""Input level: quiet or loud speech is moved into the training range; speech already in it is not touched."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.level import LevelConfig, active_level_db, gain_into_range, into_range
+from speech_s2s.streaming import StreamingRecognizer, StreamOptions
+from speech_s2s.transcribe import BUNDLED_SAMPLE, Recognizer, load_recognizer
+
+SPEECH = load_audio(BUNDLED_SAMPLE)
+SAMPLE_TEXT = "and your brother and sister were not very kind"
+
+
+def tone(amplitude: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def sine_db(amplitude: float) -> float:
+    return 20 * math.log10(amplitude / math.sqrt(2))
+
+
+def test_the_active_level_is_that_of_the_speech_not_of_the_pauses_around_it():
+    x = tone(0.1)
+    padded = np.concatenate([x, np.zeros_like(x)])  # half silence: its mean power is 3 dB lower
+    assert active_level_db(x) == pytest.approx(sine_db(0.1), abs=0.01)
+    assert active_level_db(padded) == pytest.approx(sine_db(0.1), abs=0.01)
+    assert active_level_db(np.zeros(SAMPLE_RATE, dtype=np.float32)) is None
+    assert active_level_db(tone(0.1)[:399]) is None  # less than one 25 ms frame
+
+
+def test_speech_in_range_is_untouched_and_speech_outside_goes_to_the_nearest_bound():
+    config = LevelConfig()
+    inside = tone(0.2)  # -17.0 dB
+    assert into_range(inside) is inside and gain_into_range(inside) == 1.0
+    assert active_level_db(into_range(tone(0.01))) == pytest.approx(config.low_db, abs=0.01)  # from -43 dB
+    assert active_level_db(into_range(tone(0.9))) == pytest.approx(config.high_db, abs=0.01)  # from -3.9 dB
+    quiet = tone(0.01)
+    assert into_range(quiet, None) is quiet
+    assert into_range(quiet).dtype == np.float32
+
+
+def test_a_lift_stops_at_its_limit_and_short_of_clipping():
+    very_quiet = tone(1e-4)  # -83 dB: lifted by 40 dB only
+    assert active_level_db(into_range(very_quiet)) == pytest.approx(sine_db(1e-4) + 40, abs=0.01)
+    clicky = tone(0.003)
+    clicky[100] = 0.5  # one loud click in quiet speech
+    lifted = into_range(clicky)
+    assert np.abs(lifted).max() == pytest.approx(0.99, abs=1e-6)
+    assert active_level_db(lifted) < LevelConfig().low_db
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    import torch
+
+    torch.set_num_threads(1)
+    return load_recognizer(beam_size=1)
+
+
+def _without_level(recognizer: Recognizer) -> Recognizer:
+    return Recognizer(recognizer.model, dataclasses.replace(recognizer.options, level=None), recognizer.lm)
+
+
+def test_speech_30_db_quieter_reads_the_same_and_without_the_correction_reads_nothing(recognizer):
+    quiet = SPEECH * np.float32(10 ** (-30 / 20))
+    assert [s.text for s in recognizer.transcribe(SPEECH)[0]] == [SAMPLE_TEXT]
+    assert [s.text for s in recognizer.transcribe(quiet)[0]] == [SAMPLE_TEXT]
+    assert [s.text for s in _without_level(recognizer).transcribe(quiet)[0]] == [""]
+
+
+def test_live_chunked_partials_take_the_level_of_the_last_finished_utterance(recognizer):
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    quiet = np.concatenate([silence, SPEECH, silence, SPEECH, silence]) * np.float32(10 ** (-30 / 20))
+    blocks = [quiet[i : i + 800] for i in range(0, len(quiet), 800)]
+
+    def partials_and_finals(which: Recognizer) -> tuple[list[str], list[str]]:
+        events = list(StreamingRecognizer(which, StreamOptions(mode="chunked")).stream(blocks))
+        second = max(e.start for e in events)
+        return [e.text for e in events if e.type == "partial" and e.start == second], [e.text for e in events if e.type == "final"]
+
+    partials, finals = partials_and_finals(recognizer)
+    assert finals == [SAMPLE_TEXT, SAMPLE_TEXT]
+    assert partials and partials[-1].startswith("and your brother and sister")
+    partials, finals = partials_and_finals(_without_level(recognizer))
+    assert (partials, finals) == ([], ["", ""])
+
+
+def test_the_cli_reads_a_quiet_recording_and_keep_level_decodes_it_as_recorded(tmp_path, capsys):
+    import soundfile
+
+    from speech_s2s.cli import main
+
+    # 16-bit, as a quiet microphone records it: 30 dB below the sample's own level
+    soundfile.write(tmp_path / "quiet.wav", SPEECH * 10 ** (-30 / 20), SAMPLE_RATE, subtype="PCM_16")
+    capsys.readouterr()
+    assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1"]) == 0
+    assert capsys.readouterr().out == f"quiet {SAMPLE_TEXT}\n"
+    assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1", "--keep-level"]) == 0
+    assert capsys.readouterr().out == "quiet\n"
