@@ -239,10 +239,14 @@ score_model() {  # model, output json
 
 if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
   echo "stage 5: score the dev sets; log the run"
-  # the bundled model's scores, again whenever a dev set is new to them
+  # the bundled model's scores, again whenever a dev set is new to them or the decoding code has
+  # changed since (the package's files but the models: the twelfth session's level correction moved
+  # dev-short by a point), so that both models are always scored by the same program
+  code=$(git ls-tree -r HEAD speech_s2s | grep -v "speech_s2s/assets/" | git hash-object --stdin 2>/dev/null || echo unknown)
   for name in $(dev_sets); do
-    if ! grep -qs "\"$name\"" "$EXP/bundled-scores.json"; then
+    if ! grep -qs "\"$name\"" "$EXP/bundled-scores.json" || [[ $(cat "$EXP/bundled-scores.code" 2>/dev/null) != "$code" ]]; then
       score_model speech_s2s/assets/model.safetensors "$EXP/bundled-scores.json"
+      echo "$code" > "$EXP/bundled-scores.code"
       break
     fi
   done
