@@ -41,8 +41,9 @@ class DecodingOptions:
     max_tokens_per_ctc_token: float = 1.5
     min_tokens_per_ctc_token: float = 0.7
     stop_on_ctc_silence: bool = True
-    # Greedy output that stops short of the CTC lower bound is decoded again by joint CTC/attention
-    # beam search of this width, which holds <eos> back (forcing attention alone on only loops).
+    # Greedy output that stops short of the CTC lower bound, or runs into the length cap (a loop), is
+    # decoded again by joint CTC/attention beam search of this width, which holds <eos> back and
+    # follows the audio (forcing attention alone on only loops).
     fallback_beam_size: int = 4
     # Beam search computes CTC prefix scores only for this many tokens per hypothesis: <eos> and the
     # best others by attention (+ LM) score, as ESPnet's pre-beam. None = 2 x beam_size; the
@@ -405,12 +406,17 @@ def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOpti
         # Attention is what went wrong here, so CTC scores every token rather than attention's favourites.
         fallback = replace(options, beam_size=max(2, options.fallback_beam_size), ctc_weight=options.ctc_weight or 0.3,
                            ctc_candidates=ctc_log_probs.shape[2])
-        short = [
+        frames = [int(n) for n in encoded.ctc_lengths]
+        ctc_tokens = [ctc_greedy_length(ctc_log_probs[b, : frames[b]]) for b in range(len(results))]
+        # Too short (it stopped at the first sentence's end), or cut by the length cap (it never
+        # stopped: a loop, "... kind and kind and kind", over a long pause inside the segment).
+        astray = [
             b for b, result in enumerate(results)
             if options.fallback_beam_size > 1
-            and len(result.tokens) < min_output_tokens(ctc_greedy_length(ctc_log_probs[b, : int(encoded.ctc_lengths[b])]), options)
+            and (len(result.tokens) < min_output_tokens(ctc_tokens[b], options)
+                 or len(result.tokens) >= max_output_tokens(frames[b], ctc_tokens[b], options))
         ]
-        return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, short, fallback, lm, results)
+        return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, astray, fallback, lm, results)
     results = [DecodingResult([], "", 0.0) for _ in range(ctc_log_probs.shape[0])]
     speech = [
         b for b in range(ctc_log_probs.shape[0])
