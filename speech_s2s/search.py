@@ -123,12 +123,17 @@ def max_output_tokens(ctc_frames: int, ctc_tokens: int, options: DecodingOptions
 @torch.no_grad()
 def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions()) -> list[list[int]]:
     """Batched attention greedy search: the most likely token each step until <eos> or the length cap."""
-    memory = model.prepare_memory(encoded)
+    return _greedy(model, model.prepare_memory(encoded), model.ctc_log_probs(encoded), encoded.ctc_lengths, options)[0]
+
+
+def _greedy(model: Seq2Seq, memory: Memory, ctc_log_probs: torch.Tensor, ctc_lengths: torch.Tensor,
+            options: DecodingOptions) -> tuple[list[list[int]], list[int], list[int]]:
+    """`greedy_search` on a prepared memory and its CTC log-probabilities; also returns, per utterance,
+    the length of CTC's greedy transcript and the length cap, which `decode_encoded`'s fallback reads."""
     batch = memory.values.shape[0]
-    ctc = model.ctc_log_probs(encoded)
-    frames = [int(n) for n in encoded.ctc_lengths]
-    ctc_tokens = [ctc_greedy_length(ctc[b, : frames[b]]) for b in range(batch)]
-    limits = torch.tensor([max_output_tokens(frames[b], ctc_tokens[b], options) for b in range(batch)])
+    frames = [int(n) for n in ctc_lengths]
+    ctc_tokens = [ctc_greedy_length(ctc_log_probs[b, : frames[b]]) for b in range(batch)]
+    limits = [max_output_tokens(frames[b], ctc_tokens[b], options) for b in range(batch)]
     finished = torch.zeros(batch, dtype=torch.bool)
     if options.stop_on_ctc_silence:  # CTC's best path is all blank
         finished |= torch.tensor([n == 0 for n in ctc_tokens])
@@ -136,7 +141,7 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
     decoder = ProjectedDecoder(model.decoder, memory)
     state = decoder.initial_state()
     outputs: list[list[int]] = [[] for _ in range(batch)]
-    for step in range(int(limits.max())):
+    for step in range(max(limits)):
         if bool(finished.all()):
             break
         logits, state = decoder.step(tokens, state)
@@ -145,11 +150,11 @@ def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptio
         for b in range(batch):
             if finished[b]:
                 continue
-            if int(tokens[b]) == EOS_ID or step >= int(limits[b]):
+            if int(tokens[b]) == EOS_ID or step >= limits[b]:
                 finished[b] = True
             else:
                 outputs[b].append(int(tokens[b]))
-    return outputs
+    return outputs, ctc_tokens, limits
 
 
 @torch.no_grad()
@@ -402,19 +407,17 @@ def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOpti
     ctc_log_probs = model.ctc_log_probs(encoded)
     memory = model.prepare_memory(encoded)
     if options.beam_size <= 1:
-        results = [DecodingResult(t, model.vocabulary.decode(t), 0.0) for t in greedy_search(model, encoded, options)]
+        outputs, ctc_tokens, limits = _greedy(model, memory, ctc_log_probs, encoded.ctc_lengths, options)
+        results = [DecodingResult(t, model.vocabulary.decode(t), 0.0) for t in outputs]
         # Attention is what went wrong here, so CTC scores every token rather than attention's favourites.
         fallback = replace(options, beam_size=max(2, options.fallback_beam_size), ctc_weight=options.ctc_weight or 0.3,
                            ctc_candidates=ctc_log_probs.shape[2])
-        frames = [int(n) for n in encoded.ctc_lengths]
-        ctc_tokens = [ctc_greedy_length(ctc_log_probs[b, : frames[b]]) for b in range(len(results))]
         # Too short (it stopped at the first sentence's end), or cut by the length cap (it never
         # stopped: a loop, "... kind and kind and kind", over a long pause inside the segment).
         astray = [
             b for b, result in enumerate(results)
             if options.fallback_beam_size > 1
-            and (len(result.tokens) < min_output_tokens(ctc_tokens[b], options)
-                 or len(result.tokens) >= max_output_tokens(frames[b], ctc_tokens[b], options))
+            and (len(result.tokens) < min_output_tokens(ctc_tokens[b], options) or len(result.tokens) >= limits[b])
         ]
         return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, astray, fallback, lm, results)
     results = [DecodingResult([], "", 0.0) for _ in range(ctc_log_probs.shape[0])]

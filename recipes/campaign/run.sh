@@ -206,7 +206,6 @@ if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
   if [[ ${#snapshots[@]} -gt 0 && $phase/last.safetensors -nt ${snapshots[-1]} ]]; then
     snapshots=("${snapshots[@]:$(( ${#snapshots[@]} >= AVERAGE ? 1 : 0 ))}" "$phase/last.safetensors")
   fi
-  steps=$(python recipes/campaign/campaign.py steps "$phase")
   if [[ -n ${AT:-} ]]; then   # AT=N: the average this stage made at update N (a phase goes on training after a promotion)
     cp "$phase/average-update-$AT.safetensors" "$phase/average.safetensors"
   elif [[ ${#snapshots[@]} -gt 0 ]]; then
@@ -214,7 +213,7 @@ if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
   else
     cp "$phase/last.safetensors" "$phase/average.safetensors"   # no epoch finished yet
   fi
-  [[ -n ${AT:-} ]] || cp "$phase/average.safetensors" "$phase/average-update-$steps.safetensors"
+  [[ -n ${AT:-} ]] || cp "$phase/average.safetensors" "$phase/average-update-$(python recipes/campaign/campaign.py steps "$phase").safetensors"
   if [[ ! -f $ANCHOR && $ANCHOR == "$anchor_from_git" ]]; then
     git show "$ANCHOR_COMMIT:speech_s2s/assets/model.safetensors" > "$ANCHOR.part" \
       || { echo "stage 3: the anchor is commit $ANCHOR_COMMIT's bundled model: needs the git history (or ANCHOR=file)" >&2; exit 1; }
@@ -273,7 +272,7 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
     done
   done
   # how sure each difference is: a dev set of a few hundred utterances moves by tenths of a point from
-  # which utterances it holds (paired bootstrap); stage 6 reads the JSON for its guard sets
+  # which utterances it holds (paired bootstrap)
   for name in $(dev_sets); do
     speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$EXP/export-scores.json.$name.txt" --worst 0 \
       --compare "$EXP/bundled-scores.json.$name.txt" | tail -n 1 | sed "s|^|$name |; s|$EXP/||"
