@@ -252,6 +252,7 @@ def _add_score(sub) -> None:
     p.add_argument("--hyp", required=True, help="hypothesis: 'utt-id TEXT' lines")
     p.add_argument("--worst", type=int, default=10, help="list this many worst utterances")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json-out", metavar="FILE", help="also write the summary as JSON to FILE (the text report is printed as usual)")
     p.add_argument("--strict", action="store_true", help="refuse hypothesis ids that are not in the reference (default: warn)")
     p.add_argument("--by-speaker", action="store_true",
                    help="also WER per speaker (the id's part before its first '-'), described from the corpus's "
@@ -297,14 +298,20 @@ def _run_score(args) -> int:
         shown = ", ".join(result.extra_ids[:3]) + (", ..." if result.extra > 3 else "")
         print(f"speech-s2s: warning: {args.hyp}: {result.extra} hypothesis ids are not in the reference ({shown}); they are not scored", file=sys.stderr)
     speakers = result.by_speaker() if args.by_speaker else {}
-    if args.json:
+    if args.json or args.json_out:
         fields = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("per_utterance", "extra_ids")}
         if args.by_speaker:
             fields["by_speaker"] = {speaker: {"wer": e.wer, **dataclasses.asdict(e)} for speaker, e in speakers.items()}
         if comparison is not None:
             fields["compare"] = {"baseline": args.compare, "difference": comparison.difference, **dataclasses.asdict(comparison)}
-        print(json.dumps(fields))
-        return 0
+        if args.json_out:
+            try:
+                Path(args.json_out).write_text(json.dumps(fields) + "\n", encoding="utf-8")
+            except OSError as error:
+                return _fail(f"{args.json_out}: cannot write: {error.strerror or error}")
+        if args.json:
+            print(json.dumps(fields))
+            return 0
     print(result.summary())
     if comparison is not None:
         print(comparison.summary(args.compare))

@@ -108,5 +108,11 @@ def test_score_command_compares_with_a_baseline(tmp_path, capsys):
     assert main([*args, "--json"]) == 0
     compare = json.loads(capsys.readouterr().out)["compare"]
     assert compare["baseline"] == str(tmp_path / "old") and compare["difference"] == pytest.approx(-0.05)
+    # the text report and the JSON from one run: the same JSON, written to a file
+    assert main([*args, "--json-out", str(tmp_path / "summary.json")]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == lines[:2]
+    assert json.loads((tmp_path / "summary.json").read_text())["compare"] == compare
+    assert main([*args, "--json-out", str(tmp_path / "no-folder" / "summary.json")]) == 1
+    assert capsys.readouterr().err.startswith(f"speech-s2s: error: {tmp_path / 'no-folder' / 'summary.json'}: cannot write: ")
     assert main([*args[:-1], str(tmp_path / "missing")]) == 1
     assert capsys.readouterr().err == f"speech-s2s: error: {tmp_path / 'missing'}: no such file\n"

@@ -272,14 +272,12 @@ if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
     done
   done
   # how sure each difference is: a dev set of a few hundred utterances moves by tenths of a point from
-  # which utterances it holds (paired bootstrap)
+  # which utterances it holds (paired bootstrap); as JSON too, where stage 6 reads each guard set's interval
   for name in $(dev_sets); do
+    rm -f "$EXP/export-vs-bundled.$name.json"
     speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$EXP/export-scores.json.$name.txt" --worst 0 \
-      --compare "$EXP/bundled-scores.json.$name.txt" | tail -n 1 | sed "s|^|$name |; s|$EXP/||"
-    # and as JSON, where stage 6 reads each guard set's interval
-    speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$EXP/export-scores.json.$name.txt" --worst 0 \
-      --compare "$EXP/bundled-scores.json.$name.txt" --json > "$EXP/export-vs-bundled.$name.json" \
-      || rm -f "$EXP/export-vs-bundled.$name.json"
+      --compare "$EXP/bundled-scores.json.$name.txt" --json-out "$EXP/export-vs-bundled.$name.json" \
+      | tail -n 1 | sed "s|^|$name |; s|$EXP/||"
   done > "$EXP/export-vs-bundled.txt" || true
   cat "$EXP/export-vs-bundled.txt"
   python recipes/campaign/campaign.py log "$EXP" "$phase" "$(cat "$phase/steps-before-run" 2>/dev/null || echo 0)" \
