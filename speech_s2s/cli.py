@@ -191,8 +191,7 @@ def _run_transcribe(args) -> int:
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
         lm_weight=(args.lm_weight if args.lm_weight is not None else DEFAULT_LM_WEIGHT) if lm is not None else None,
     )
-    level = None if args.keep_level else TranscribeOptions().level
-    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, level=level), lm, encoder)
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -513,7 +512,7 @@ def _run_decode(args) -> int:
 
     from speech_s2s.corpus import CorpusError, read_manifest
     from speech_s2s.corpus_decode import decode_utterances, partial_path, run_signature
-    from speech_s2s.level import LevelConfig
+    from speech_s2s.level import level_config
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
@@ -538,9 +537,9 @@ def _run_decode(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()
-    level = None if args.keep_level else LevelConfig()
+    level = None if args.keep_level else level_config(model.input_level_db)
     done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm, level), lm, args.batch_size, device,
-                             level=level)
+                             keep_level=args.keep_level)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)
     for utterance_id, why in done.unreadable:

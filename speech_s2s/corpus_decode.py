@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
-from speech_s2s.level import LevelConfig, into_range
+from speech_s2s.level import LevelConfig, into_range, level_config
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode
 
@@ -76,10 +76,12 @@ def _done_ids(partial: Path, signature: str) -> set[str] | None:
 def decode_utterances(
     model: Seq2Seq, utterances: Sequence[Utterance], output: str | Path, options: DecodingOptions, signature: str,
     lm: LanguageModel | None = None, batch_size: int = 16, device: str = "cpu", description: str = "decoding",
-    level: LevelConfig | None = LevelConfig(),
+    keep_level: bool = False,
 ) -> DecodeProgress:
     """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run.
-    `level`: each utterance's level into the training range first (speech_s2s.level), as `transcribe` does."""
+    Each utterance's level goes into the model's training range first (speech_s2s.level), as in
+    `transcribe`, unless `keep_level`; `signature` should name that range (run_signature's `level`)."""
+    level = None if keep_level else level_config(model.input_level_db)
     output = Path(output)
     partial = partial_path(output)
     done = _done_ids(partial, signature)

@@ -10,13 +10,21 @@ inside the range is passed through untouched. BENCHMARKS.md has the figures and 
 The level is measured as speech is, not as the file's mean: the RMS of the loudest half of its
 25 ms frames, so the pauses a segment holds do not make it look quieter.
 
+The range is the model's own: training measures it on the training audio (`training_range`) and
+the model file states it (`input_level_db` in its metadata); a fine-tune keeps its start's. A
+model file that states none (the bundled model, older models) gets LevelConfig's defaults, which
+are the bundled model's band.
+
 S samples.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +33,7 @@ FRAME = 400  # 25 ms at 16 kHz
 
 @dataclass(frozen=True)
 class LevelConfig:
-    # The bundled model's training audio: 10th percentile of utterances' active level -20.9 dB,
+    # The bundled model's training audio (used for any model whose file states no range): 10th percentile of utterances' active level -20.9 dB,
     # 90th -13.7 dB. The upper bound sits above it, where a measured band of -21..-12 left every
     # dev set as it was or slightly better (a band of -24..-12 was less help for quiet speech).
     low_db: float = -21.0
@@ -66,3 +74,38 @@ def into_range(samples: np.ndarray, config: LevelConfig | None = LevelConfig()) 
         return samples
     gain = gain_into_range(samples, config)
     return samples if gain == 1.0 else (samples * np.float32(gain)).astype(np.float32)
+
+
+def training_range(levels_db: Sequence[float]) -> tuple[float, float]:
+    """The band of active levels (dB) a model's training utterances span: from the 10th percentile
+    to 1 dB above the 90th, each rounded outward to a whole dB. On the bundled model's corpora
+    (10th -20.9, 90th -13.7) this is -21..-12, the band that measured best (LevelConfig)."""
+    if not levels_db:
+        raise ValueError("no levels to take a range from")
+    low, high = np.percentile(np.asarray(levels_db, dtype=np.float64), [10, 90])
+    return float(math.floor(low)), float(math.ceil(high) + 1)
+
+
+def measure_training_range(audio_files: Iterable[str | Path], limit: int = 500, seed: int = 0) -> tuple[float, float] | None:
+    """`training_range` of a seeded sample of at most `limit` files (reading every file of a large
+    corpus would add minutes to each training start for a figure that a few hundred settle); None
+    when none of them holds speech-like sound. An unreadable file is left out of the sample."""
+    from speech_s2s.audio import AudioError, load_audio
+
+    files = list(audio_files)
+    sample = random.Random(seed).sample(files, min(limit, len(files)))
+    levels = []
+    for path in sample:
+        try:
+            level = active_level_db(load_audio(path))
+        except AudioError:
+            continue
+        if level is not None:
+            levels.append(level)
+    return training_range(levels) if levels else None
+
+
+def level_config(range_db: tuple[float, float] | None) -> LevelConfig:
+    """The correction for a model whose file states `range_db` (None: the defaults, the bundled model's)."""
+    config = LevelConfig()
+    return config if range_db is None else replace(config, low_db=range_db[0], high_db=range_db[1])

@@ -1,8 +1,9 @@
 """The Listen-Attend-Spell model with a joint CTC branch: config, losses, save, load and describe.
 
 Waveforms -> log-mel -> global MVN -> pyramidal BiLSTM -> {CTC head, attention decoder}.
-Checkpoints are safetensors files: weights plus the config (vocabulary included) and optional
-free-form `info` (training data, steps, metrics) as JSON metadata, so loading never unpickles code.
+Checkpoints are safetensors files: weights plus the config (vocabulary included), the training
+audio's level range and optional free-form `info` (training data, steps, metrics) as JSON
+metadata, so loading never unpickles code.
 """
 
 from __future__ import annotations
@@ -116,6 +117,10 @@ class Seq2Seq(nn.Module):
         self.encoder = PyramidalEncoder(config.encoder)
         self.ctc_head = nn.Linear(self.encoder.output_size, len(self.vocabulary))
         self.decoder = AttentionDecoder(len(self.vocabulary), self.encoder.output_size, config.decoder)
+        # The active-level band (dB) of the training audio, which decoding scales speech into
+        # (speech_s2s.level); None when unknown. Not a weight and not the model's shape: it travels
+        # in the file's metadata, and a fine-tune keeps its start's, as it keeps its normalisation.
+        self.input_level_db: tuple[float, float] | None = None
 
     def features(self, waveforms: torch.Tensor, num_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms [B, S] at 16 kHz -> raw log-mel [B, T, F] and frame counts (not yet normalised)."""
@@ -182,6 +187,8 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "speech_s2s", "format_version": str(FORMAT_VERSION), "config": json.dumps(dataclasses.asdict(model.config))}
+    if model.input_level_db is not None:
+        metadata[INPUT_LEVEL_KEY] = json.dumps(list(model.input_level_db))
     if info:
         metadata["info"] = json.dumps(info, default=str)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -194,6 +201,23 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
 
 class CheckpointError(ValueError):
     """A model file is missing, foreign or damaged; the one-line message names the file and the cause."""
+
+
+INPUT_LEVEL_KEY = "input_level_db"  # metadata: [low, high], the training audio's active-level band
+
+
+def _input_level(path: Path, metadata: dict[str, str]) -> tuple[float, float] | None:
+    if INPUT_LEVEL_KEY not in metadata:
+        return None
+    text = metadata[INPUT_LEVEL_KEY]
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        values = None
+    if (not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+            or values[0] >= values[1]):
+        raise CheckpointError(f"{path}: {INPUT_LEVEL_KEY} metadata {text!r} is not a [low, high] pair of dB levels")
+    return float(values[0]), float(values[1])
 
 
 # safetensors dtype codes, as torch names them.
@@ -257,6 +281,7 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
         raise CheckpointError(f"{path}: info metadata is not JSON ({error})") from None
     if not isinstance(info, dict):
         raise CheckpointError(f"{path}: info metadata is not a JSON object")
+    model.input_level_db = _input_level(path, metadata)
     for name, expected in model.state_dict().items():
         if name not in stored:
             raise CheckpointError(f"{path}: weights do not match its config ({name} is missing)")
@@ -303,6 +328,7 @@ class ModelInfo:
     feature_std: tuple[float, float]  # the same for the standard deviation
     info: dict[str, Any]  # what save_model stored (training data, steps, metrics, ...); {} when none
     format_version: int
+    input_level_db: tuple[float, float] | None = None  # the training audio's level band; None: not stated
 
     @property
     def normalization_set(self) -> bool:
@@ -342,6 +368,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         feature_std=(float(std.min()), float(std.max())),
         info=checkpoint.info,
         format_version=int(checkpoint.metadata.get("format_version", "1")),
+        input_level_db=checkpoint.model.input_level_db,
     )
 
 
@@ -368,6 +395,8 @@ def format_model_info(info: ModelInfo) -> str:
         f"decoder:       {decoder.num_layers} LSTM layer(s) x {decoder.hidden_size}, embedding {decoder.embedding_size}, "
         f"location-aware attention {decoder.attention.attention_size}",
         f"training loss: CTC weight {config.ctc_weight:g}, label smoothing {config.label_smoothing:g}",
+        "input level:   " + (f"{info.input_level_db[0]:g}..{info.input_level_db[1]:g} dBFS (the training audio's); quieter or louder speech is scaled into it"
+                             if info.input_level_db else "not stated: decoding scales speech into the bundled model's band"),
     ]
     if not info.info:
         lines.append("info:          none stored")
@@ -393,7 +422,8 @@ def average_models(paths: list[str | Path], weights: list[float] | None = None) 
 
     Snapshots late in a run sit around a minimum; their mean usually generalises a little better
     than any one of them. All files must share one config (shape, vocabulary); integer buffers must
-    agree exactly, since averaging them has no meaning.
+    agree exactly, since averaging them has no meaning; so must the input level ranges the files
+    state (a file that states none takes the others').
 
     `weights` (one per file, normalised to sum to 1) makes it a weighted mean: interpolating a
     fine-tuned model with the model it started from (WiSE-FT, Wortsman et al. 2022) keeps some of
@@ -414,6 +444,10 @@ def average_models(paths: list[str | Path], weights: list[float] | None = None) 
         model = load_model(path)
         if model.config != first.config:
             raise CheckpointError(f"{path}: config differs from {paths[0]}; only snapshots of one model can be averaged")
+        if model.input_level_db is not None:
+            if first.input_level_db not in (None, model.input_level_db):
+                raise CheckpointError(f"{path}: its input level range {model.input_level_db} differs from {first.input_level_db} of the files before it")
+            first.input_level_db = model.input_level_db
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
                 totals[name] += tensor.double() * share

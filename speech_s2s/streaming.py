@@ -320,8 +320,8 @@ class StreamingRecognizer:
             result = self._speculated[1]
         else:
             result = self.recognizer.decode_segments([segment])[0]
-        if self._chunked is not None and self.recognizer.options.level is not None:
-            self._chunked.gain = gain_into_range(segment.samples, self.recognizer.options.level)
+        if self._chunked is not None and self.recognizer.level is not None:
+            self._chunked.gain = gain_into_range(segment.samples, self.recognizer.level)
         # A segment closed at a pause ends with `pad` samples of the silence that closed it.
         speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._pad_samples)
         latency = self._latency_ms(speech_end)
@@ -339,7 +339,7 @@ class StreamingRecognizer:
     @torch.no_grad()
     def _decode_words(self, samples: np.ndarray) -> list[str]:
         model = self.recognizer.model
-        wave = torch.from_numpy(into_range(samples, self.recognizer.options.level))[None]
+        wave = torch.from_numpy(into_range(samples, self.recognizer.level))[None]
         feats, lengths = model.features(wave, torch.tensor([len(samples)]))
         encoded = model.encode(feats, lengths, self._partial_decoding.chunk)
         result = decode_encoded(model, encoded, self._partial_decoding, self.recognizer.lm if self._partial_decoding.beam_size > 1 else None)[0]

@@ -144,6 +144,20 @@ def _initial_model(args, exp: Path):
     return model
 
 
+def _input_level(args, train) -> tuple[float, float] | None:
+    """The level band decoding will scale speech into: the training audio's, measured on a sample
+    (the same sample at every start, so a resumed run saves the same band); a fine-tune keeps its
+    start's, as it keeps its normalisation (None when that file states none)."""
+    from speech_s2s.level import measure_training_range
+    from speech_s2s.model import read_model_info
+
+    if args.init:
+        return read_model_info(args.init).input_level_db
+    band = measure_training_range(u.audio for u in train.utterances)
+    logging.info("training audio's active level: %s", f"{band[0]:g}..{band[1]:g} dBFS" if band else "no speech found to measure")
+    return band
+
+
 def _run_train(args) -> int:
     from speech_s2s import distributed
 
@@ -241,6 +255,10 @@ def _train(args, context) -> int:
     train = FeatureSet.concatenate(train_sets)
     if not args.init:  # a model we start from keeps its statistics: its weights were learnt on them
         model.normalizer.set_stats(*train.stats())
+    try:
+        model.input_level_db = _input_level(args, train)
+    except CheckpointError as error:
+        return _fail(str(error))
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
     logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s, on %d process(es)", parameters / 1e6, len(train), hours, len(dev), exp, context.world_size)

@@ -23,7 +23,7 @@ from speech_s2s.alignment import Word, word_times
 from speech_s2s.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
 from speech_s2s.encoder import EncoderOutput
 from speech_s2s.inputs import InputFile
-from speech_s2s.level import LevelConfig, into_range
+from speech_s2s.level import LevelConfig, into_range, level_config
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
 from speech_s2s.vad import Segment as AudioSegment
@@ -74,7 +74,7 @@ class TranscribeOptions:
     batch_size: int = 8  # segments decoded together
     read_ahead: int = 4  # batches of segments gathered (and sorted by length) before decoding
     word_timestamps: bool = True
-    level: LevelConfig | None = LevelConfig()  # each segment's level into the training range (speech_s2s.level); None: as recorded
+    keep_level: bool = False  # decode at the recorded level; by default each segment's goes into the model's training range (speech_s2s.level)
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,8 @@ class Recognizer:
         self.model = model.eval()
         self.options = options
         self.lm = lm
+        # the level band speech is scaled into: the one the model's file states, else the bundled model's
+        self.level: LevelConfig | None = None if options.keep_level else level_config(model.input_level_db)
         self.encode = encoder or (lambda feats, lengths: model.encode(feats, lengths, options.decoding.chunk))
         self._detector = SpeechDetector()
         encoder = model.config.encoder
@@ -143,7 +145,7 @@ class Recognizer:
         size = self.options.batch_size
         for first in range(0, len(order), size):
             batch = order[first : first + size]
-            waves = [torch.from_numpy(into_range(segments[i].samples, self.options.level)) for i in batch]
+            waves = [torch.from_numpy(into_range(segments[i].samples, self.level)) for i in batch]
             padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
             feats, lengths = self.model.features(padded, torch.tensor([len(w) for w in waves]))
             encoded = self.encode(feats, lengths)

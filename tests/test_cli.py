@@ -151,6 +151,13 @@ def test_train_init_starts_from_the_given_model_and_rejects_a_second_shape(tmp_p
     assert json.loads((second / "model_config.json").read_text())["encoder"]["hidden_size"] == 32
     assert main(["train", *base, "--exp", str(second), "--init", str(first / "last.safetensors"), "--max-steps", "1", "--resume"]) == 0
     assert torch.load(second / "checkpoint.pt", weights_only=True)["state"]["step"] == 1
+    # the training audio's level band: measured by the first run, kept by the fine-tune (resumed too)
+    from speech_s2s.level import measure_training_range
+    from speech_s2s.model import read_model_info
+
+    band = measure_training_range(sorted(MINI_CORPUS.rglob("*.flac")))
+    assert band is not None and read_model_info(first / "last.safetensors").input_level_db == band
+    assert read_model_info(second / "last.safetensors").input_level_db == band
     capsys.readouterr()
     assert main(["train", *base, "--exp", str(tmp_path / "third"), "--init", str(first / "last.safetensors"), "--encoder-hidden", "64"]) == 1
     assert "--init takes the model's shape from MODEL" in capsys.readouterr().err

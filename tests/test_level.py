@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from speech_s2s.audio import SAMPLE_RATE, load_audio
-from speech_s2s.level import LevelConfig, active_level_db, gain_into_range, into_range
+from speech_s2s.level import LevelConfig, active_level_db, gain_into_range, into_range, level_config, measure_training_range, training_range
 from speech_s2s.streaming import StreamingRecognizer, StreamOptions
 from speech_s2s.transcribe import BUNDLED_SAMPLE, Recognizer, load_recognizer
 
@@ -63,7 +63,7 @@ def recognizer() -> Recognizer:
 
 
 def _without_level(recognizer: Recognizer) -> Recognizer:
-    return Recognizer(recognizer.model, dataclasses.replace(recognizer.options, level=None), recognizer.lm)
+    return Recognizer(recognizer.model, dataclasses.replace(recognizer.options, keep_level=True), recognizer.lm)
 
 
 def test_speech_30_db_quieter_reads_the_same_and_without_the_correction_reads_nothing(recognizer):
@@ -101,4 +101,50 @@ def test_the_cli_reads_a_quiet_recording_and_keep_level_decodes_it_as_recorded(t
     assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1"]) == 0
     assert capsys.readouterr().out == f"quiet {SAMPLE_TEXT}\n"
     assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1", "--keep-level"]) == 0
+    assert capsys.readouterr().out == "quiet\n"
+
+
+def test_the_training_range_spans_the_10th_to_1_db_above_the_90th_percentile_rounded_outward():
+    # the bundled model's corpora: 10th percentile -20.9 dB, 90th -13.7 dB -> LevelConfig's defaults
+    assert training_range([-20.9] * 5 + [-13.7] * 5) == (LevelConfig().low_db, LevelConfig().high_db) == (-21.0, -12.0)
+    assert training_range(list(np.linspace(-40.0, -20.0, 101))) == (-38.0, -21.0)  # 10th -38, 90th -22
+    with pytest.raises(ValueError, match="no levels"):
+        training_range([])
+
+
+def test_the_training_range_is_measured_on_the_files_and_skips_silence_and_damage(tmp_path):
+    import soundfile
+
+    files = []
+    for i, db in enumerate(np.linspace(-36.0, -24.0, 13)):  # a sine's active level is its RMS
+        files.append(tmp_path / f"{i}.wav")
+        soundfile.write(files[-1], tone(math.sqrt(2) * 10 ** (db / 20)), SAMPLE_RATE)
+    soundfile.write(tmp_path / "silent.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    (tmp_path / "damaged.wav").write_bytes(b"RIFF not a wave")
+    band = measure_training_range([*files, tmp_path / "silent.wav", tmp_path / "damaged.wav"])
+    assert band == training_range(list(np.linspace(-36.0, -24.0, 13))) == (-35.0, -24.0)
+    assert measure_training_range([tmp_path / "silent.wav"]) is None
+    # a sample, not every file: seeded, so the same at every start of a run
+    one = measure_training_range(files, limit=1)  # one file's level L: floor(L)..ceil(L) + 1
+    assert one == measure_training_range(files, limit=1) and one[1] - one[0] <= 2
+
+
+def test_decoding_scales_speech_into_the_range_the_model_file_states(tmp_path, capsys):
+    import soundfile
+    import torch
+
+    from speech_s2s.cli import main
+    from speech_s2s.model import load_model, save_model
+    from speech_s2s.transcribe import BUNDLED_MODEL
+
+    assert Recognizer(load_model(BUNDLED_MODEL)).level == LevelConfig()  # a file that states none: the bundled band
+    # the bundled weights in a file that claims its training audio was 30 dB quieter: the quiet
+    # recording is then in range and decoded as recorded (nothing), as with --keep-level above
+    model = load_model(BUNDLED_MODEL)
+    model.input_level_db = (-51.0, -42.0)
+    save_model(model, tmp_path / "quiet-trained.safetensors", torch.float16)
+    assert Recognizer(load_model(tmp_path / "quiet-trained.safetensors")).level == level_config((-51.0, -42.0))
+    soundfile.write(tmp_path / "quiet.wav", SPEECH * 10 ** (-30 / 20), SAMPLE_RATE, subtype="PCM_16")
+    capsys.readouterr()
+    assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1", "--model", str(tmp_path / "quiet-trained.safetensors")]) == 0
     assert capsys.readouterr().out == "quiet\n"

@@ -236,3 +236,30 @@ def test_average_info_keeps_the_last_models_info_and_lists_the_files_without_for
 def test_damaged_info_is_a_checkpoint_error(saved):
     _rewrite(saved, info="{oops")
     _one_line_error(saved, "info metadata is not JSON")
+
+
+def test_the_input_level_range_travels_in_the_file_through_export_and_average(tmp_path):
+    torch.manual_seed(0)
+    stated, unstated = tmp_path / "stated.safetensors", tmp_path / "unstated.safetensors"
+    model = Seq2Seq(tiny_config())
+    model.input_level_db = (-27.0, -15.0)
+    save_model(model, stated, torch.float16)
+    save_model(Seq2Seq(tiny_config()), unstated)
+    assert load_model(stated).input_level_db == (-27.0, -15.0) and load_model(unstated).input_level_db is None
+    assert read_model_info(stated).input_level_db == (-27.0, -15.0)
+    assert "input level:   -27..-15 dBFS" in format_model_info(read_model_info(stated))
+    assert "not stated" in format_model_info(read_model_info(unstated))
+    # an anchor that states none, interpolated with a fine-tune that states one, in either order
+    assert average_models([unstated, stated]).input_level_db == (-27.0, -15.0)
+    assert average_models([stated, unstated]).input_level_db == (-27.0, -15.0)
+    other = tmp_path / "other.safetensors"
+    model.input_level_db = (-40.0, -30.0)
+    save_model(model, other)
+    with pytest.raises(CheckpointError, match=rf"{other}: its input level range \(-40.0, -30.0\) differs from \(-27.0, -15.0\)"):
+        average_models([stated, other])
+
+
+@pytest.mark.parametrize("value", ["[-12, -21]", "[-21]", "oops", '["a", "b"]', "[-21, NaN]"])
+def test_a_damaged_input_level_range_is_a_checkpoint_error(saved, value):
+    _rewrite(saved, input_level_db=value)
+    _one_line_error(saved, "input_level_db metadata .* is not a \\[low, high\\] pair of dB levels")
