@@ -33,3 +33,12 @@ def test_committed_files_name_no_folder_of_the_build_machine():
             if any(folder in line for folder in MACHINE_FOLDERS):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
     assert not offenders, "machine folders in committed files:\n" + "\n".join(offenders)
+
+
+def test_committed_shell_scripts_parse():
+    # recipes run for hours before they reach a late stage: a syntax error there must fail here first
+    scripts = [path for path in _tracked_text_files() if path.suffix == ".sh" or path.name == "run"]
+    assert any(path.name == "run.sh" for path in scripts)
+    for path in scripts:
+        checked = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, f"{path.relative_to(ROOT)}: {checked.stderr.strip()}"
