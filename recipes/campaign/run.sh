@@ -74,11 +74,11 @@ ANCHOR_WEIGHT=${ANCHOR_WEIGHT:-0.2}   # 0: the average alone
 # by the name stage 1 gave it, and the real voice); every other one must not be worse beyond noise.
 IMPROVE=${IMPROVE:-}
 # The frozen benchmark (test-tts: the third session's engines and tool, held-out sentences), which stage
-# 0 remakes with that tool from git, and its dev split (dev-bench). Every engine but piper synthesises
-# the same audio again, sample for sample; piper's noise is drawn by onnxruntime unseeded, so its two
-# voices of each split are new samples at every build (the bundled model, greedy, on the first build
-# of the thirteenth session and on a second: test-tts 32.09 and 32.07 %, piper's voices 42.86 and
-# 39.93 %, 30.94 and 33.44 %). Compare models on one build, as stage 5 does.
+# 0 remakes with that tool from git, and its dev split (dev-bench). Every engine synthesises the same
+# audio at every build: piper's noise, which that tool drew from one unseeded onnxruntime session,
+# is seeded per utterance by seeded_piper.py (unseeded, two builds of the thirteenth session gave
+# the bundled model 32.09 and 32.07 % on test-tts, greedy, and its piper voices 42.86 / 39.93 and
+# 30.94 / 33.44 %). The third session's corpus (REHEARSE) is made the old way: training data.
 BENCHMARK=$DATA/evalcorpus
 BENCH_DEV=${BENCH_DEV:-$BENCHMARK/dev-tts}
 # What a phase trains on besides the corpus. Phase 3, on the corpus alone, fell behind the bundled
@@ -132,7 +132,8 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   # the tool as it was, from git: the frozen benchmark, and the third session's corpus to rehearse
   legacy=$(mktemp -d)
   git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/normalize.py | tar -x -C "$legacy"
-  python "$legacy/tools/make_tts_corpus.py" --out "$BENCHMARK" --seed 0 --jobs "$JOBS" --train-hours 0 --max-train-utts 0 --dev-utts 300 --test-utts 400
+  python recipes/campaign/seeded_piper.py "$legacy/tools/make_tts_corpus.py" --out "$BENCHMARK" --seed 0 --jobs "$JOBS" \
+    --train-hours 0 --max-train-utts 0 --dev-utts 300 --test-utts 400
   if [[ -n $REHEARSE ]]; then
     python "$legacy/tools/make_tts_corpus.py" --out "$(dirname "$REHEARSE")" --seed 0 --jobs "$JOBS" --train-hours 12 --dev-utts 300 --test-utts 400
   fi
