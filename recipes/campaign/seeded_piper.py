@@ -23,13 +23,12 @@ from tools.tts import piper as seeded  # noqa: E402  (after the path: the reposi
 def main() -> None:
     from piper import PiperVoice
 
-    seeded._MODEL = seeded.model_path().read_bytes()
     unseeded = PiperVoice.synthesize
 
     def synthesize(self, text, syn_config=None, *args, **kwargs):
         settings = {} if syn_config is None else {name: float(value) for name, value in vars(syn_config).items()
                                                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
-        self.session = seeded._session(seeded.utterance_seed(text, "legacy", settings))
+        self.session = seeded.session(seeded.utterance_seed(text, "legacy", settings))
         return unseeded(self, text, syn_config, *args, **kwargs)
 
     PiperVoice.synthesize = synthesize  # the tool's worker processes fork from here and keep it

@@ -61,30 +61,32 @@ def available() -> bool:
 
 
 def load() -> Any:
-    """Load the voice once per process (its session is replaced for each utterance: `_session`)."""
-    global _VOICE, _MODEL
+    """Load the voice once per process (its session is replaced for each utterance: `session`)."""
+    global _VOICE
     if _VOICE is None:
         import piper
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         model = model_path()
-        _MODEL = model.read_bytes()
         with open(f"{model}.json", encoding="utf-8") as f:
             config = PiperConfig.from_dict(json.load(f))
         _VOICE = PiperVoice(
             config=config,
-            session=_session(0),
+            session=session(0),
             espeak_data_dir=Path(piper.__file__).parent / "espeak-ng-data",
             download_dir=Path(tmp_path("piper")).parent,
         )
     return _VOICE
 
 
-def _session(seed: int) -> Any:
+def session(seed: int) -> Any:
     """A single-threaded onnxruntime session of the voice whose random ops start from `seed`."""
+    global _MODEL
     import onnxruntime
 
+    if not _MODEL:  # read once: a session is made per utterance
+        _MODEL = model_path().read_bytes()
     onnxruntime.set_seed(seed)
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -101,7 +103,7 @@ def synthesize(text: str, voice: str, settings: SettingsMap) -> np.ndarray:
     from piper.config import SynthesisConfig
 
     model = load()
-    model.session = _session(utterance_seed(text, voice, settings))
+    model.session = session(utterance_seed(text, voice, settings))
     cfg = SynthesisConfig(length_scale=settings["length_scale"], noise_scale=settings["noise_scale"],
                           noise_w_scale=settings["noise_w"])
     chunks = [c.audio_float_array for c in model.synthesize(text, cfg)]
