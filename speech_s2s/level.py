@@ -78,8 +78,9 @@ def into_range(samples: np.ndarray, config: LevelConfig | None = LevelConfig()) 
 
 def training_range(levels_db: Sequence[float]) -> tuple[float, float]:
     """The band of active levels (dB) a model's training utterances span: from the 10th percentile
-    to 1 dB above the 90th, each rounded outward to a whole dB. On the bundled model's corpora
-    (10th -20.9, 90th -13.7) this is -21..-12, the band that measured best (LevelConfig)."""
+    to 1 dB above the 90th, each rounded outward to a whole dB. On the 300 training utterances the
+    twelfth session measured (10th -20.9, 90th -13.7) this is -21..-12, the band that measured best
+    (LevelConfig); on 500 of the thirteenth session's phase 1 mix (with the short utterances), -22..-11."""
     if not levels_db:
         raise ValueError("no levels to take a range from")
     low, high = np.percentile(np.asarray(levels_db, dtype=np.float64), [10, 90])
