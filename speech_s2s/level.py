@@ -33,9 +33,10 @@ FRAME = 400  # 25 ms at 16 kHz
 
 @dataclass(frozen=True)
 class LevelConfig:
-    # The bundled model's training audio (used for any model whose file states no range): 10th percentile of utterances' active level -20.9 dB,
-    # 90th -13.7 dB. The upper bound sits above it, where a measured band of -21..-12 left every
-    # dev set as it was or slightly better (a band of -24..-12 was less help for quiet speech).
+    # The bundled model's training audio, used for any model whose file states no range: 10th
+    # percentile of utterances' active level -20.9 dB, 90th -13.7 dB. The upper bound sits above
+    # it, where a measured band of -21..-12 left every dev set as it was or slightly better (a
+    # band of -24..-12 was less help for quiet speech).
     low_db: float = -21.0
     high_db: float = -12.0
     max_gain_db: float = 40.0  # never lift more than this: below it is noise, not speech
