@@ -58,3 +58,21 @@ def test_short_corpus_holds_short_utterances_and_no_test_split(tmp_path):
     # a span of one or two words, or a number (at most six digits said one by one)
     assert all(len(u.text.split()) <= 6 and 0.2 < u.duration < 5 for u in train + dev)
     assert any(len(u.text.split()) <= SHORT_MAX_WORDS for u in train)
+
+
+@needs_espeak
+@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="wordnet-base not installed")
+def test_modern_corpus_reads_wordnets_examples_and_has_no_test_split(tmp_path):
+    from tools.tts.text import find_wordnet_dir, load_wordnet_examples
+
+    out = tmp_path / "modern"
+    command = [sys.executable, str(TOOL), "--modern", "--out", str(out), "--seed", "0", "--jobs", "1", "--engines", "espeak",
+               "--train-hours", "0.01", "--max-train-utts", "3", "--dev-utts", "2"]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    train, dev = read_librispeech(out / "train-tts"), read_librispeech(out / "dev-tts")
+    assert (len(train), len(dev)) == (3, 2) and not (out / "test-tts").exists()
+    examples = set(load_wordnet_examples(find_wordnet_dir()))
+    assert {u.text for u in train + dev} <= examples and not {u.text for u in train} & {u.text for u in dev}
+    assert "| wordnet" in (out / "CHAPTERS.TXT").read_text()
+    both = subprocess.run([sys.executable, str(TOOL), "--modern", "--short", "--out", str(out)], capture_output=True, text=True)
+    assert both.returncode == 2 and "--modern is a corpus's text" in both.stderr

@@ -168,6 +168,30 @@ def test_wordnet_definitions_and_examples_become_sentences_and_held_out_sentence
         language_model_text(pools, tmp_path, exclude=["bible"])
 
 
+def test_modern_text_is_wordnets_examples_split_into_dev_and_train_without_the_books_held_out_sentences(tmp_path):
+    from tools.tts.plan import build_plan
+    from tools.tts.text import TextPools, modern_text_pools
+
+    examples = [f"THE {w} IS ON THE TABLE" for w in ("CUP", "BOOK", "KEY", "PHONE", "PEN", "BOWL")]
+    synsets = "".join(f'0000{i} 03 n 01 thing 0 000 | an object of some kind; "{text.lower()}"\n' for i, text in enumerate(examples))
+    (tmp_path / "data.noun").write_text(WORDNET_HEADER + synsets + '00009 03 n 01 x 0 000 | a thing; "the cup is on the table"\n')
+    for name in ("data.verb", "data.adj", "data.adv"):
+        (tmp_path / name).write_text(WORDNET_HEADER)
+    books = TextPools(train=[("kjv", "AND IT WAS SO")], dev=["THE KEY IS ON THE TABLE"], test=["THE PEN IS ON THE TABLE"],
+                      legacy_dev_size=9)
+    modern = modern_text_pools(books, tmp_path, seed=0, dev_pool=2)
+    train = [text for _, text in modern.train]
+    # examples only (never the definitions), each once, and never a sentence the books hold out
+    assert sorted(train + modern.dev) == sorted({"THE CUP IS ON THE TABLE", "THE BOOK IS ON THE TABLE",
+                                                  "THE PHONE IS ON THE TABLE", "THE BOWL IS ON THE TABLE"})
+    assert len(modern.dev) == 2 and modern.test == [] and modern.legacy_dev_size == 0
+    assert {source for source, _ in modern.train} == {"wordnet"} and modern.dev_source == "wordnet"
+    assert modern_text_pools(books, tmp_path, seed=0, dev_pool=2) == modern  # seeded
+    assert len({tuple(modern_text_pools(books, tmp_path, seed=seed, dev_pool=2).dev) for seed in range(6)}) > 1  # the seed decides
+    jobs = build_plan(modern, build_speakers(0, ["espeak"]), 0, train_hours=1.0, dev_utts=2, test_utts=0)
+    assert {(j.split, j.source) for j in jobs} == {("dev-tts", "wordnet"), ("train-tts", "wordnet")}
+
+
 def _number_words() -> set[str]:
     from speech_s2s.normalize import number_to_words, ordinal_to_words
 

@@ -11,7 +11,8 @@ Text: Jane Austen (Debian ``r-cran-janeaustenr``) and the King James Bible (``bi
 Sensibility*); ``dev-tts`` reads *Northanger Abbey* with its own speakers; ``train-tts`` reads every other
 text. ``--lm-text`` writes the train text only. Dev and test speakers never occur in train. ``--short``
 makes a corpus of short utterances instead (one or two words cut from the same books' sentences, and
-numbers; dev and train only), which sentences never hold.
+numbers; dev and train only), which sentences never hold. ``--modern`` reads WordNet's usage examples
+(Debian ``wordnet-base``) instead of the books: how people speak now (dev and train only).
 
 Output is 16 kHz mono FLAC in the LibriSpeech layout (``tools/tts/layout.py``); runs are seeded, parallel
 and resumable. Example::
@@ -37,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
-from tools.tts.text import LM_TEXT_SOURCES, build_text_pools, find_wordnet_dir, language_model_text, short_text_pools  # noqa: E402
+from tools.tts.text import (LM_TEXT_SOURCES, build_text_pools, find_wordnet_dir, language_model_text,  # noqa: E402
+                            modern_text_pools, short_text_pools)
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0
@@ -102,6 +104,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="only measure engine throughput on N rounds of 4 sentences")
     ap.add_argument("--short", action="store_true",
                     help="short utterances: one or two words of each pool's sentences, and numbers (no test split)")
+    ap.add_argument("--modern", action="store_true",
+                    help="WordNet's usage examples instead of the books' sentences (apt package wordnet-base; "
+                         "no test split)")
     ap.add_argument("--plan-only", action="store_true", help="write metadata, synthesise nothing")
     ap.add_argument("--lm-text", metavar="FILE", default=None,
                     help="write every train sentence (never Sense and Sensibility nor Northanger Abbey), and "
@@ -126,8 +131,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--lm-exclude applies to --lm-text only")
     if args.short and args.lm_text:
         ap.error("--lm-text writes the books' sentences; --short does not apply")
-    if args.short:
-        args.test_utts = 0  # the benchmark is sentences
+    if args.modern and (args.short or args.lm_text):
+        ap.error("--modern is a corpus's text; it does not combine with --short or --lm-text")
+    if args.short or args.modern:
+        args.test_utts = 0  # the benchmark is the books' sentences
     return args
 
 
@@ -160,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pools = build_text_pools(austen_dir, args.seed)
     if args.short:
         pools = short_text_pools(pools, args.seed)
+    if args.modern:
+        wordnet_dir = find_wordnet_dir()
+        if wordnet_dir is None:
+            raise SystemExit("--modern: WordNet not found (install the apt package wordnet-base)")
+        pools = modern_text_pools(pools, wordnet_dir, args.seed)
     LOG.info("text pools: train %d, dev %d, test %d sentences", len(pools.train), len(pools.dev), len(pools.test))
     for split, pool, n in (("dev-tts", pools.dev, args.dev_utts), ("test-tts", pools.test, args.test_utts)):
         if n > len(pool):

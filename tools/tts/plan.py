@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 from . import ENGINES
 from .engine import Settings, gender, speaker_voices, voice_parts
-from .text import DEV_BOOK, TEST_BOOK, TextPools
+from .text import TEST_BOOK, TextPools
 
 SPLITS: tuple[str, str, str] = ("train-tts", "dev-tts", "test-tts")
 SPLIT_ID_BASE: dict[str, int] = {"train-tts": 1000, "dev-tts": 2000, "test-tts": 3000}
@@ -255,7 +255,7 @@ def build_plan(pools: TextPools, speakers: dict[str, list[Speaker]], seed: int, 
                dev_utts: int, test_utts: int, max_train_utts: int | None = None) -> list[Job]:
     """Every utterance of the corpus: dev, test, then train jobs (train grows by appending)."""
     dev_rng = random.Random(f"dev-plan-{seed}")
-    jobs = _assign("dev-tts", [(DEV_BOOK, s) for s in pools.dev[:dev_utts]], _round_robin(speakers["dev-tts"]),
+    jobs = _assign("dev-tts", [(pools.dev_source, s) for s in pools.dev[:dev_utts]], _round_robin(speakers["dev-tts"]),
                    dev_rng, perturb=False)
     jobs += legacy_test_jobs(seed, speakers["test-tts"], pools.test, test_utts,
                              min(LEGACY_DEV_UTTS, pools.legacy_dev_size))

@@ -10,6 +10,7 @@ Books (Jane Austen from Debian ``r-cran-janeaustenr``, read with ``rdata``; the 
 ``short_text_pools`` turns them into pools of short utterances (one or two words cut from each pool's own
 sentences, and numbers), which sentences never hold: read in isolation, a word sounds unlike the same
 word inside a sentence, and a model that has only heard sentences goes on spelling after it.
+``modern_text_pools`` reads WordNet's usage examples instead of the books.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import shutil
 import subprocess
 import zlib
 from pathlib import Path
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, Iterator
 
 import numpy as np
 
@@ -119,22 +120,35 @@ def find_wordnet_dir() -> Path | None:
     return next((Path(d) for d in WORDNET_DIRS if (Path(d) / "data.noun").is_file()), None)
 
 
-def load_wordnet(data_dir: Path) -> list[str]:
-    """WordNet 3.0's usage examples and definitions (Debian ``wordnet-base``): modern English, unlike
-    the books. Each synset line ends in ``| gloss; "example"; "example"``; the examples and the
-    gloss's first clause (asides in brackets dropped) become normalised sentences, in file order."""
-    result: list[str] = []
+def _wordnet_glosses(data_dir: Path) -> Iterator[str]:
+    """Each synset's gloss, in file order: a synset line ends in ``| gloss; "example"; "example"``."""
     for name in WORDNET_DATA:
         for line in (data_dir / name).read_text(encoding="latin-1").splitlines():
             if line.startswith("  ") or "|" not in line:
                 continue  # the licence header, or no gloss
-            gloss = line.split("|", 1)[1]
-            definition = WORDNET_ASIDE_RE.sub(" ", gloss.split(";", 1)[0].split('"', 1)[0])
-            for text in (definition, *WORDNET_QUOTE_RE.findall(gloss)):
-                norm = normalize_text(text)
-                if MIN_WORDS <= len(norm.split()) <= MAX_WORDS:
-                    result.append(norm)
+            yield line.split("|", 1)[1]
+
+
+def _sentence_or_none(text: str) -> str | None:
+    norm = normalize_text(text)
+    return norm if MIN_WORDS <= len(norm.split()) <= MAX_WORDS else None
+
+
+def load_wordnet(data_dir: Path) -> list[str]:
+    """WordNet 3.0's usage examples and definitions (Debian ``wordnet-base``): modern English, unlike
+    the books. The examples and each gloss's first clause (asides in brackets dropped) become
+    normalised sentences, in file order."""
+    result: list[str] = []
+    for gloss in _wordnet_glosses(data_dir):
+        definition = WORDNET_ASIDE_RE.sub(" ", gloss.split(";", 1)[0].split('"', 1)[0])
+        result += [s for s in map(_sentence_or_none, (definition, *WORDNET_QUOTE_RE.findall(gloss))) if s]
     return result
+
+
+def load_wordnet_examples(data_dir: Path) -> list[str]:
+    """WordNet's usage examples alone, as normalised sentences in file order: how people say things now
+    ("give me a hand with the chores"), where its definitions are dictionary prose."""
+    return [s for gloss in _wordnet_glosses(data_dir) for s in map(_sentence_or_none, WORDNET_QUOTE_RE.findall(gloss)) if s]
 
 
 def paragraphs_to_sentences(paragraphs: Iterable[str]) -> list[str]:
@@ -180,9 +194,10 @@ class TextPools:
     """Sentences of each split, in the order they are used."""
 
     train: list[tuple[str, str]]  # (source, sentence), shuffled
-    dev: list[str]  # DEV_BOOK, shuffled
+    dev: list[str]  # dev_source's, shuffled
     test: list[str]  # TEST_BOOK half, in the benchmark's order
     legacy_dev_size: int  # the first tool's dev pool (the other half of TEST_BOOK)
+    dev_source: str = DEV_BOOK
 
 
 def build_text_pools(austen_dir: Path | None, seed: int) -> TextPools:
@@ -275,3 +290,21 @@ def short_text_pools(pools: TextPools, seed: int) -> TextPools:
     train_rng = random.Random(f"short-train-{seed}")
     train_texts = _short_texts([text for _, text in pools.train], train_rng, set(dev))
     return TextPools([("short", text) for text in train_texts], dev, [], 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Modern text
+# --------------------------------------------------------------------------------------------------
+MODERN_SOURCE = "wordnet"
+MODERN_DEV_POOL = 1000  # sentences kept for the dev split, whatever its size, so that train never moves
+
+
+def modern_text_pools(pools: TextPools, wordnet_dir: Path, seed: int, dev_pool: int = MODERN_DEV_POOL) -> TextPools:
+    """WordNet's usage examples in place of the books: a corpus's decoder then learns how people speak
+    now, not the King James Bible's English, which is over half the books' train pool. Dev is the
+    first `dev_pool` of a seeded shuffle, train the rest; never a sentence of the books' dev or test
+    pools (`pools`); no test pool (the benchmark is the books')."""
+    examples = dedup(load_wordnet_examples(wordnet_dir), exclude=set(pools.dev) | set(pools.test))
+    random.Random(f"modern-text-{seed}").shuffle(examples)
+    dev, train = examples[:dev_pool], examples[dev_pool:]
+    return TextPools([(MODERN_SOURCE, text) for text in train], dev, [], 0, dev_source=MODERN_SOURCE)
