@@ -512,7 +512,7 @@ def _run_decode(args) -> int:
 
     from speech_s2s.corpus import CorpusError, read_manifest
     from speech_s2s.corpus_decode import decode_utterances, partial_path, run_signature
-    from speech_s2s.level import level_config
+    from speech_s2s.level import decoding_level
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
@@ -537,7 +537,7 @@ def _run_decode(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()
-    level = None if args.keep_level else level_config(model.input_level_db)
+    level = decoding_level(model.input_level_db, args.keep_level)
     done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm, level), lm, args.batch_size, device,
                              keep_level=args.keep_level)
     if done.reused:

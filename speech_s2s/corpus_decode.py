@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
-from speech_s2s.level import LevelConfig, into_range, level_config
+from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode
 
@@ -81,7 +81,7 @@ def decode_utterances(
     """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run.
     Each utterance's level goes into the model's training range first (speech_s2s.level), as in
     `transcribe`, unless `keep_level`; `signature` should name that range (run_signature's `level`)."""
-    level = None if keep_level else level_config(model.input_level_db)
+    level = decoding_level(model.input_level_db, keep_level)
     output = Path(output)
     partial = partial_path(output)
     done = _done_ids(partial, signature)

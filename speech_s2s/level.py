@@ -111,3 +111,10 @@ def level_config(range_db: tuple[float, float] | None) -> LevelConfig:
     """The correction for a model whose file states `range_db` (None: the defaults, the bundled model's)."""
     config = LevelConfig()
     return config if range_db is None else replace(config, low_db=range_db[0], high_db=range_db[1])
+
+
+def decoding_level(range_db: tuple[float, float] | None, keep_level: bool) -> LevelConfig | None:
+    """What decoding does to speech for a model whose file states `range_db`: scale it into that band
+    (level_config), or nothing when the caller keeps the recorded level (`--keep-level`). Every decoding
+    path asks here, so that a resumed run's signature and its decoding agree."""
+    return None if keep_level else level_config(range_db)

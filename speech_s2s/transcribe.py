@@ -23,7 +23,7 @@ from speech_s2s.alignment import Word, word_times
 from speech_s2s.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
 from speech_s2s.encoder import EncoderOutput
 from speech_s2s.inputs import InputFile
-from speech_s2s.level import LevelConfig, into_range, level_config
+from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
 from speech_s2s.vad import Segment as AudioSegment
@@ -121,7 +121,7 @@ class Recognizer:
         self.options = options
         self.lm = lm
         # the level band speech is scaled into: the one the model's file states, else the bundled model's
-        self.level: LevelConfig | None = None if options.keep_level else level_config(model.input_level_db)
+        self.level: LevelConfig | None = decoding_level(model.input_level_db, options.keep_level)
         self.encode = encoder or (lambda feats, lengths: model.encode(feats, lengths, options.decoding.chunk))
         self._detector = SpeechDetector()
         encoder = model.config.encoder
