@@ -85,7 +85,7 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search():
     from speech_s2s.transcribe import BUNDLED_MODEL
 
     model = load_model(BUNDLED_MODEL)
-    feats, lengths = _sample_twice(model, 3.0)  # the twelfth session's model reads on through 1.5 s by itself
+    feats, lengths = _sample_twice(model, 5.0)  # the twelfth session's model read on through 1.5 s by itself, the fourteenth's through 3 s
     encoded = model.encode(feats, lengths)
     ctc = model.ctc_log_probs(encoded)
     frames = int(encoded.ctc_lengths[0])
