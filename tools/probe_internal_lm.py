@@ -26,7 +26,7 @@ from speech_s2s.inputs import expand_inputs
 from speech_s2s.lm import load_lm
 from speech_s2s.model import load_model
 from speech_s2s.search import DecodingOptions, LanguageModel
-from speech_s2s.transcribe import BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions, language_model_file
+from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions
 
 
 class InternalLM:
@@ -79,14 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--file-list", required=True)
     ap.add_argument("--output", required=True)
-    ap.add_argument("--model", default=None, help="default: the bundled model (and the bundled LM)")
+    ap.add_argument("--model", default=None, help="default: the bundled model")
+    ap.add_argument("--lm", default=str(BUNDLED_LM), help="the external LM (default: the bundled one)")
     ap.add_argument("--lm-weight", type=float, default=DEFAULT_LM_WEIGHT)
     ap.add_argument("--ilm-weight", type=float, default=0.0, help="0: the default decoding")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model or BUNDLED_MODEL)
-    lm: LanguageModel = load_lm(language_model_file(args.model, DEFAULT_BEAM, True), vocabulary=model.vocabulary)
+    lm: LanguageModel = load_lm(args.lm, vocabulary=model.vocabulary)
     if args.ilm_weight > 0:
         lm = LessInternal(lm, InternalLM(model.decoder.eval()), args.ilm_weight / args.lm_weight)
     options = TranscribeOptions(decoding=DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=args.lm_weight))
