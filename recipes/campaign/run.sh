@@ -167,17 +167,27 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   fi
 fi
 
+prepare_once() {  # a split folder, its dev set's name: the manifest, references and file list in $EXP, once
+  [[ -f $EXP/$2.jsonl ]] || speech-s2s prepare "$1" --out "$EXP/$2.jsonl" --text "$EXP/$2.ref.txt" --files "$EXP/$2.files"
+}
+
+dev_split_made() {  # a corpus made in the background, its hours (0: not made), its dev split's size: all there?
+  [[ $2 != 0 && $(find "$1/dev-tts" -name '*.flac' 2>/dev/null | wc -l) -ge $3 ]]
+}
+
+join_from() {  # a corpus made in the background, its hours (0: not made), the utterances its train split joins at
+  if [[ $2 != 0 && $(python recipes/campaign/campaign.py transcribed "$1/train-tts") -ge $3 ]]; then
+    options+=(--rehearse "$1/train-tts")
+  fi
+}
+
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   echo "stage 1: dev manifests; the phase to train in"
-  for dev in "$corpus/dev-tts" "$DATA/devsets/dev-asterisk"; do
-    name=$(basename "$dev")
-    [[ -f $EXP/$name.jsonl ]] || speech-s2s prepare "$dev" --out "$EXP/$name.jsonl" --text "$EXP/$name.ref.txt" --files "$EXP/$name.files"
-  done
+  prepare_once "$corpus/dev-tts" dev-tts
+  prepare_once "$DATA/devsets/dev-asterisk" dev-asterisk
   # The frozen benchmark's own dev split (its voices are test-tts's engines): a phase that forgets
   # them must not be promoted, as phase 3 would have been on the two sets above alone.
-  if [[ -d $BENCH_DEV && ! -f $EXP/dev-bench.jsonl ]]; then
-    speech-s2s prepare "$BENCH_DEV" --out "$EXP/dev-bench.jsonl" --text "$EXP/dev-bench.ref.txt" --files "$EXP/dev-bench.files"
-  fi
+  [[ -d $BENCH_DEV ]] && prepare_once "$BENCH_DEV" dev-bench
   # The bundled model read 94 of dev-tts's 300 sentences in training (the third session's corpus
   # had Northanger Abbey, now dev-tts's book), which flatters it there; promotion compares on the rest.
   if [[ -n $REHEARSE && -d $REHEARSE && ! -f $EXP/dev-tts-unread.files ]]; then
@@ -190,25 +200,16 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
     speech-s2s prepare "$KOKORO/dev-tts" --out "$EXP/dev-kokoro-all.jsonl" --text "$EXP/dev-kokoro-all.ref.txt" --files "$EXP/dev-kokoro-all.files"
     python recipes/campaign/campaign.py unread "$EXP/dev-kokoro-all" "$REHEARSE" "$EXP/dev-kokoro"
   fi
-  short_dev=$(find "$SHORT/dev-tts" -name '*.flac' 2>/dev/null | wc -l)
-  if [[ ! -f $EXP/dev-short.files && $SHORT_HOURS != 0 && $short_dev -ge $SHORT_DEV_UTTS ]]; then
-    speech-s2s prepare "$SHORT/dev-tts" --out "$EXP/dev-short.jsonl" --text "$EXP/dev-short.ref.txt" --files "$EXP/dev-short.files"
-  fi
-  modern_dev=$(find "$MODERN/dev-tts" -name '*.flac' 2>/dev/null | wc -l)
-  if [[ ! -f $EXP/dev-modern.files && $MODERN_HOURS != 0 && $modern_dev -ge $MODERN_DEV_UTTS ]]; then
-    speech-s2s prepare "$MODERN/dev-tts" --out "$EXP/dev-modern.jsonl" --text "$EXP/dev-modern.ref.txt" --files "$EXP/dev-modern.files"
-  fi
+  dev_split_made "$SHORT" "$SHORT_HOURS" "$SHORT_DEV_UTTS" && prepare_once "$SHORT/dev-tts" dev-short
+  dev_split_made "$MODERN" "$MODERN_HOURS" "$MODERN_DEV_UTTS" && prepare_once "$MODERN/dev-tts" dev-modern
   options=()
   [[ ${RESTART:-0} == 1 ]] && options=(--restart)  # once, by hand: a new phase from $INIT
   for weight in $WEIGHTS; do options+=(--weight "$weight"); done
   [[ -n $REHEARSE ]] && options+=(--rehearse "$REHEARSE")
   # from KOKORO_JOIN_UTTS utterances on (then a phase per quarter of growth: not one per run from the start)
-  kokoro_train=$(python recipes/campaign/campaign.py transcribed "$KOKORO/train-tts")
-  [[ $KOKORO_HOURS != 0 && $kokoro_train -ge $KOKORO_JOIN_UTTS ]] && options+=(--rehearse "$KOKORO/train-tts")
-  short_train=$(python recipes/campaign/campaign.py transcribed "$SHORT/train-tts")
-  [[ $SHORT_HOURS != 0 && $short_train -ge $SHORT_JOIN_UTTS ]] && options+=(--rehearse "$SHORT/train-tts")
-  modern_train=$(python recipes/campaign/campaign.py transcribed "$MODERN/train-tts")
-  [[ $MODERN_HOURS != 0 && $modern_train -ge $MODERN_JOIN_UTTS ]] && options+=(--rehearse "$MODERN/train-tts")
+  join_from "$KOKORO" "$KOKORO_HOURS" "$KOKORO_JOIN_UTTS"
+  join_from "$SHORT" "$SHORT_HOURS" "$SHORT_JOIN_UTTS"
+  join_from "$MODERN" "$MODERN_HOURS" "$MODERN_JOIN_UTTS"
   for name in dev-tts dev-asterisk dev-bench dev-kokoro-all dev-short dev-modern; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
   mv "$EXP/current-phase.new" "$EXP/current-phase"
