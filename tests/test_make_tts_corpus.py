@@ -44,17 +44,23 @@ def test_tiny_corpus_is_librispeech_layout_with_held_out_speakers_and_text(tmp_p
     assert len(after) == 6 and all(after[path] == before[path] for path in before)
 
 
+def _dev_and_train_only_corpus(out: Path, kind: str, train_utts: int, dev_utts: int) -> tuple[list, list]:
+    """A tiny espeak corpus of a `kind` that has no test split (--short, --modern): its train and dev
+    utterances, checked to be as many as asked for, with no test split and no text in both."""
+    command = [sys.executable, str(TOOL), kind, "--out", str(out), "--seed", "0", "--jobs", "1", "--engines", "espeak",
+               "--train-hours", "0.01", "--max-train-utts", str(train_utts), "--dev-utts", str(dev_utts)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    train, dev = read_librispeech(out / "train-tts"), read_librispeech(out / "dev-tts")
+    assert (len(train), len(dev)) == (train_utts, dev_utts) and not (out / "test-tts").exists()
+    assert not {u.text for u in train} & {u.text for u in dev}
+    return train, dev
+
+
 @needs_espeak
 def test_short_corpus_holds_short_utterances_and_no_test_split(tmp_path):
     from tools.tts.text import SHORT_MAX_WORDS
 
-    out = tmp_path / "short"
-    command = [sys.executable, str(TOOL), "--short", "--out", str(out), "--seed", "0", "--jobs", "1", "--engines", "espeak",
-               "--train-hours", "0.01", "--max-train-utts", "6", "--dev-utts", "2"]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    train, dev = read_librispeech(out / "train-tts"), read_librispeech(out / "dev-tts")
-    assert (len(train), len(dev)) == (6, 2) and not (out / "test-tts").exists()
-    assert not {u.text for u in train} & {u.text for u in dev}
+    train, dev = _dev_and_train_only_corpus(tmp_path / "short", "--short", train_utts=6, dev_utts=2)
     # a span of one or two words, or a number (at most six digits said one by one)
     assert all(len(u.text.split()) <= 6 and 0.2 < u.duration < 5 for u in train + dev)
     assert any(len(u.text.split()) <= SHORT_MAX_WORDS for u in train)
@@ -66,13 +72,8 @@ def test_modern_corpus_reads_wordnets_examples_and_has_no_test_split(tmp_path):
     from tools.tts.text import find_wordnet_dir, load_wordnet_examples
 
     out = tmp_path / "modern"
-    command = [sys.executable, str(TOOL), "--modern", "--out", str(out), "--seed", "0", "--jobs", "1", "--engines", "espeak",
-               "--train-hours", "0.01", "--max-train-utts", "3", "--dev-utts", "2"]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    train, dev = read_librispeech(out / "train-tts"), read_librispeech(out / "dev-tts")
-    assert (len(train), len(dev)) == (3, 2) and not (out / "test-tts").exists()
-    examples = set(load_wordnet_examples(find_wordnet_dir()))
-    assert {u.text for u in train + dev} <= examples and not {u.text for u in train} & {u.text for u in dev}
+    train, dev = _dev_and_train_only_corpus(out, "--modern", train_utts=3, dev_utts=2)
+    assert {u.text for u in train + dev} <= set(load_wordnet_examples(find_wordnet_dir()))
     assert "| wordnet" in (out / "CHAPTERS.TXT").read_text()
     both = subprocess.run([sys.executable, str(TOOL), "--modern", "--short", "--out", str(out)], capture_output=True, text=True)
     assert both.returncode == 2 and "--modern is a corpus's text" in both.stderr
