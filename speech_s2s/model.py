@@ -175,6 +175,9 @@ class Seq2Seq(nn.Module):
         return LossOutput(loss, attention, ctc, accuracy, weights)
 
 
+FEATURE_CONSTANTS = "logmel."  # state-dict prefix of the log-mel extractor's window and filterbank (not learnt)
+
+
 def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = None, info: dict[str, Any] | None = None) -> None:
     """Write weights and config to a safetensors file, atomically (temp file, then rename).
 
@@ -192,8 +195,9 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
     if info:
         metadata["info"] = json.dumps(info, default=str)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    if dtype is not None:
-        tensors = {name: t.to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
+    if dtype is not None:  # the feature constants stay float32, for readers that still load them
+        tensors = {name: t.to(dtype) if t.is_floating_point() and not name.startswith(FEATURE_CONSTANTS) else t
+                   for name, t in tensors.items()}
     temporary = path.with_name(path.name + ".tmp")
     save_file(tensors, str(temporary), metadata=metadata)
     os.replace(temporary, path)
@@ -310,6 +314,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
     except Exception as error:
         raise CheckpointError(f"{path}: cannot read its weights ({_first_line(error)})") from None
     tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
+    # The feature extractor's Hann window and mel filterbank follow from the config and are kept as
+    # the fresh model computed them, not read back: a float16 file rounds the window by up to 2.4e-4,
+    # which raises its spectral leakage and moved quiet log-mel bins by up to 1.0 against the
+    # streaming extractor's exact window (so live partials and offline decoding differed).
+    tensors.update({name: t for name, t in checkpoint.model.state_dict().items() if name.startswith(FEATURE_CONSTANTS)})
     checkpoint.model.load_state_dict(tensors)  # names, shapes and dtypes were checked above
     return checkpoint.model.to(device).eval()
 

@@ -76,6 +76,32 @@ def test_half_precision_export_is_half_the_size_and_decodes_the_same(tmp_path):
     assert decode(loaded, feats, lengths)[0].text == decode(model, feats, lengths)[0].text
 
 
+def test_feature_constants_come_from_the_config_not_the_file(tmp_path):
+    """Files before the fifteenth session stored the Hann window and mel filterbank in float16; the
+    rounded window's leakage moved quiet log-mel bins by up to 1.0. Loading recomputes both, so a
+    loaded model's features equal a fresh extractor's exactly, and a float16 file stores them in float32."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from speech_s2s.features import LogMel
+
+    torch.manual_seed(0)
+    path = tmp_path / "half.safetensors"
+    save_model(Seq2Seq(tiny_config()).eval(), path, torch.float16)
+    with safe_open(str(path), "pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    assert tensors["logmel.mel.spectrogram.window"].dtype == torch.float32
+    assert tensors["encoder.layers.0.forward_lstm.weight_ih_l0"].dtype == torch.float16
+    old = tmp_path / "old-half.safetensors"  # as the older files are: every floating-point tensor rounded
+    save_file({name: t.half() if t.is_floating_point() else t for name, t in tensors.items()}, str(old), metadata=metadata)
+    waves, samples = _batch([12000, 7000])
+    expected, _ = LogMel(tiny_config().features)(waves, samples)
+    for file in (path, old):
+        model = load_model(file)
+        assert torch.equal(model.logmel.mel.spectrogram.window, torch.hann_window(model.config.features.n_fft))
+        assert torch.equal(model.features(waves, samples)[0], expected)
+
+
 def test_average_of_snapshots_is_their_elementwise_mean_and_refuses_another_shape(tmp_path):
     paths = []
     for seed in range(3):
