@@ -35,9 +35,7 @@ STATS = "stats.json"
 LAYOUT = "layout.json"  # the store's shard size, so that a reader that does not know it cuts the same shards
 # Bump when the way features are computed changes (not their settings: those are compared anyway),
 # so that shards computed the old way are recomputed.
-# 2: a model loaded from a file computes with the exact Hann window and filterbank (speech_s2s.model's
-# FEATURE_CONSTANTS), not the float16-rounded ones older files stored.
-FEATURE_CODE_VERSION = 2
+FEATURE_CODE_VERSION = 1
 DEFAULT_SHARD_SIZE = 1000  # LibriSpeech utterances average 12.3 s: ~3.4 h, ~200 MB of float16 per shard
 
 
