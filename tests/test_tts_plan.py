@@ -164,6 +164,9 @@ def test_wordnet_definitions_and_examples_become_sentences_and_held_out_sentence
     assert language_model_text(pools, tmp_path, exclude=["kjv"]) == ["A TRAIN SENTENCE HERE", "THAT WHICH IS PERCEIVED OR KNOWN",
                                                                      "SHE WAS HAPPY", "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS"]
     assert language_model_text(pools, tmp_path, exclude=["wordnet", "emma"]) == ["SHE WAS HAPPY"]
+    # the modern corpus's dev pool is held out too, from every source
+    assert language_model_text(pools, tmp_path, modern_dev=["SHE WAS HAPPY", "DRAW AIR INTO AND EXPEL OUT OF THE LUNGS"]) == [
+        "A TRAIN SENTENCE HERE", "THAT WHICH IS PERCEIVED OR KNOWN"]
     with pytest.raises(ValueError, match=r"unknown text sources: \['bible'\]"):
         language_model_text(pools, tmp_path, exclude=["bible"])
 

@@ -151,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         wordnet_dir = find_wordnet_dir()
         if wordnet_dir is None:
             LOG.warning("WordNet not found (apt package wordnet-base): the LM text is the books' sentences only")
-        sentences = language_model_text(pools, wordnet_dir, exclude=args.lm_exclude)
+        # the modern corpus made with the same --seed keeps these WordNet examples for dev-modern
+        modern_dev = modern_text_pools(pools, wordnet_dir, args.seed).dev if wordnet_dir is not None else []
+        sentences = language_model_text(pools, wordnet_dir, exclude=args.lm_exclude, modern_dev=modern_dev)
         layout.atomic_write_text(Path(args.lm_text), "".join(f"{text}\n" for text in sentences))
         LOG.info("%s: %d sentences for a language model (the books' train pool holds %d; left out: %s)", args.lm_text,
                  len(sentences), len(pools.train), ", ".join(args.lm_exclude) or "nothing")

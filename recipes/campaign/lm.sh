@@ -4,7 +4,8 @@
 #   recipes/campaign/lm.sh [--stage N] [--stop-stage N]
 #
 # Stages: 0 text (every train sentence of the books, never Sense and Sensibility nor Northanger
-# Abbey, plus WordNet's definitions and examples: Debian wordnet-base) -> 1 train the LM ->
+# Abbey, plus WordNet's definitions and examples but the modern corpus's dev pool: Debian
+# wordnet-base; the bundled LM's text predates that rule and holds dev-modern) -> 1 train the LM ->
 # 2 beam search with and without it on both dev sets (recipes/campaign/run.sh's dev manifests), one
 # WER line per weight in $LM_DIR/fusion.md -> 3 bundle: copy the LM over speech_s2s/assets/lm.safetensors
 # (not run unless --stop-stage 3; do it when fusion.md beats the bundled LM's on both dev sets).

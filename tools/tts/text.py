@@ -228,15 +228,17 @@ def build_text_pools(austen_dir: Path | None, seed: int) -> TextPools:
 LM_TEXT_SOURCES: tuple[str, ...] = TRAIN_BOOKS + ("kjv", "wordnet")
 
 
-def language_model_text(pools: TextPools, wordnet_dir: Path | None, exclude: Collection[str] = ()) -> list[str]:
+def language_model_text(pools: TextPools, wordnet_dir: Path | None, exclude: Collection[str] = (),
+                        modern_dev: Collection[str] = ()) -> list[str]:
     """Every sentence a language model may learn from: the train pool, then WordNet's definitions and
-    examples when installed, without repeats and never a dev or test sentence. `exclude` leaves
+    examples when installed, without repeats and never a dev or test sentence: the books' (`pools`)
+    nor the modern corpus's dev pool (`modern_dev`, `modern_text_pools(...).dev`). `exclude` leaves
     sources out (LM_TEXT_SOURCES): the King James Bible is over half the train pool's sentences, and
     an LM that has read it hears "the lord" in modern speech."""
     unknown = set(exclude) - set(LM_TEXT_SOURCES)
     if unknown:
         raise ValueError(f"unknown text sources: {sorted(unknown)} (known: {', '.join(LM_TEXT_SOURCES)})")
-    held_out = set(pools.dev) | set(pools.test)
+    held_out = set(pools.dev) | set(pools.test) | set(modern_dev)
     sources = [("train", [text for source, text in pools.train if source not in exclude])]
     if wordnet_dir is not None and "wordnet" not in exclude:
         sources.append(("wordnet", load_wordnet(wordnet_dir)))
