@@ -77,13 +77,21 @@ def _reads_both_sentences(text: str) -> bool:
     return text.startswith(FIRST_SENTENCE + " ") and 5 <= len(second) <= 12 and text.endswith("kind") and "kind and kind" not in text
 
 
+def _greedy_says(monkeypatch, tokens: list[int]) -> None:
+    """Make greedy search's attention output `tokens` for every utterance, its CTC lengths and caps
+    as they are: the failures the guards exist for, whether or not the bundled model makes them."""
+    import speech_s2s.search as search
+
+    real = search._greedy
+    monkeypatch.setattr(search, "_greedy", lambda *args, **kwargs: ([list(tokens)], *real(*args, **kwargs)[1:]))
+
+
 def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(monkeypatch):
     """Attention trained on single sentences can lose its place over a long pause inside a segment
     and loop until the length cap; running into the cap sends the utterance to joint CTC/attention
     beam search, which follows the audio. The models of the twelfth to fourteenth sessions looped by
     themselves ("... very kind and kind and kind", the fourteenth's over a 5 s pause); the fifteenth's
     reads on through 8 s and stops after the first sentence at 12 s, so the loop is imitated here."""
-    import speech_s2s.search as search
     from speech_s2s.model import load_model
     from speech_s2s.transcribe import BUNDLED_MODEL
 
@@ -92,9 +100,7 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(mon
     encoded = model.encode(feats, lengths)
     frames = int(encoded.ctc_lengths[0])
     cap = max_output_tokens(frames, ctc_greedy_length(model.ctc_log_probs(encoded)[0, :frames]), DecodingOptions())
-    looping = model.vocabulary.encode(FIRST_SENTENCE + " and kind" * cap)[:cap]
-    real = search._greedy
-    monkeypatch.setattr(search, "_greedy", lambda *args, **kwargs: ([list(looping)], *real(*args, **kwargs)[1:]))
+    _greedy_says(monkeypatch, model.vocabulary.encode(FIRST_SENTENCE + " and kind" * cap)[:cap])
     without_guard = decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0]
     assert without_guard.text.startswith(FIRST_SENTENCE + " and kind and kind and kind") and len(without_guard.tokens) == cap
     with_guard = decode(model, feats, lengths)[0].text
@@ -104,16 +110,12 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(mon
 def test_greedy_that_stops_at_the_first_sentence_is_decoded_again_by_beam_search(monkeypatch):
     """The models of the ninth to eleventh sessions stopped after the first sentence over a 1.5 s
     pause: <eos> where CTC hears as much again. Greedy output that short goes to beam search too."""
-    import speech_s2s.search as search
     from speech_s2s.model import load_model
     from speech_s2s.transcribe import BUNDLED_MODEL
 
     model = load_model(BUNDLED_MODEL)
     feats, lengths = _sample_twice(model, 1.5)
-    first_only = model.vocabulary.encode(FIRST_SENTENCE)
-    real = search._greedy
-    # attention's <eos> there (the CTC lengths and caps as they are)
-    monkeypatch.setattr(search, "_greedy", lambda *args, **kwargs: ([list(first_only)], *real(*args, **kwargs)[1:]))
+    _greedy_says(monkeypatch, model.vocabulary.encode(FIRST_SENTENCE))  # attention's <eos> there
     assert decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0].text == FIRST_SENTENCE
     with_guard = decode(model, feats, lengths)[0].text
     assert _reads_both_sentences(with_guard), with_guard
