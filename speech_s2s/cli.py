@@ -65,6 +65,8 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
     p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
+    p.add_argument("--internal-lm-weight", type=float, default=None,
+                   help="weight of the decoder's own LM, subtracted beside the LM (default 0.15; 0: none)")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=_positive, default=8, help="speech segments decoded together (default 8)")
     p.add_argument("--keep-level", action="store_true",
@@ -89,14 +91,15 @@ def _transcribe_usage_error(args) -> str | None:
     """What is wrong with the options, before any work is done (exit status 2)."""
     if args.beam == 1:
         given = (("--lm", args.lm), ("--no-lm", args.no_lm or None), ("--lm-weight", args.lm_weight), ("--ctc-weight", args.ctc_weight),
-                 ("--length-bonus", args.length_bonus))
+                 ("--internal-lm-weight", args.internal_lm_weight), ("--length-bonus", args.length_bonus))
         ignored = [flag for flag, value in given if value is not None]
         if ignored:
             return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is 8)"
     if args.lm and args.no_lm:
         return "give --lm or --no-lm, not both"
-    if args.lm_weight is not None and (args.no_lm or (args.model and not args.lm)):
-        return "--lm-weight needs a language model: --lm FILE (the bundled LM goes only with the bundled model)"
+    for flag, value in (("--lm-weight", args.lm_weight), ("--internal-lm-weight", args.internal_lm_weight)):
+        if value is not None and (args.no_lm or (args.model and not args.lm)):
+            return f"{flag} needs a language model: --lm FILE (the bundled LM goes only with the bundled model)"
     if args.output and args.output_dir:
         return "give --output or --output-dir, not both"
     if args.resume and not (args.output or args.output_dir):
@@ -157,7 +160,7 @@ def _run_transcribe(args) -> int:
     apply_threads(args, decoding=True)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import BUNDLED_MODEL, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions, language_model_file
+    from speech_s2s.transcribe import BUNDLED_MODEL, DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions, language_model_file
     from speech_s2s import writers
 
     try:
@@ -190,6 +193,7 @@ def _run_transcribe(args) -> int:
     decoding = with_overrides(
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
         lm_weight=(args.lm_weight if args.lm_weight is not None else DEFAULT_LM_WEIGHT) if lm is not None else None,
+        internal_lm_weight=(args.internal_lm_weight if args.internal_lm_weight is not None else DEFAULT_INTERNAL_LM_WEIGHT) if lm is not None else None,
     )
     recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
 
@@ -489,6 +493,8 @@ def _add_decode(sub) -> None:
     p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
+    p.add_argument("--internal-lm-weight", type=float, default=None,
+                   help="weight of the decoder's own LM, subtracted beside the LM (default 0.15 with --lm; 0: none)")
     p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
     p.add_argument("--keep-level", action="store_true", help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
@@ -498,10 +504,11 @@ def _add_decode(sub) -> None:
 
 
 def _run_decode(args) -> int:
-    if args.beam == 1 and (args.lm or args.lm_weight is not None or args.ctc_weight is not None):
-        return _fail("--lm, --lm-weight and --ctc-weight only apply to beam search: add --beam N (e.g. --beam 8)", status=2)
-    if args.lm_weight is not None and not args.lm:
-        return _fail("--lm-weight needs --lm", status=2)
+    if args.beam == 1 and (args.lm or args.lm_weight is not None or args.internal_lm_weight is not None or args.ctc_weight is not None):
+        return _fail("--lm, --lm-weight, --internal-lm-weight and --ctc-weight only apply to beam search: add --beam N (e.g. --beam 8)", status=2)
+    for flag, value in (("--lm-weight", args.lm_weight), ("--internal-lm-weight", args.internal_lm_weight)):
+        if value is not None and not args.lm:
+            return _fail(f"{flag} needs --lm", status=2)
     output = Path(args.output)
     if not output.parent.is_dir():
         return _fail(f"--output {output}: folder {output.parent} does not exist", status=2)
@@ -515,7 +522,7 @@ def _run_decode(args) -> int:
     from speech_s2s.level import decoding_level
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
+    from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT
 
     try:
         utterances = read_manifest(args.manifest)
@@ -533,7 +540,9 @@ def _run_decode(args) -> int:
         except ValueError as error:
             return _fail(str(error))
     options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
-                             lm_weight=args.lm_weight if args.lm_weight is not None else (DEFAULT_LM_WEIGHT if lm is not None else None))
+                             lm_weight=args.lm_weight if args.lm_weight is not None else (DEFAULT_LM_WEIGHT if lm is not None else None),
+                             internal_lm_weight=args.internal_lm_weight if args.internal_lm_weight is not None
+                             else (DEFAULT_INTERNAL_LM_WEIGHT if lm is not None else None))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()

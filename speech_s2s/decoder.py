@@ -182,6 +182,42 @@ class ProjectedDecoder:
         return logits, SearchState(hidden, cell, weights, weights)
 
 
+class InternalLanguageModel:
+    """The decoder's own language model: its steps with the attention context held at zero, so the
+    output depends on the tokens alone (Meng et al., 2021, "Internal language model estimation").
+    The decoder learnt its train text's style (over half of it the King James Bible); beam search
+    subtracts this estimate to weaken that prior beside an external LM. Implements the search's
+    `LanguageModel` hooks; rows are hypotheses, independent of the utterances."""
+
+    def __init__(self, decoder: AttentionDecoder):
+        first = decoder.cells[0]
+        embedding = decoder.config.embedding_size
+        self.decoder = decoder
+        # A zero context adds nothing to the first layer's gates, so a token's input part is a table row.
+        self.token_gates = decoder.embedding.weight @ first.weight_ih[:, :embedding].T + first.bias_ih + first.bias_hh  # [V, 4H]
+
+    def initial_state(self, rows: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        zeros = self.token_gates.new_zeros(rows, self.decoder.config.hidden_size)
+        return [zeros] * len(self.decoder.cells), [zeros] * len(self.decoder.cells)
+
+    def step(self, tokens: torch.Tensor, state: tuple[list[torch.Tensor], list[torch.Tensor]]):
+        """tokens [N] -> (log-probabilities [N, V], next state)."""
+        decoder, (hidden, cell) = self.decoder, state
+        first = decoder.cells[0]
+        x, c = _lstm_gates(F.embedding(tokens, self.token_gates).addmm(hidden[0], first.weight_hh.T), cell[0])
+        next_hidden, next_cell = [x], [c]
+        for i, lstm in enumerate(decoder.cells[1:], start=1):
+            x, c = lstm(x, (hidden[i], cell[i]))
+            next_hidden.append(x)
+            next_cell.append(c)
+        output = decoder.output[0]
+        logits = decoder.output[2](decoder.output[1](torch.addmm(output.bias, x, output.weight[:, : x.shape[1]].T)))
+        return torch.log_softmax(logits, dim=-1), (next_hidden, next_cell)
+
+    def select_state(self, state: tuple[list[torch.Tensor], list[torch.Tensor]], index: torch.Tensor):
+        return [h[index] for h in state[0]], [c[index] for c in state[1]]
+
+
 def _lstm_gates(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """An LSTM cell's (h, c) from its summed gate inputs [N, 4H], in torch's order (input, forget, cell, output)."""
     i, f, g, o = gates.chunk(4, dim=1)

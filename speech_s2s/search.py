@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from speech_s2s.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
-from speech_s2s.decoder import DecoderState, Memory, ProjectedDecoder
+from speech_s2s.decoder import DecoderState, InternalLanguageModel, Memory, ProjectedDecoder
 from speech_s2s.encoder import ChunkConfig, EncoderOutput
 from speech_s2s.model import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
@@ -30,6 +30,9 @@ class DecodingOptions:
     # the audio: robustness wins (BENCHMARKS.md; tests/test_search.py).
     ctc_weight: float = 0.3
     lm_weight: float = 0.0  # shallow fusion weight of the language model, if one is given
+    # Weight of the decoder's internal LM (decoder.InternalLanguageModel), subtracted beside an
+    # external LM only: the decoder's prior leans to its train text, the LM's to wider English.
+    internal_lm_weight: float = 0.0
     length_bonus: float = 0.0  # added per emitted token; counters the search's bias to short output
     length_normalization: bool = False  # rank finished hypotheses by score per token
     # End-of-sentence rules against LAS's well-known failures (looping, runaway and early-stopping
@@ -59,6 +62,7 @@ class Hypothesis:
     attention_score: float = 0.0
     ctc_score: float = 0.0
     lm_score: float = 0.0
+    internal_lm_score: float = 0.0
 
 
 @dataclass
@@ -178,6 +182,7 @@ def beam_search_batch(
     device = ctc_log_probs.device
     use_ctc = options.ctc_weight > 0
     use_lm = lm is not None and options.lm_weight > 0
+    ilm = InternalLanguageModel(model.decoder) if use_lm and options.internal_lm_weight > 0 else None
     wanted = (options.ctc_candidates or 2 * beam) if use_ctc else vocab
     others = min(max(1, wanted - 1), vocab - 2)  # candidates besides <eos>, never the blank
     lengths = [int(n) for n in ctc_lengths]
@@ -198,8 +203,11 @@ def beam_search_batch(
     ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
     r_n, r_b = ctc.initial(beam) if ctc else (None, None)
     lm_state = lm.initial_state(rows) if use_lm else None
+    ilm_state = ilm.initial_state(rows) if ilm else None
     attention_score = torch.zeros(rows, dtype=torch.float64, device=device)
     lm_score = torch.zeros(rows, dtype=torch.float64, device=device)
+    ilm_score = torch.zeros(rows, dtype=torch.float64, device=device)
+    ilm_total = None
     history = torch.zeros(rows, 0, dtype=torch.long, device=device)  # [B*K, step] tokens of each live hypothesis
     last = torch.full((rows,), EOS_ID, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
@@ -212,7 +220,12 @@ def beam_search_batch(
         if use_lm:
             lm_lp, lm_state_next = lm.step(last, lm_state)
             lm_total = lm_score[:, None] + lm_lp.double()
-            fused = attention_total + options.lm_weight * lm_total
+            lm_term = options.lm_weight * lm_total  # [B*K, V] what the LMs add to each candidate's score
+            if ilm:
+                ilm_lp, ilm_state_next = ilm.step(last, ilm_state)
+                ilm_total = ilm_score[:, None] + ilm_lp.double()
+                lm_term = lm_term - options.internal_lm_weight * ilm_total
+            fused = attention_total + lm_term
         # Candidates: <eos> first, then the best other tokens by the attention (+ LM) score.
         preselect = fused.clone()
         preselect[:, BLANK_ID] = NEG_INF
@@ -222,7 +235,7 @@ def beam_search_batch(
         if ctc:
             joint = (1 - options.ctc_weight) * attention_total.gather(1, candidates)
             if use_lm:
-                joint = joint + options.lm_weight * lm_total.gather(1, candidates)
+                joint = joint + lm_term.gather(1, candidates)
             psi = ctc.scores(r_n, r_b, last, empty=step == 0)  # [B*K, V]
             joint = joint + options.ctc_weight * psi.gather(1, candidates)
         else:
@@ -239,7 +252,7 @@ def beam_search_batch(
         ends = valid & (top_tokens == EOS_ID)
         if bool(ends.any()):
             _collect_finished(finished, searched, ends, top_rows, top_scores, history, attention_total,
-                              psi if ctc else None, lm_total if use_lm else None)
+                              psi if ctc else None, lm_total if use_lm else None, ilm_total)
             count_finished += ends.sum(1)
             best_finished = torch.maximum(best_finished, top_scores.masked_fill(~ends, NEG_INF).max(1).values)
         # The next live hypotheses: the best K that did not end, in rank order.
@@ -257,7 +270,8 @@ def beam_search_batch(
         live_scores = top_scores.gather(1, chosen).masked_fill(~kept, NEG_INF)  # [B, K]
         alive = kept
         # An utterance is done when nothing grows, or when enough have finished and no live
-        # hypothesis can overtake the best finished one (scores only fall as hypotheses grow).
+        # hypothesis can overtake the best finished one (scores only fall as hypotheses grow; with a
+        # length bonus or the internal LM subtracted they may rise, and the stop is a heuristic).
         done = ~alive.any(1) | ((count_finished >= beam) & (live_scores.max(1).values < best_finished))
         if bool(done.all()):
             break
@@ -274,6 +288,9 @@ def beam_search_batch(
         if use_lm:
             lm_score = lm_total[source, tokens]
             lm_state = lm.select_state(lm_state_next, source)
+        if ilm:
+            ilm_score = ilm_total[source, tokens]
+            ilm_state = ilm.select_state(ilm_state_next, source)
         if ctc:
             r_n, r_b = ctc.extend(r_n[source], r_b[source], last[source], tokens, empty=step == 0)
         state = state.select(source)
@@ -290,7 +307,7 @@ def beam_search_batch(
 
 def _collect_finished(finished: list[list[Hypothesis]], searched: torch.Tensor, ends: torch.Tensor, top_rows: torch.Tensor,
                       top_scores: torch.Tensor, history: torch.Tensor, attention_total: torch.Tensor,
-                      psi: torch.Tensor | None, lm_total: torch.Tensor | None) -> None:
+                      psi: torch.Tensor | None, lm_total: torch.Tensor | None, ilm_total: torch.Tensor | None) -> None:
     """Append every <eos> among the top candidates ends [B, 2K] to its utterance's finished list, in rank order."""
     where = ends.nonzero()
     rows = top_rows[where[:, 0], where[:, 1]]
@@ -299,9 +316,10 @@ def _collect_finished(finished: list[list[Hypothesis]], searched: torch.Tensor, 
     attention = attention_total[rows, EOS_ID].tolist()
     ctc = psi[rows, EOS_ID].tolist() if psi is not None else [0.0] * len(scores)
     lm = lm_total[rows, EOS_ID].tolist() if lm_total is not None else [0.0] * len(scores)
+    ilm = ilm_total[rows, EOS_ID].tolist() if ilm_total is not None else [0.0] * len(scores)
     tokens = history[rows].tolist()
-    for b, hyp_tokens, score, a, c, l in zip(utterances, tokens, scores, attention, ctc, lm):
-        finished[b].append(Hypothesis(hyp_tokens, score, a, c, l))
+    for b, hyp_tokens, score, a, c, l, i in zip(utterances, tokens, scores, attention, ctc, lm, ilm):
+        finished[b].append(Hypothesis(hyp_tokens, score, a, c, l, i))
 
 
 @torch.no_grad()
@@ -318,6 +336,7 @@ def beam_search_one(
     beam = options.beam_size
     ctc = CTCPrefixScorer(ctc_log_probs) if options.ctc_weight > 0 else None
     use_lm = lm is not None and options.lm_weight > 0
+    ilm = InternalLanguageModel(model.decoder) if use_lm and options.internal_lm_weight > 0 else None
     ctc_tokens = ctc_greedy_length(ctc_log_probs)
     max_len = max_output_tokens(ctc_log_probs.shape[0], ctc_tokens, options)
     min_len = min(min_output_tokens(ctc_tokens, options), max_len)
@@ -325,6 +344,7 @@ def beam_search_one(
     state: DecoderState = model.decoder.initial_state(memory)
     r_n, r_b = ctc.initial() if ctc else (None, None)
     lm_state = lm.initial_state(1) if use_lm else None
+    ilm_state = ilm.initial_state(1) if ilm else None
     finished: list[Hypothesis] = []
 
     def final_score(h: Hypothesis) -> float:
@@ -345,6 +365,10 @@ def beam_search_one(
             lm_lp, lm_state_next = lm.step(last, lm_state)
             lm_total = torch.tensor([h.lm_score for h in running], dtype=torch.float64)[:, None] + lm_lp.double()
             joint = joint + options.lm_weight * lm_total
+        if ilm:
+            ilm_lp, ilm_state_next = ilm.step(last, ilm_state)
+            ilm_total = torch.tensor([h.internal_lm_score for h in running], dtype=torch.float64)[:, None] + ilm_lp.double()
+            joint = joint - options.internal_lm_weight * ilm_total
         joint = joint + options.length_bonus * torch.tensor([len(h.tokens) + 1 for h in running], dtype=torch.float64)[:, None]
         joint[:, BLANK_ID] = NEG_INF
         if step < min_len:  # every live hypothesis has `step` tokens
@@ -364,6 +388,7 @@ def beam_search_one(
                 float(attention_total[row, token]),
                 float(psi[row, token]) if ctc else 0.0,
                 float(lm_total[row, token]) if use_lm else 0.0,
+                float(ilm_total[row, token]) if ilm else 0.0,
             )
             if token == EOS_ID:
                 finished.append(hyp)
@@ -380,8 +405,10 @@ def beam_search_one(
             r_n, r_b = new_r_n[rows, tokens], new_r_b[rows, tokens]
         if use_lm:
             lm_state = lm.select_state(lm_state_next, rows)
-        # Scores only fall as hypotheses grow, so once enough have finished and the best live one
-        # trails the best finished one, no live hypothesis can overtake it.
+        if ilm:
+            ilm_state = ilm.select_state(ilm_state_next, rows)
+        # Scores only fall as hypotheses grow (but for a length bonus or the internal LM), so once
+        # enough have finished and the best live one trails the best finished one, none can overtake it.
         if len(finished) >= beam and max(h.score for h in running) < max(h.score for h in finished):
             break
     finished.sort(key=final_score, reverse=True)

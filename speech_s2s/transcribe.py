@@ -41,6 +41,9 @@ BUNDLED_LM = ASSETS / "lm.safetensors"  # character LM over the bundled model's 
 # and on 18 minutes of dev-tts read as one recording; CTC's share is in DecodingOptions.
 DEFAULT_BEAM = 8
 DEFAULT_LM_WEIGHT = 0.5
+# The decoder's internal LM subtracted beside the LM (DecodingOptions.internal_lm_weight): on the
+# real-voice dev set 1.1 points fewer word errors, none lost on the synthetic ones (BENCHMARKS.md).
+DEFAULT_INTERNAL_LM_WEIGHT = 0.15
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,7 @@ def language_model_file(model: str | Path | None, beam_size: int, lm: str | Path
 
 def load_recognizer(
     model: str | Path | None = None, *, beam_size: int = DEFAULT_BEAM, lm: str | Path | None | bool = True,
-    lm_weight: float = DEFAULT_LM_WEIGHT, batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None,
+    lm_weight: float = DEFAULT_LM_WEIGHT, internal_lm_weight: float = DEFAULT_INTERNAL_LM_WEIGHT, batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None,
     device: str = "cpu",
 ) -> Recognizer:
     """A Recognizer for a model file (default: the bundled model), decoding by beam search with a
@@ -257,7 +260,8 @@ def load_recognizer(
         from speech_s2s.lm import load_lm
 
         language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
-    decoding = DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if language_model is not None else 0.0)
+    fused = language_model is not None
+    decoding = DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if fused else 0.0, internal_lm_weight=internal_lm_weight if fused else 0.0)
     options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
     return Recognizer(recogniser_model, options, language_model)
 

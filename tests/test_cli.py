@@ -60,15 +60,25 @@ def test_transcribe_and_stream_default_to_the_same_beam():
     assert commands["transcribe"].get_default("beam") == commands["stream"].get_default("beam") == DEFAULT_BEAM
 
 
-def test_the_lm_weight_the_help_states_is_the_default():
-    """The literal in --help (torch-free) must be DEFAULT_LM_WEIGHT, for transcribe and for decode --lm."""
+def test_the_lm_weights_the_help_states_are_the_defaults():
+    """The literals in --help (torch-free) must be DEFAULT_LM_WEIGHT and DEFAULT_INTERNAL_LM_WEIGHT, for transcribe and for decode --lm."""
     from speech_s2s.cli import build_parser
-    from speech_s2s.transcribe import DEFAULT_LM_WEIGHT
+    from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT
 
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
     for command in ("transcribe", "decode"):
-        help_text = next(a.help for a in commands[command]._actions if a.dest == "lm_weight")
-        assert f"(default {DEFAULT_LM_WEIGHT}" in help_text, (command, help_text)
+        for dest, default in (("lm_weight", DEFAULT_LM_WEIGHT), ("internal_lm_weight", DEFAULT_INTERNAL_LM_WEIGHT)):
+            help_text = next(a.help for a in commands[command]._actions if a.dest == dest)
+            assert f"(default {default}" in help_text, (command, help_text)
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--internal-lm-weight", "0.1"], "--internal-lm-weight needs --lm"),
+    (["--beam", "1", "--lm", "x.safetensors"], "--lm, --lm-weight, --internal-lm-weight and --ctc-weight only apply to beam search"),
+])
+def test_decode_refuses_lm_options_it_cannot_use(tmp_path, capsys, flags, error):
+    assert main(["decode", "missing.jsonl", "--model", "x.safetensors", "--output", str(tmp_path / "hyp.txt"), "--beam", "4", *flags]) == 2
+    _one_line_error(capsys, error)
 
 
 def test_int8_model_transcribes_the_bundled_sample_alike(capsys):
@@ -207,7 +217,8 @@ def _one_line_error(capsys, starts: str) -> None:
     assert err.startswith(f"speech-s2s: error: {starts}") and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--no-lm"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"]])
+@pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--no-lm"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"],
+                                   ["--internal-lm-weight", "0.1"]])
 def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, flags):
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1", *flags]) == 2
     _one_line_error(capsys, f"{flags[0]} only applies to beam search: drop --beam 1")
@@ -217,6 +228,7 @@ def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, 
     (["--lm", "x.safetensors", "--no-lm"], "give --lm or --no-lm, not both"),
     (["--no-lm", "--lm-weight", "0.5"], "--lm-weight needs a language model"),
     (["--model", "other.safetensors", "--lm-weight", "0.5"], "--lm-weight needs a language model"),
+    (["--no-lm", "--internal-lm-weight", "0.1"], "--internal-lm-weight needs a language model"),
 ])
 def test_contradictory_lm_options_are_refused(capsys, flags, error):
     assert main(["transcribe", str(BUNDLED_SAMPLE), *flags]) == 2

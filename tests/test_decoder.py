@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from speech_s2s.attention import AttentionConfig
-from speech_s2s.decoder import AttentionDecoder, DecoderConfig, ProjectedDecoder
+from speech_s2s.decoder import AttentionDecoder, DecoderConfig, InternalLanguageModel, ProjectedDecoder
 
 
 @pytest.mark.parametrize("num_layers,rows_per_utterance", [(1, 1), (2, 3)])
@@ -37,3 +37,23 @@ def test_projected_decoder_of_some_utterances_equals_theirs_alone():
         got, _ = chosen.step(tokens, chosen.initial_state(2))
         want, _ = alone.step(tokens, alone.initial_state(2))
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_the_internal_lm_is_the_decoder_listening_to_silence(num_layers):
+    """Encoder frames of zeros make every attention context zero, so the decoder's own steps on them
+    are the internal LM's steps: the same log-probabilities, also after its state is reordered."""
+    torch.manual_seed(num_layers)
+    config = DecoderConfig(embedding_size=8, hidden_size=16, num_layers=num_layers, dropout=0.0)
+    decoder = AttentionDecoder(vocab_size=7, memory_size=10, config=config).eval()
+    memory = decoder.prepare(torch.zeros(3, 5, 10), torch.tensor([5, 5, 5]))
+    internal = InternalLanguageModel(decoder)
+    plain_state, state = decoder.initial_state(memory), internal.initial_state(3)
+    order = torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        for tokens in ([1, 2, 3], [4, 4, 0], [6, 5, 2]):
+            want, plain_state = decoder.step(torch.tensor(tokens), plain_state, memory)
+            got, state = internal.step(torch.tensor(tokens), state)
+            torch.testing.assert_close(got, torch.log_softmax(want, dim=-1), rtol=1e-5, atol=1e-6)
+            plain_state, state = plain_state.select(order), internal.select_state(state, order)
+    assert not torch.allclose(got[0], got[1])  # the rows hold different histories

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import torch
 
@@ -200,13 +201,34 @@ def test_batched_beam_search_with_a_language_model_equals_the_per_utterance_sear
         encoded = model.encode(feats, lengths)
     options = DecodingOptions(beam_size=3, ctc_weight=0.3, lm_weight=0.4, ctc_candidates=1000, min_tokens_per_ctc_token=0.0, max_tokens_per_ctc_token=0.0)
     _same_hypotheses(_batched(model, encoded, options, lm), _per_utterance(model, encoded, options, lm))
+    # And with the decoder's internal LM subtracted: another search, the same in both forms.
+    less_internal = replace(options, internal_lm_weight=0.3)
+    reference = _per_utterance(model, encoded, less_internal, lm)
+    assert [[h.tokens for h in hyps] for hyps in reference] != [[h.tokens for h in hyps] for hyps in _per_utterance(model, encoded, options, lm)]
+    _same_hypotheses(_batched(model, encoded, less_internal, lm), reference)
+    for got, want in zip(_batched(model, encoded, less_internal, lm), reference):
+        for g, w in zip(got, want):
+            assert w.internal_lm_score < 0 and math.isclose(g.internal_lm_score, w.internal_lm_score, rel_tol=1e-6)
+            # the joint score is its parts, weighted
+            parts = 0.7 * w.attention_score + 0.3 * w.ctc_score + 0.4 * w.lm_score - 0.3 * w.internal_lm_score
+            assert math.isclose(w.score, parts, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_the_internal_lm_is_subtracted_only_beside_an_external_lm():
+    torch.manual_seed(4)
+    model = Seq2Seq(tiny_config()).eval()
+    lengths = torch.tensor([70, 45])
+    feats = torch.randn(2, 70, 80) * (torch.arange(70)[None, :, None] < lengths[:, None, None])
+    with torch.no_grad():
+        encoded = model.encode(feats, lengths)
+    options = DecodingOptions(beam_size=3, ctc_weight=0.3, min_tokens_per_ctc_token=0.0, max_tokens_per_ctc_token=0.0)
+    alone = _batched(model, encoded, options)
+    assert alone == _batched(model, encoded, replace(options, internal_lm_weight=0.5))
 
 
 def test_batched_beam_search_equals_the_per_utterance_search_on_the_bundled_sample():
     """The bundled model on its sample, once alone and once beside a shorter cut of it: the batched search
     finds what the per-utterance search finds, with every token CTC-scored and with the default candidates."""
-    from dataclasses import replace
-
     from speech_s2s.audio import load_audio
     from speech_s2s.model import load_model
     from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
