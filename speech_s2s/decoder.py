@@ -185,9 +185,9 @@ class ProjectedDecoder:
 class InternalLanguageModel:
     """The decoder's own language model: its steps with the attention context held at zero, so the
     output depends on the tokens alone (Meng et al., 2021, "Internal language model estimation").
-    The decoder learnt its train text's style (over half of it the King James Bible); beam search
-    subtracts this estimate to weaken that prior beside an external LM. Implements the search's
-    `LanguageModel` hooks; rows are hypotheses, independent of the utterances."""
+    The decoder learns a prior over its train text along with the acoustics; beam search subtracts
+    this estimate of it beside an external LM, so that the LM, not the train text, says what is likely.
+    Implements the search's `LanguageModel` hooks; rows are hypotheses, independent of the utterances."""
 
     def __init__(self, decoder: AttentionDecoder):
         first = decoder.cells[0]
