@@ -7,6 +7,7 @@ import soundfile
 from speech_s2s.audio import SAMPLE_RATE, load_audio
 from speech_s2s.inputs import InputFile
 from speech_s2s.model import load_model
+from speech_s2s.search import DecodingOptions
 from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE, FailedFile, FileTranscript, Recognizer, TranscribeOptions
 
 SENTENCE = "and your brother and sister were not very kind"
@@ -14,7 +15,9 @@ SENTENCE = "and your brother and sister were not very kind"
 
 @pytest.fixture(scope="module")
 def recognizer():
-    return Recognizer(load_model(BUNDLED_MODEL), TranscribeOptions(batch_size=4, read_ahead=1))
+    # Beam search (no LM): these tests are about the pipeline, and since the sixteenth session's
+    # model greedy search hears the sample's "very" as "bury" in some of its segment cuts.
+    return Recognizer(load_model(BUNDLED_MODEL), TranscribeOptions(decoding=DecodingOptions(beam_size=4), batch_size=4, read_ahead=1))
 
 
 def _write(path, samples, rate=SAMPLE_RATE):
