@@ -246,9 +246,10 @@ def load_recognizer(
     device: str = "cpu",
 ) -> Recognizer:
     """A Recognizer for a model file (default: the bundled model), decoding by beam search with a
-    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it. `lm`: an LM file; True (default) = the bundled LM with the bundled
-    model and none with any other (its vocabulary may differ); None or False = none. `beam_size` 1
-    is greedy search, which uses no LM. Raises CheckpointError / LMError naming the file."""
+    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it.
+    `lm`: an LM file; True (default) = the bundled LM with the bundled model and none with any other
+    (its vocabulary may differ); None or False = none. `beam_size` 1 is greedy search, which uses
+    no LM. Raises CheckpointError / LMError naming the file."""
     from speech_s2s.model import load_model
 
     if threads:
