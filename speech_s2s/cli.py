@@ -160,7 +160,7 @@ def _run_transcribe(args) -> int:
     apply_threads(args, decoding=True)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import BUNDLED_MODEL, DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT, FailedFile, Recognizer, TranscribeOptions, language_model_file
+    from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, Recognizer, TranscribeOptions, fusion_weights, language_model_file
     from speech_s2s import writers
 
     try:
@@ -192,8 +192,7 @@ def _run_transcribe(args) -> int:
             return _fail(str(error))
     decoding = with_overrides(
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
-        lm_weight=(args.lm_weight if args.lm_weight is not None else DEFAULT_LM_WEIGHT) if lm is not None else None,
-        internal_lm_weight=(args.internal_lm_weight if args.internal_lm_weight is not None else DEFAULT_INTERNAL_LM_WEIGHT) if lm is not None else None,
+        **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight),
     )
     recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
 
@@ -522,7 +521,7 @@ def _run_decode(args) -> int:
     from speech_s2s.level import decoding_level
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT
+    from speech_s2s.transcribe import fusion_weights
 
     try:
         utterances = read_manifest(args.manifest)
@@ -540,9 +539,7 @@ def _run_decode(args) -> int:
         except ValueError as error:
             return _fail(str(error))
     options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
-                             lm_weight=args.lm_weight if args.lm_weight is not None else (DEFAULT_LM_WEIGHT if lm is not None else None),
-                             internal_lm_weight=args.internal_lm_weight if args.internal_lm_weight is not None
-                             else (DEFAULT_INTERNAL_LM_WEIGHT if lm is not None else None))
+                             **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()

@@ -46,6 +46,15 @@ DEFAULT_LM_WEIGHT = 0.5
 DEFAULT_INTERNAL_LM_WEIGHT = 0.15
 
 
+def fusion_weights(fused: bool, lm_weight: float | None = None, internal_lm_weight: float | None = None) -> dict[str, float]:
+    """`DecodingOptions`' LM weights for a decoding with an LM (`fused`) or without: those given,
+    else the defaults; none without an LM."""
+    if not fused:
+        return {"lm_weight": 0.0, "internal_lm_weight": 0.0}
+    return {"lm_weight": DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
+            "internal_lm_weight": DEFAULT_INTERNAL_LM_WEIGHT if internal_lm_weight is None else internal_lm_weight}
+
+
 @dataclass(frozen=True)
 class Segment:
     start: float  # seconds from the start of the file
@@ -261,8 +270,7 @@ def load_recognizer(
         from speech_s2s.lm import load_lm
 
         language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
-    fused = language_model is not None
-    decoding = DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if fused else 0.0, internal_lm_weight=internal_lm_weight if fused else 0.0)
+    decoding = DecodingOptions(beam_size=beam_size, **fusion_weights(language_model is not None, lm_weight, internal_lm_weight))
     options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
     return Recognizer(recogniser_model, options, language_model)
 
