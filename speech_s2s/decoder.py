@@ -146,7 +146,7 @@ class ProjectedDecoder:
         first, output = decoder.cells[0], decoder.output[0]
         embedding, hidden = decoder.config.embedding_size, decoder.config.hidden_size
         self.decoder, self.memory = decoder, memory
-        self.token_gates = decoder.embedding.weight @ first.weight_ih[:, :embedding].T + first.bias_ih + first.bias_hh  # [V, 4H]
+        self.token_gates = _token_gate_table(decoder)  # [V, 4H]
         self.frame_gates = memory.values @ first.weight_ih[:, embedding:].T  # [B, T, 4H]
         self.frame_output = memory.values @ output.weight[:, hidden:].T  # [B, T, H]
 
@@ -166,18 +166,10 @@ class ProjectedDecoder:
         decoder, memory = self.decoder, self.memory
         rows, (batch, frames) = tokens.shape[0], memory.mask.shape
         per = rows // batch
-        first = decoder.cells[0]
         gates = torch.baddbmm(F.embedding(tokens, self.token_gates).view(batch, per, -1), state.context_weights.view(batch, per, frames), self.frame_gates)
-        gates = gates.view(rows, -1).addmm_(state.hidden[0], first.weight_hh.T)
-        x, c = _lstm_gates(gates, state.cell[0])
-        hidden, cell = [x], [c]
-        for i, lstm in enumerate(decoder.cells[1:], start=1):
-            x, c = lstm(x, (state.hidden[i], state.cell[i]))
-            hidden.append(x)
-            cell.append(c)
+        x, hidden, cell = _lstm_layers(decoder, gates.view(rows, -1), state.hidden, state.cell)
         weights = decoder.attention.weights(x, memory.keys, memory.mask, state.weights)
-        output = decoder.output[0]
-        hidden_part = torch.addmm(output.bias, x, output.weight[:, : x.shape[1]].T).view(batch, per, -1)
+        hidden_part = _hidden_output(decoder, x).view(batch, per, -1)
         logits = decoder.output[2](decoder.output[1](torch.baddbmm(hidden_part, weights.view(batch, per, frames), self.frame_output).view(rows, -1)))
         return logits, SearchState(hidden, cell, weights, weights)
 
@@ -190,11 +182,9 @@ class InternalLanguageModel:
     Implements the search's `LanguageModel` hooks; rows are hypotheses, independent of the utterances."""
 
     def __init__(self, decoder: AttentionDecoder):
-        first = decoder.cells[0]
-        embedding = decoder.config.embedding_size
         self.decoder = decoder
-        # A zero context adds nothing to the first layer's gates, so a token's input part is a table row.
-        self.token_gates = decoder.embedding.weight @ first.weight_ih[:, :embedding].T + first.bias_ih + first.bias_hh  # [V, 4H]
+        # A zero context adds nothing to the first layer's gates: a token's are its table row.
+        self.token_gates = _token_gate_table(decoder)  # [V, 4H]
 
     def initial_state(self, rows: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         zeros = self.token_gates.new_zeros(rows, self.decoder.config.hidden_size)
@@ -202,20 +192,39 @@ class InternalLanguageModel:
 
     def step(self, tokens: torch.Tensor, state: tuple[list[torch.Tensor], list[torch.Tensor]]):
         """tokens [N] -> (log-probabilities [N, V], next state)."""
-        decoder, (hidden, cell) = self.decoder, state
-        first = decoder.cells[0]
-        x, c = _lstm_gates(F.embedding(tokens, self.token_gates).addmm(hidden[0], first.weight_hh.T), cell[0])
-        next_hidden, next_cell = [x], [c]
-        for i, lstm in enumerate(decoder.cells[1:], start=1):
-            x, c = lstm(x, (hidden[i], cell[i]))
-            next_hidden.append(x)
-            next_cell.append(c)
-        output = decoder.output[0]
-        logits = decoder.output[2](decoder.output[1](torch.addmm(output.bias, x, output.weight[:, : x.shape[1]].T)))
-        return torch.log_softmax(logits, dim=-1), (next_hidden, next_cell)
+        decoder = self.decoder
+        x, hidden, cell = _lstm_layers(decoder, F.embedding(tokens, self.token_gates), *state)
+        logits = decoder.output[2](decoder.output[1](_hidden_output(decoder, x)))
+        return torch.log_softmax(logits, dim=-1), (hidden, cell)
 
     def select_state(self, state: tuple[list[torch.Tensor], list[torch.Tensor]], index: torch.Tensor):
         return [h[index] for h in state[0]], [c[index] for c in state[1]]
+
+
+def _token_gate_table(decoder: AttentionDecoder) -> torch.Tensor:
+    """Each token's embedding through the first LSTM layer's input weights, with both its biases: [V, 4H]."""
+    first, embedding = decoder.cells[0], decoder.config.embedding_size
+    return decoder.embedding.weight @ first.weight_ih[:, :embedding].T + first.bias_ih + first.bias_hh
+
+
+def _lstm_layers(decoder: AttentionDecoder, input_gates: torch.Tensor, hidden: list[torch.Tensor],
+                 cell: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """One step of the decoder's LSTM layers from the first layer's input gates [N, 4H] (a fresh
+    tensor: its recurrent part is added in place): the top layer's output and each layer's (h, c)."""
+    x, c = _lstm_gates(input_gates.addmm_(hidden[0], decoder.cells[0].weight_hh.T), cell[0])
+    next_hidden, next_cell = [x], [c]
+    for i, lstm in enumerate(decoder.cells[1:], start=1):
+        x, c = lstm(x, (hidden[i], cell[i]))
+        next_hidden.append(x)
+        next_cell.append(c)
+    return x, next_hidden, next_cell
+
+
+def _hidden_output(decoder: AttentionDecoder, x: torch.Tensor) -> torch.Tensor:
+    """The output layer's first linear map on the LSTM output x [N, H] alone (bias included): the
+    whole map for a zero context, the part before the context's for any other."""
+    output = decoder.output[0]
+    return torch.addmm(output.bias, x, output.weight[:, : x.shape[1]].T)
 
 
 def _lstm_gates(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
