@@ -1,5 +1,6 @@
 """The campaign's phase book-keeping (recipes/campaign/campaign.py): which folder a run trains in, and from what."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -141,6 +142,50 @@ def test_a_rehearsed_corpus_joins_with_its_own_ids_and_dev_sentences_are_kept_ou
     assert _phase(exp, split, "bundled.safetensors", *both) == exp / "phase-4"
 
 
+def test_thinning_keeps_a_share_of_a_texts_utterances_and_the_same_ones_when_the_mix_grows(tmp_path):
+    split = tmp_path / "train-tts"
+    shutil.copytree(MINI_CORPUS, split)
+    for speaker in range(901, 910):
+        _add_speaker(split, "900", str(speaker))  # 10 speakers reading the same 4 sentences
+    verses = tmp_path / "verses.txt"
+    verses.write_text("THE CAT SAT\nOPEN THE DOOR\n")
+    exp = tmp_path / "exp"
+
+    thinned = _phase(exp, split, "bundled.safetensors", "--thin", f"{verses}=0.5")
+    assert (thinned / "mix.txt").read_text().strip() == f"thin={verses.resolve()}:0.5"
+    lines = [json.loads(line) for line in (thinned / "train.jsonl").read_text().splitlines()]
+    texts = [u["text"] for u in lines]
+    assert texts.count("SHE WAS HERE") == texts.count("WE'RE ALL FINE") == 10  # other sentences stay whole
+    kept = sum(text in ("THE CAT SAT", "OPEN THE DOOR") for text in texts)
+    assert 0 < kept < 20
+    assert (thinned / "corpus-utterances.txt").read_text().strip() == "40"  # growth is counted before thinning
+    (thinned / "last.safetensors").write_bytes(b"weights")
+    assert _phase(exp, split, "bundled.safetensors", "--thin", f"{verses}=0.5") == thinned  # resumes
+
+    for speaker in range(910, 920):
+        _add_speaker(split, "900", str(speaker))
+    grown = _phase(exp, split, "bundled.safetensors", "--thin", f"{verses}=0.5")
+    assert grown == exp / "phase-2"
+    grown_lines = (grown / "train.jsonl").read_text().splitlines()
+    # the same utterances thinned away: the last manifest is a prefix, so its feature shards are reused
+    assert grown_lines[:len(lines)] == (thinned / "train.jsonl").read_text().splitlines()
+
+    (grown / "last.safetensors").write_bytes(b"weights")
+    gone = _phase(exp, split, "bundled.safetensors", "--thin", f"{verses}=0")
+    assert gone == exp / "phase-3"  # a changed share is a changed mix
+    assert {json.loads(line)["text"] for line in (gone / "train.jsonl").read_text().splitlines()} == {"SHE WAS HERE", "WE'RE ALL FINE"}
+
+
+def test_the_thinned_share_is_near_the_one_asked_for():
+    spec = importlib.util.spec_from_file_location("campaign", CAMPAIGN)
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    ids = [f"corpus/{speaker}-{speaker}00-{n:04d}" for speaker in range(1001, 1101) for n in range(100)]
+    for share in (0.1, 0.25, 0.5):
+        assert abs(sum(campaign._kept(i, share) for i in ids) / len(ids) - share) < 0.01
+    assert all(campaign._kept(i, 0.5) for i in ids if campaign._kept(i, 0.25))  # a smaller share keeps a subset
+
+
 def test_unread_drops_the_dev_sentences_a_train_split_says(tmp_path):
     dev = tmp_path / "dev"
     subprocess.run(["speech-s2s", "prepare", str(MINI_CORPUS), "--out", f"{dev}.jsonl", "--text", f"{dev}.ref.txt",
@@ -196,6 +241,13 @@ def test_a_malformed_weight_is_one_line_and_makes_nothing(tmp_path):
         result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", "--weight", weight],
                                 capture_output=True, text=True)
         assert (result.returncode, result.stderr.strip()) == (2, "campaign.py phase: argument --weight: takes ENGINE=N, N a whole number of times (at least 1)")
+    (tmp_path / "verses.txt").write_text("THE CAT SAT\n")
+    for thin, said in ((f"{tmp_path / 'verses.txt'}=2", "takes FILE=SHARE, SHARE a fraction from 0 to 1"),
+                       (f"{tmp_path / 'verses.txt'}", "takes FILE=SHARE, SHARE a fraction from 0 to 1"),
+                       (f"{tmp_path / 'none.txt'}=0.5", f"{tmp_path / 'none.txt'}: no such file")):
+        result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", "--thin", thin],
+                                capture_output=True, text=True)
+        assert (result.returncode, result.stderr.strip()) == (2, f"campaign.py phase: argument --thin: {said}")
     for option in ("--rehearse", "--held-out-text"):
         result = subprocess.run([sys.executable, str(CAMPAIGN), "phase", str(tmp_path / "exp"), str(MINI_CORPUS), "init", option],
                                 capture_output=True, text=True)

@@ -2,7 +2,8 @@
 """Book-keeping for the training campaign (recipes/campaign/run.sh): phases, the run log, promotion.
 
     campaign.py phase EXP TRAIN_SPLIT INIT [--restart] [--weight ENGINE=N ...] [--rehearse SPLIT ...]
-                  [--held-out-text FILE ...]    -> prints the phase folder to train in (makes a new one
+                  [--held-out-text FILE ...] [--thin FILE=SHARE ...]
+                                                -> prints the phase folder to train in (makes a new one
                                                    when the corpus has grown by GROW since the last, or
                                                    the mix changed; with --restart, a new one from
                                                    INIT, for when the last phase's training settings
@@ -14,7 +15,10 @@
                                                    repeatable; a new phase when one has grown by GROW,
                                                    as Kokoro's corpus does while it is synthesised).
                                                    --held-out-text: 'utt-id TEXT' files (dev sets)
-                                                   whose sentences no training utterance may say
+                                                   whose sentences no training utterance may say.
+                                                   --thin: of the utterances saying one of FILE's
+                                                   sentences (one per line), keep SHARE (0..1): the
+                                                   same ones in every phase, chosen by their ids
     campaign.py unread DEV SPLIT OUT            -> writes OUT.{jsonl,ref.txt,files}: the dev set DEV (the
                                                    prefix of `prepare`'s three files) without the
                                                    utterances whose sentence SPLIT's transcripts say
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -62,10 +67,27 @@ def _split_key(split: str) -> str:
     return str(Path(split).resolve())
 
 
-def _mix_text(weights: dict[str, int], rehearse: list[str]) -> str:
+def _mix_text(weights: dict[str, int], rehearse: list[str], thin: dict[str, float] | None = None) -> str:
     """One line saying what a phase's manifest is made of, beyond the corpus itself."""
     parts = [f"{engine}={times}" for engine, times in sorted(weights.items()) if times != 1]
-    return " ".join(parts + [f"rehearse={_split_key(split)}" for split in rehearse])
+    parts += [f"rehearse={_split_key(split)}" for split in rehearse]
+    return " ".join(parts + [f"thin={_split_key(text)}:{share:g}" for text, share in sorted((thin or {}).items())])
+
+
+def _kept(utterance_id: str, share: float) -> bool:
+    """Whether a thinned utterance stays: its id's hash, as a fraction of the hash range, is below `share`.
+    The same ids stay in every phase, so a grown mix still starts with the last phase's manifest."""
+    digest = int.from_bytes(hashlib.sha256(utterance_id.encode()).digest()[:8], "big")
+    return digest < share * 2**64
+
+
+def _thinned(lines: list[str], thin: dict[str, float]) -> list[str]:
+    """`lines` without the share (1 - SHARE) of the utterances that say one of a thinned file's sentences."""
+    for text_file, share in thin.items():
+        sentences = {line.strip() for line in Path(text_file).read_text().splitlines() if line.strip()}
+        lines = [line for line in lines
+                 if (record := json.loads(line))["text"] not in sentences or _kept(record["id"], share)]
+    return lines
 
 
 def _transcribed(split: str) -> int:
@@ -156,14 +178,17 @@ def _share_features(previous: Path, folder: Path) -> None:
 
 
 def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights: dict[str, int] | None = None,
-          rehearse: list[str] | None = None, held_out_text: list[str] | None = None) -> int:
+          rehearse: list[str] | None = None, held_out_text: list[str] | None = None,
+          thin: dict[str, float] | None = None) -> int:
     exp.mkdir(parents=True, exist_ok=True)
     phases = _phases(exp)
     weights = {engine: times for engine, times in (weights or {}).items() if times != 1}
     rehearse = rehearse or []
+    thin = {text: share for text, share in (thin or {}).items() if share < 1}
+    mix = _mix_text(weights, rehearse, thin)
     corpus = _prepare(train_split, exp / "train-now.jsonl")
     if (phases and not restart and len(corpus) < GROW * _phase_corpus_count(phases[-1])
-            and _phase_mix(phases[-1]) == _mix_text(weights, rehearse) and not _joined_grew(phases[-1], rehearse)):
+            and _phase_mix(phases[-1]) == mix and not _joined_grew(phases[-1], rehearse)):
         print(phases[-1])
         return 0
     # the manifest before the folder: a missing speaker table must leave no phase behind
@@ -174,13 +199,13 @@ def phase(exp: Path, train_split: str, init: str, restart: bool = False, weights
         lines = lines + extra  # a new list: `corpus` is counted below
         joined[_split_key(split)] = _transcribed(split)
     held_out = _sentences(held_out_text or [])
-    lines = [line for line in lines if json.loads(line)["text"] not in held_out]
+    lines = _thinned([line for line in lines if json.loads(line)["text"] not in held_out], thin)
     number = int(phases[-1].name.split("-")[1]) + 1 if phases else 1
     folder = exp / f"phase-{number}"
     folder.mkdir()
     (folder / "train.jsonl").write_text("".join(line + "\n" for line in lines))
     (folder / "corpus-utterances.txt").write_text(f"{len(corpus)}\n")
-    (folder / "mix.txt").write_text(_mix_text(weights, rehearse) + "\n")
+    (folder / "mix.txt").write_text(mix + "\n")
     (folder / "joined-utterances.json").write_text(json.dumps(joined) + "\n")
     if phases:
         _share_features(phases[-1], folder)
@@ -378,6 +403,19 @@ def _engine_times(value: str) -> tuple[str, int]:
     return engine, int(times)
 
 
+def _text_share(value: str) -> tuple[str, float]:
+    text_file, _, share = value.rpartition("=")
+    try:
+        fraction = float(share)
+    except ValueError:
+        fraction = -1.0
+    if not text_file or not 0 <= fraction <= 1:
+        raise argparse.ArgumentTypeError("takes FILE=SHARE, SHARE a fraction from 0 to 1")
+    if not Path(text_file).is_file():
+        raise argparse.ArgumentTypeError(f"{text_file}: no such file")
+    return text_file, fraction
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="campaign.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -389,6 +427,7 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--weight", type=_engine_times, action="append", default=[], metavar="ENGINE=N")
     command.add_argument("--rehearse", action="append", default=[], metavar="SPLIT")
     command.add_argument("--held-out-text", action="append", default=[], metavar="FILE")
+    command.add_argument("--thin", type=_text_share, action="append", default=[], metavar="FILE=SHARE")
     command = commands.add_parser("unread")
     for name in ("dev", "split", "out"):
         command.add_argument(name)
@@ -420,7 +459,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "phase":
         return phase(args.exp, args.train_split, args.init, restart=args.restart, weights=dict(args.weight),
-                     rehearse=args.rehearse, held_out_text=args.held_out_text)
+                     rehearse=args.rehearse, held_out_text=args.held_out_text, thin=dict(args.thin))
     if args.command == "curve":
         return curve(args.exp, args.out)
     if args.command == "unread":
