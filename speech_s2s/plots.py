@@ -33,16 +33,23 @@ def plot_learning_curve(history: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | Path) -> None:
+def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | Path,
+                  runs: list[tuple[str, list[tuple[int, float]]]] | None = None) -> None:
     """A training campaign's dev WER across its phases: one line per lineage of phases (a phase that
-    continues another's weights extends its line), x the updates since the lineage's start."""
-    fig, axis = plt.subplots(figsize=(8, 4))
-    for label, points in lines:
-        if points:
-            axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label)
-    axis.set(xlabel="updates since the lineage began", ylabel="dev WER % (greedy, in training)", title="training campaign")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    continues another's weights extends its line), x the updates since the lineage's start. With
+    `runs` (a line per dev set: each resumed run's exported model), a second panel beside it."""
+    fig, axes = plt.subplots(1, 2 if runs else 1, figsize=(13 if runs else 8, 4), squeeze=False)
+    panels = [(axes[0][0], lines, "dev WER % (greedy, in training)", "in training: the phase's dev split, each epoch")]
+    if runs:
+        panels.append((axes[0][1], runs, "WER % (greedy)", "each run's exported model, every dev set"))
+    for axis, series, ylabel, title in panels:
+        for label, points in series:
+            if points:
+                axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label)
+        axis.set(xlabel="updates since the lineage began", ylabel=ylabel, title=title)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("training campaign")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,6 +1,8 @@
 """The campaign's phase book-keeping (recipes/campaign/campaign.py): which folder a run trains in, and from what."""
 
+import contextlib
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -204,8 +206,6 @@ def test_unread_drops_the_dev_sentences_a_train_split_says(tmp_path):
 
 
 def test_the_campaign_curve_chains_phases_that_continue_each_other(tmp_path):
-    import importlib.util
-
     import torch
 
     spec = importlib.util.spec_from_file_location("campaign", CAMPAIGN)
@@ -222,6 +222,18 @@ def test_the_campaign_curve_chains_phases_that_continue_each_other(tmp_path):
         torch.save({"state": {"step": step}}, exp / name / "checkpoint.pt")
     assert campaign.lineages(exp) == [("from phase-1, phase-2", [(100, 0.6), (200, 0.5), (340, 0.45)]),  # 300 + 40
                                       ("from phase-3", [(80, 0.55)])]
+
+    # each run's exported model, as `log` writes it to campaign.md: one line per dev set (and lineage)
+    for name, (_, step, _) in phases.items():
+        torch.save({"state": {"step": step, "epoch": 1}}, exp / name / "checkpoint.pt")
+        (exp / name / "train.jsonl").write_text(json.dumps({"duration": 3600.0}) + "\n")
+        scores = tmp_path / f"{name}.json"
+        scores.write_text(json.dumps({"dev-asterisk": 0.8 - step / 1000, "dev-bench": 0.25}))
+        with contextlib.redirect_stdout(io.StringIO()):
+            campaign.log(exp, exp / name, 0, 10, scores, None)
+    assert campaign.runs(exp) == [("dev-asterisk (from phase-1, phase-2)", [(300, 0.5), (350, 0.75)]),
+                                  ("dev-bench (from phase-1, phase-2)", [(300, 0.25), (350, 0.25)]),
+                                  ("dev-asterisk (from phase-3)", [(80, 0.72)]), ("dev-bench (from phase-3)", [(80, 0.25)])]
     result = subprocess.run([sys.executable, str(CAMPAIGN), "curve", str(exp), str(tmp_path / "curve.png")], capture_output=True, text=True, check=True)
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and result.stdout.strip() == str(tmp_path / "curve.png")
 

@@ -23,7 +23,8 @@
                                                    prefix of `prepare`'s three files) without the
                                                    utterances whose sentence SPLIT's transcripts say
     campaign.py curve EXP OUT.png               -> plots every phase's in-training dev WER, phases that
-                                                   continue another's weights on one line
+                                                   continue another's weights on one line, and each
+                                                   run's exported model on every dev set (campaign.md)
     campaign.py steps PHASE                     -> prints the update count of PHASE's checkpoint (0 if none)
     campaign.py transcribed SPLIT               -> prints how many utterances SPLIT's transcripts hold (the
                                                    count a joined split's growth is measured in)
@@ -233,31 +234,62 @@ def unread(dev: str, split: str, out: str) -> int:
     return 0
 
 
+def _lineage_offsets(exp: Path) -> dict[str, tuple[str, int]]:
+    """Phase name -> (its lineage's first phase, the lineage's updates before it began), along the
+    phases' init.txt: a phase that starts from another's last weights continues its updates."""
+    offsets: dict[str, tuple[str, int]] = {}
+    for folder in _phases(exp):
+        start = Path((folder / "init.txt").read_text().strip()) if (folder / "init.txt").is_file() else None
+        parent = start.parent.name if start is not None and start.parent.name in offsets else None
+        if parent is not None:  # the parent's last weights: where its checkpoint had got to
+            first, before = offsets[parent]
+            offsets[folder.name] = (first, before + _checkpoint_step(exp / parent))
+        else:
+            offsets[folder.name] = (folder.name, 0)
+    return offsets
+
+
+def _label(first: str, offsets: dict[str, tuple[str, int]]) -> str:
+    return f"from {first}" + "".join(f", {name}" for name, (root, _) in offsets.items() if root == first and name != first)
+
+
 def lineages(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
-    """(label, [(update, dev WER)]) per lineage: dev WER per epoch of every phase, chained along the
-    phases' init.txt (a phase that starts from another's last weights continues its updates)."""
-    offset: dict[str, int] = {}  # phase name -> updates of its lineage before it began
-    lineage: dict[str, str] = {}  # phase name -> the lineage's first phase
+    """(label, [(update, dev WER)]) per lineage: dev WER per epoch of every phase, updates counted
+    from the lineage's start."""
+    offsets = _lineage_offsets(exp)
     lines: dict[str, list[tuple[int, float]]] = {}
     for folder in _phases(exp):
         history = json.loads((folder / "history.json").read_text()) if (folder / "history.json").is_file() else []
-        start = Path((folder / "init.txt").read_text().strip()) if (folder / "init.txt").is_file() else None
-        parent = start.parent.name if start is not None and start.parent.name in offset else None
-        if parent is not None:  # the parent's last weights: where its checkpoint had got to
-            offset[folder.name] = offset[parent] + _checkpoint_step(exp / parent)
-            lineage[folder.name] = lineage[parent]
-        else:
-            offset[folder.name], lineage[folder.name] = 0, folder.name
-        points = [(offset[folder.name] + r["step"], r["dev_wer"]) for r in history if "dev_wer" in r]
-        lines.setdefault(lineage[folder.name], []).extend(points)
-    return [(f"from {first}" + "".join(f", {name}" for name, root in lineage.items() if root == first and name != first), points)
-            for first, points in lines.items()]
+        first, before = offsets[folder.name]
+        lines.setdefault(first, []).extend((before + r["step"], r["dev_wer"]) for r in history if "dev_wer" in r)
+    return [(_label(first, offsets), points) for first, points in lines.items()]
+
+
+def runs(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
+    """(label, [(update, WER)]) per dev set and lineage: each run's exported model, greedy, as `log`
+    wrote it in campaign.md (updates at the run's end, counted from the lineage's start)."""
+    table = exp / "campaign.md"
+    offsets = _lineage_offsets(exp)
+    lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    sets: list[str] = []
+    for row in table.read_text().splitlines() if table.is_file() else []:
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        if cells[0] == "date":
+            sets = cells[4:]
+        elif row.startswith("| 2") and len(cells) == 4 + len(sets):
+            phase_name = cells[1].split()[0]
+            first, before = offsets.get(phase_name, (phase_name, 0))
+            update = before + int(cells[2].split("->")[1].split()[0])
+            for name, cell in zip(sets, cells[4:]):
+                lines.setdefault((name, first), []).append((update, float(cell.split()[0]) / 100))
+    several = len({first for _, first in lines}) > 1
+    return [(f"{name} ({_label(first, offsets)})" if several else name, points) for (name, first), points in lines.items()]
 
 
 def curve(exp: Path, out: Path) -> int:
     from speech_s2s.plots import plot_campaign
 
-    plot_campaign(lineages(exp), out)
+    plot_campaign(lineages(exp), out, runs(exp))
     print(out)
     return 0
 
