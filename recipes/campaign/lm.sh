@@ -5,7 +5,9 @@
 #
 # Stages: 0 text (every train sentence of the books, never Sense and Sensibility nor Northanger
 # Abbey, plus WordNet's definitions and examples but the modern corpus's dev pool: Debian
-# wordnet-base; the bundled LM's text predates that rule and holds dev-modern) -> 1 train the LM ->
+# wordnet-base; the bundled LM's text predates that rule and holds dev-modern; plus Ding's example
+# sentences, Debian trans-de-en, and the State of the Union addresses since 1950 when $SOTU holds
+# them: tools/fetch_sotu.sh) -> 1 train the LM ->
 # 2 beam search with and without it on both dev sets (recipes/campaign/run.sh's dev manifests), one
 # WER line per weight in $LM_DIR/fusion.md -> 3 bundle: copy the LM over speech_s2s/assets/lm.safetensors
 # (not run unless --stop-stage 3; do it when fusion.md beats the bundled LM's on both dev sets).
@@ -28,6 +30,7 @@ THREADS=${THREADS:-1}
 MODEL=${MODEL:-speech_s2s/assets/model.safetensors}
 LM_ARGS=${LM_ARGS:-"--hidden 384 --layers 1 --steps 2000"}
 LM_EXCLUDE=${LM_EXCLUDE:-}   # text sources left out, e.g. kjv (make_tts_corpus.py --lm-exclude)
+SOTU=${SOTU:-$HOME/.cache/speech_s2s/sotu}   # tools/fetch_sotu.sh's folder; left out when empty
 BEAM=${BEAM:-8}
 WEIGHTS=${WEIGHTS:-"0 0.3 0.5"}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
@@ -35,7 +38,9 @@ lm_dir=${LM_DIR:-$EXP/lm}
 mkdir -p "$lm_dir"
 
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
-  [[ -f $lm_dir/text.txt ]] || python tools/make_tts_corpus.py --lm-text "$lm_dir/text.txt" --seed 0 ${LM_EXCLUDE:+--lm-exclude "$LM_EXCLUDE"}
+  sotu=()
+  compgen -G "$SOTU/*.txt" > /dev/null && sotu=(--sotu "$SOTU")
+  [[ -f $lm_dir/text.txt ]] || python tools/make_tts_corpus.py --lm-text "$lm_dir/text.txt" --seed 0 ${LM_EXCLUDE:+--lm-exclude "$LM_EXCLUDE"} "${sotu[@]}"
 fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then

