@@ -77,3 +77,22 @@ def test_modern_corpus_reads_wordnets_examples_and_has_no_test_split(tmp_path):
     assert "| wordnet" in (out / "CHAPTERS.TXT").read_text()
     both = subprocess.run([sys.executable, str(TOOL), "--modern", "--short", "--out", str(out)], capture_output=True, text=True)
     assert both.returncode == 2 and "--modern is a corpus's text" in both.stderr
+
+
+@needs_espeak
+@pytest.mark.skipif(not Path("/usr/share/trans/de-en").is_file(), reason="trans-de-en not installed")
+def test_spoken_corpus_reads_dings_example_sentences_into_a_train_split_only(tmp_path):
+    from tools.tts.text import find_ding, load_ding_examples
+
+    out = tmp_path / "spoken"
+    command = [sys.executable, str(TOOL), "--spoken", "--out", str(out), "--seed", "0", "--jobs", "1", "--engines", "espeak",
+               "--train-hours", "0.01", "--max-train-utts", "3"]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    train = read_librispeech(out / "train-tts")
+    assert len(train) == 3 and not (out / "dev-tts").exists() and not (out / "test-tts").exists()
+    assert {u.text for u in train} <= set(load_ding_examples(find_ding()))
+    assert "| ding" in (out / "CHAPTERS.TXT").read_text()
+    asked_dev = subprocess.run(command + ["--dev-utts", "5"], capture_output=True, text=True)
+    assert asked_dev.returncode == 2 and "--spoken makes a train split only: no --dev-utts" in asked_dev.stderr
+    both = subprocess.run(command + ["--modern"], capture_output=True, text=True)
+    assert both.returncode == 2 and "a corpus's text" in both.stderr

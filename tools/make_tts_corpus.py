@@ -13,7 +13,8 @@ text. ``--lm-text`` writes the train text only, with WordNet's glosses, Ding's e
 ``trans-de-en``) and, given ``--sotu``, the State of the Union addresses since 1950. Dev and test speakers never occur in train. ``--short``
 makes a corpus of short utterances instead (one or two words cut from the same books' sentences, and
 numbers; dev and train only), which sentences never hold. ``--modern`` reads WordNet's usage examples
-(Debian ``wordnet-base``) instead of the books: how people speak now (dev and train only).
+(Debian ``wordnet-base``) instead of the books: how people speak now (dev and train only); ``--spoken``
+reads Ding's example sentences of everyday speech (Debian ``trans-de-en``; train only).
 
 Output is 16 kHz mono FLAC in the LibriSpeech layout (``tools/tts/layout.py``); runs are seeded, parallel
 and resumable. Example::
@@ -40,7 +41,8 @@ from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # 
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
 from tools.tts.text import (LM_TEXT_SOURCES, build_text_pools, find_ding, find_wordnet_dir,  # noqa: E402
-                            language_model_text, load_ding_examples, load_sotu, modern_text_pools, short_text_pools)
+                            language_model_text, load_ding_examples, load_sotu, modern_text_pools, short_text_pools,
+                            spoken_text_pools)
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0
@@ -96,7 +98,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--train-hours", type=float, default=5.0,
                     help=f"approximate train audio (planned at {WORDS_PER_SECOND} words/s)")
     ap.add_argument("--max-train-utts", type=int, default=None, help="cap on train utterances (tests)")
-    ap.add_argument("--dev-utts", type=int, default=300)
+    ap.add_argument("--dev-utts", type=int, default=None, help="default 300 (0 with --spoken, which has no dev split)")
     ap.add_argument("--test-utts", type=int, default=400)
     ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
                     help="comma-separated subset of " + ",".join(ENGINES) + " (default: all but kokoro)")
@@ -108,6 +110,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--modern", action="store_true",
                     help="WordNet's usage examples instead of the books' sentences (apt package wordnet-base; "
                          "no test split)")
+    ap.add_argument("--spoken", action="store_true",
+                    help="Ding's English example sentences of everyday speech instead of the books' sentences (apt package "
+                         "trans-de-en; train split only)")
     ap.add_argument("--plan-only", action="store_true", help="write metadata, synthesise nothing")
     ap.add_argument("--lm-text", metavar="FILE", default=None,
                     help="write every train sentence (never Sense and Sensibility nor Northanger Abbey), and "
@@ -139,7 +144,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--lm-text writes the books' sentences; --short does not apply")
     if args.modern and (args.short or args.lm_text):
         ap.error("--modern is a corpus's text; it does not combine with --short or --lm-text")
-    if args.short or args.modern:
+    if sum((args.short, args.modern, args.spoken)) > 1 or (args.spoken and args.lm_text):
+        ap.error("--short, --modern and --spoken are each a corpus's text; use one, and not with --lm-text")
+    if args.spoken and args.dev_utts:
+        ap.error("--spoken makes a train split only: no --dev-utts")
+    if args.dev_utts is None:
+        args.dev_utts = 0 if args.spoken else 300
+    if args.short or args.modern or args.spoken:
         args.test_utts = 0  # the benchmark is the books' sentences
     return args
 
@@ -188,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if wordnet_dir is None:
             raise SystemExit("--modern: WordNet not found (install the apt package wordnet-base)")
         pools = modern_text_pools(pools, wordnet_dir, args.seed)
+    if args.spoken:
+        ding = find_ding()
+        if ding is None:
+            raise SystemExit("--spoken: Ding's dictionary not found (install the apt package trans-de-en)")
+        pools = spoken_text_pools(pools, ding, args.seed)
     LOG.info("text pools: train %d, dev %d, test %d sentences", len(pools.train), len(pools.dev), len(pools.test))
     for split, pool, n in (("dev-tts", pools.dev, args.dev_utts), ("test-tts", pools.test, args.test_utts)):
         if n > len(pool):

@@ -117,6 +117,12 @@ KOKORO=$DATA/corpus-kokoro
 KOKORO_MODERN_HOURS=${KOKORO_MODERN_HOURS:-6}
 KOKORO_MODERN_JOIN_UTTS=${KOKORO_MODERN_JOIN_UTTS:-2000}
 KOKORO_MODERN=$DATA/corpus-kokoro-modern
+# Then Kokoro's voices reading Ding's example sentences of everyday speech ("Can I settle up with you
+# now?", Debian trans-de-en; tools/tts/text.py): the real voice's prompts are spoken instructions, and
+# no corpus before said sentences like them. Train split only, joined like the others.
+KOKORO_SPOKEN_HOURS=${KOKORO_SPOKEN_HOURS:-6}
+KOKORO_SPOKEN_JOIN_UTTS=${KOKORO_SPOKEN_JOIN_UTTS:-2000}
+KOKORO_SPOKEN=$DATA/corpus-kokoro-spoken
 # Short utterances (one or two words, numbers): the corpus's sentences have 3-22 words, and a model that
 # has heard only sentences spells on past a lone word (dev-asterisk's 232 one-word prompts: 150 % WER,
 # the bundled model, greedy). Made in the background like Kokoro's corpus, by every engine (Kokoro's
@@ -181,12 +187,14 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   [[ $KOKORO_HOURS != 0 ]] && tools/fetch_kokoro.sh > /dev/null && kokoro=1
   if [[ $kokoro == 1 ]]; then
     # one Kokoro process at a time (the slowest voice, and one core is all it gets): the books' plan,
-    # then the modern sentences'; a plan already complete is checked in seconds
-    kokoro_modern=()
-    [[ $KOKORO_MODERN_HOURS != 0 ]] && kokoro_modern=("$KOKORO_MODERN" "$EXP/kokoro-modern-synthesis.log" --modern \
+    # then the modern sentences', then Ding's; a plan already complete is checked in seconds
+    kokoro_modern=() kokoro_spoken=()
+    [[ $KOKORO_MODERN_HOURS != 0 ]] && kokoro_modern=(-- "$KOKORO_MODERN" "$EXP/kokoro-modern-synthesis.log" --modern \
       --engines kokoro --seed 1 --train-hours "$KOKORO_MODERN_HOURS" --dev-utts 0)
+    [[ $KOKORO_SPOKEN_HOURS != 0 ]] && kokoro_spoken=(-- "$KOKORO_SPOKEN" "$EXP/kokoro-spoken-synthesis.log" --spoken \
+      --engines kokoro --seed 1 --train-hours "$KOKORO_SPOKEN_HOURS")
     synthesise_in_background "$KOKORO" "$EXP/kokoro-synthesis.log" --engines kokoro --seed 1 \
-      --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0 -- "${kokoro_modern[@]}"
+      --train-hours "$KOKORO_HOURS" --dev-utts "$KOKORO_DEV_UTTS" --test-utts 0 "${kokoro_modern[@]}" "${kokoro_spoken[@]}"
   fi
   if [[ $SHORT_HOURS != 0 ]]; then
     engines=rhvoice,festival,piper,mbrola,flite,pico,espeak
@@ -242,6 +250,7 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   # from KOKORO_JOIN_UTTS utterances on (then a phase per quarter of growth: not one per run from the start)
   join_from "$KOKORO" "$KOKORO_HOURS" "$KOKORO_JOIN_UTTS"
   join_from "$KOKORO_MODERN" "$KOKORO_MODERN_HOURS" "$KOKORO_MODERN_JOIN_UTTS"
+  join_from "$KOKORO_SPOKEN" "$KOKORO_SPOKEN_HOURS" "$KOKORO_SPOKEN_JOIN_UTTS"
   join_from "$SHORT" "$SHORT_HOURS" "$SHORT_JOIN_UTTS"
   join_from "$MODERN" "$MODERN_HOURS" "$MODERN_JOIN_UTTS"
   for name in dev-tts dev-asterisk dev-bench dev-kokoro-all dev-short dev-modern; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done

@@ -10,7 +10,8 @@ Books (Jane Austen from Debian ``r-cran-janeaustenr``, read with ``rdata``; the 
 ``short_text_pools`` turns them into pools of short utterances (one or two words cut from each pool's own
 sentences, and numbers), which sentences never hold: read in isolation, a word sounds unlike the same
 word inside a sentence, and a model that has only heard sentences goes on spelling after it.
-``modern_text_pools`` reads WordNet's usage examples instead of the books.
+``modern_text_pools`` reads WordNet's usage examples instead of the books, ``spoken_text_pools`` Ding's
+example sentences of everyday speech.
 """
 
 from __future__ import annotations
@@ -356,3 +357,15 @@ def modern_text_pools(pools: TextPools, wordnet_dir: Path, seed: int, dev_pool: 
     random.Random(f"modern-text-{seed}").shuffle(examples)
     dev, train = examples[:dev_pool], examples[dev_pool:]
     return TextPools([(MODERN_SOURCE, text) for text in train], dev, [], 0, dev_source=MODERN_SOURCE)
+
+
+SPOKEN_SOURCE = "ding"
+
+
+def spoken_text_pools(pools: TextPools, ding_path: Path, seed: int) -> TextPools:
+    """Ding's English example sentences in place of the books: everyday speech ("Can I settle up with
+    you now?"), a seeded shuffle of them all as train, never a sentence of the books' dev or test pools
+    (`pools`). No dev or test pool: the dev sets that judge a model are the other corpora's."""
+    examples = dedup(load_ding_examples(ding_path), exclude=set(pools.dev) | set(pools.test))
+    random.Random(f"spoken-text-{seed}").shuffle(examples)
+    return TextPools([(SPOKEN_SOURCE, text) for text in examples], [], [], 0, dev_source=SPOKEN_SOURCE)
