@@ -394,16 +394,22 @@ def _add_train_lm(sub) -> None:
     p.add_argument("--held-out", type=int, default=1000, metavar="N",
                    help="sentences kept out of training to measure bits per character on (default 1000; 0: none)")
     p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
+    p.add_argument("--resume", action="store_true", help="go on from OUT.checkpoint, which the run saves every 5 minutes and when it stops")
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes (then --resume)")
     p.set_defaults(run=_run_train_lm)
 
 
 def _run_train_lm(args) -> int:
     apply_threads(args)
-    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig, LMError, bits_per_character, load_lm, save_lm, split_held_out, train_char_lm
+    from speech_s2s.lm import (CharLMConfig, CharLMTrainConfig, LMCheckpointing, LMError, LMResumeError, bits_per_character, lm_checkpoint_step,
+                               load_lm, save_lm, split_held_out, train_char_lm)
     from speech_s2s.text import TranscriptError, Vocabulary
 
     if args.init and (args.hidden or args.layers):
         return _fail("--init takes the LM's shape from LM; drop --hidden/--layers")
+    checkpoint = Path(f"{args.out}.checkpoint")
+    if checkpoint.is_file() and not args.resume:
+        return _fail(f"{checkpoint} exists (a run that stopped early): --resume goes on from it; delete it to start over")
     try:
         init = load_lm(args.init) if args.init else None
     except LMError as error:
@@ -425,8 +431,18 @@ def _run_train_lm(args) -> int:
     sentences, held_out = split_held_out(sentences, args.held_out)
     before = f"{bits_per_character(init, held_out):.4f} bits/char before, " if init is not None and held_out else ""
     config = CharLMConfig(**_given(hidden_size=args.hidden, num_layers=args.layers))
-    model = train_char_lm(sentences, config, CharLMTrainConfig(**_given(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr)), init=init)
+    train = CharLMTrainConfig(**_given(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr))
+    try:
+        model = train_char_lm(sentences, config, train, init=init,
+                              checkpointing=LMCheckpointing(checkpoint, resume=args.resume, max_minutes=args.max_minutes))
+    except LMResumeError as error:
+        return _fail(str(error))
+    done = lm_checkpoint_step(checkpoint)
+    if done < train.steps:
+        print(f"{checkpoint}: stopped after {done} of {train.steps} updates; the same command with --resume goes on")
+        return 0
     save_lm(model, args.out)
+    checkpoint.unlink()
     measured = f"; {len(held_out)} held-out sentences: {before}{bits_per_character(model, held_out):.4f} bits/char" if held_out else ""
     print(f"{args.out}: character LM trained on {len(sentences)} sentences{measured}")
     return 0

@@ -6,10 +6,12 @@ only (the recipe's held-out sentences never reach it). B batch, L tokens, V voca
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -87,18 +89,86 @@ def _token_loss(model: CharLM, sentences: list[list[int]], reduction: str) -> to
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), padded[:, 1:].reshape(-1), ignore_index=-100, reduction=reduction)
 
 
+@dataclass(frozen=True)
+class LMCheckpointing:
+    """Where `train_char_lm` saves its whole state (weights, optimizer, step, random states), how
+    often, whether it starts from that file, and when it stops early (to be resumed later)."""
+
+    path: Path
+    resume: bool = False
+    every_s: float = 300.0
+    max_minutes: float | None = None
+
+
+class LMResumeError(ValueError):
+    """A checkpoint cannot be resumed (another text or setting, a foreign file); one line naming it."""
+
+
+def _fingerprint(model: CharLM, sentences: list[list[int]], train: CharLMTrainConfig) -> str:
+    """What a resume must find unchanged: the text, the LM's shape and the training settings."""
+    digest = hashlib.sha256(json.dumps([asdict(model.config), asdict(train)], sort_keys=True).encode())
+    for sentence in sentences:
+        digest.update(bytes(str(sentence), "ascii"))
+    return digest.hexdigest()
+
+
+def _save_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimizer, step: int, rng: random.Random, fingerprint: str) -> None:
+    version, internal, gauss = rng.getstate()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "fingerprint": fingerprint,
+             "torch_rng": torch.get_rng_state(), "python_rng": torch.tensor(internal, dtype=torch.int64),
+             "python_rng_version": version, "python_rng_gauss": gauss if gauss is not None else float("nan")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def _load_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimizer, rng: random.Random, fingerprint: str) -> int:
+    """Restore a checkpoint into the model, optimizer and random states; return its step. Never unpickles code."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        stored = state["fingerprint"]
+    except Exception as error:
+        raise LMResumeError(f"{path}: not a language-model checkpoint ({_first_line(error)})") from None
+    if stored != fingerprint:
+        raise LMResumeError(f"{path}: saved with another text, LM shape or training settings; it cannot be resumed by this run")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    gauss = state["python_rng_gauss"]
+    rng.setstate((state["python_rng_version"], tuple(int(v) for v in state["python_rng"]), None if math.isnan(gauss) else gauss))
+    return int(state["step"])
+
+
+def lm_checkpoint_step(path: str | Path) -> int:
+    """The updates a language-model checkpoint holds (0 when there is none)."""
+    path = Path(path)
+    return int(torch.load(path, weights_only=True, map_location="cpu")["step"]) if path.is_file() else 0
+
+
 def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train: CharLMTrainConfig = CharLMTrainConfig(),
-                  init: CharLM | None = None) -> CharLM:
+                  init: CharLM | None = None, checkpointing: LMCheckpointing | None = None) -> CharLM:
     """Fit on sentences (random mini-batches of whole sentences framed by <eos>). With `init`, go on
-    training that model (its shape; `config` is then unused), e.g. to add steps to a bundled LM."""
+    training that model (its shape; `config` is then unused), e.g. to add steps to a bundled LM.
+    With `checkpointing`, save the whole state now and then and at the end, resume from it exactly
+    (the same updates as an unbroken run), and stop after `max_minutes`; `lm_checkpoint_step` then
+    says whether all `train.steps` were done."""
     torch.manual_seed(train.seed)
     rng = random.Random(train.seed)
     model = init if init is not None else CharLM(config)
     sentences = _framed(model.vocabulary, texts)
     optimizer = torch.optim.Adam(model.parameters(), lr=train.learning_rate)
+    fingerprint = _fingerprint(model, sentences, train) if checkpointing else ""
+    start = 0
+    if checkpointing and checkpointing.resume and Path(checkpointing.path).is_file():
+        start = _load_lm_checkpoint(Path(checkpointing.path), model, optimizer, rng, fingerprint)
+    began = last_save = time.monotonic()
     model.train()
-    progress = tqdm(range(train.steps), desc="char LM", unit="step")
+    progress = tqdm(range(start, train.steps), desc="char LM", unit="step", initial=start, total=train.steps)
+    step = start
     for step in progress:
+        if checkpointing and checkpointing.max_minutes is not None and time.monotonic() - began > 60 * checkpointing.max_minutes:
+            break
         loss = _token_loss(model, rng.sample(sentences, min(train.batch_size, len(sentences))), "mean")
         for group in optimizer.param_groups:  # linear decay to 10% keeps the late steps stable
             group["lr"] = train.learning_rate * (1 - 0.9 * step / train.steps)
@@ -108,6 +178,13 @@ def train_char_lm(texts: list[str], config: CharLMConfig = CharLMConfig(), train
         optimizer.step()
         if step % 50 == 0:
             progress.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if checkpointing and time.monotonic() - last_save > checkpointing.every_s:
+            _save_lm_checkpoint(Path(checkpointing.path), model, optimizer, step + 1, rng, fingerprint)
+            last_save = time.monotonic()
+    else:
+        step = train.steps  # every update done (the loop ran out, or there was nothing left to do)
+    if checkpointing:
+        _save_lm_checkpoint(Path(checkpointing.path), model, optimizer, step, rng, fingerprint)
     return model.eval()
 
 

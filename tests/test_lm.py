@@ -155,3 +155,56 @@ def test_lm_file_without_a_stored_vocabulary_is_assumed_to_use_the_default(tmp_p
     path = tmp_path / "old.safetensors"
     save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(path), metadata={"format": "speech_s2s_char_lm", "config": json.dumps(config)})
     check_vocabulary(load_lm(path), Vocabulary(), path)
+
+
+class _Clock:
+    """time.monotonic for lm.py that advances one second per call: a run stops after a known amount of work."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_stopped_lm_training_resumes_exactly(tmp_path, monkeypatch):
+    import speech_s2s.lm as lm
+
+    config = CharLMConfig(embedding_size=8, hidden_size=16, num_layers=2, dropout=0.2)  # dropout: the torch random state matters too
+    train = CharLMTrainConfig(steps=30, batch_size=2, learning_rate=1e-2)
+    unbroken = train_char_lm(SENTENCES, config, train)
+
+    monkeypatch.setattr(lm.time, "monotonic", _Clock())
+    checkpoint = tmp_path / "lm.checkpoint"
+    stopped = lm.LMCheckpointing(checkpoint, max_minutes=25 / 60, every_s=7)  # about a dozen updates, saving every few
+    train_char_lm(SENTENCES, config, train, checkpointing=stopped)
+    done = lm.lm_checkpoint_step(checkpoint)
+    assert 0 < done < train.steps
+    resumed = train_char_lm(SENTENCES, config, train, checkpointing=lm.LMCheckpointing(checkpoint, resume=True))
+    assert lm.lm_checkpoint_step(checkpoint) == train.steps
+    for name, tensor in unbroken.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+    with pytest.raises(lm.LMResumeError, match="saved with another text, LM shape or training settings"):
+        train_char_lm(SENTENCES[:2], config, train, checkpointing=lm.LMCheckpointing(checkpoint, resume=True))
+    (tmp_path / "junk.checkpoint").write_bytes(b"not a checkpoint")
+    with pytest.raises(lm.LMResumeError, match="junk.checkpoint: not a language-model checkpoint"):
+        train_char_lm(SENTENCES, config, train, checkpointing=lm.LMCheckpointing(tmp_path / "junk.checkpoint", resume=True))
+
+
+def test_train_lm_stops_at_max_minutes_and_resume_finishes_and_writes_the_lm(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(SENTENCES * 4) + "\n")
+    out = tmp_path / "lm.safetensors"
+    command = ["train-lm", "--text", str(text), "--out", str(out), "--steps", "3", "--batch-size", "2", "--hidden", "8", "--layers", "1",
+               "--held-out", "2", "--threads", "1"]
+    assert main(command + ["--max-minutes", "0"]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}.checkpoint: stopped after 0 of 3 updates; the same command with --resume goes on"
+    assert not out.exists()
+    assert main(command) == 1  # a checkpoint is never overwritten by accident
+    assert capsys.readouterr().err.strip() == (f"speech-s2s: error: {out}.checkpoint exists (a run that stopped early): "
+                                               "--resume goes on from it; delete it to start over")
+    assert main(command + ["--resume"]) == 0
+    assert " trained on 10 sentences; 2 held-out sentences: " in capsys.readouterr().out
+    assert load_lm(out).config.hidden_size == 8 and not (tmp_path / "lm.safetensors.checkpoint").exists()

@@ -11,7 +11,8 @@
 # 2 beam search with and without it on both dev sets (recipes/campaign/run.sh's dev manifests), one
 # WER line per weight in $LM_DIR/fusion.md -> 3 bundle: copy the LM over speech_s2s/assets/lm.safetensors
 # (not run unless --stop-stage 3; do it when fusion.md beats the bundled LM's on both dev sets).
-# Resumable: each output is skipped once it exists. LM_DIR (default $EXP/lm) keeps variants apart.
+# Resumable: each output is skipped once it exists, and the LM's training resumes exactly from its
+# checkpoint (LM_MINUTES stops it early, to go on in a later run). LM_DIR (default $EXP/lm) keeps variants apart.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -45,7 +46,13 @@ fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   # shellcheck disable=SC2086
-  [[ -f $lm_dir/charlm.safetensors ]] || speech-s2s train-lm --text "$lm_dir/text.txt" --out "$lm_dir/charlm.safetensors" --threads "$THREADS" $LM_ARGS
+  # a run the session's end killed (or LM_MINUTES stopped) goes on from its checkpoint, exactly
+  resume=()
+  [[ -f $lm_dir/charlm.safetensors.checkpoint ]] && resume=(--resume)
+  [[ -n ${LM_MINUTES:-} ]] && resume+=(--max-minutes "$LM_MINUTES")
+  [[ -f $lm_dir/charlm.safetensors ]] || speech-s2s train-lm --text "$lm_dir/text.txt" --out "$lm_dir/charlm.safetensors" --threads "$THREADS" \
+    "${resume[@]}" $LM_ARGS
+  [[ -f $lm_dir/charlm.safetensors ]] || exit 0   # stopped early: the next run goes on
 fi
 
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
