@@ -348,15 +348,21 @@ MODERN_SOURCE = "wordnet"
 MODERN_DEV_POOL = 1000  # sentences kept for the dev split, whatever its size, so that train never moves
 
 
+def _example_pools(examples: list[str], pools: TextPools, source: str, shuffle_key: str, dev_pool: int) -> TextPools:
+    """A corpus's pools from another text than the books': without repeats or any sentence of the
+    books' dev or test pools (`pools`), shuffled with `shuffle_key`; dev the first `dev_pool`, train
+    the rest; no test pool (the benchmark is the books')."""
+    examples = dedup(examples, exclude=set(pools.dev) | set(pools.test))
+    random.Random(shuffle_key).shuffle(examples)
+    dev, train = examples[:dev_pool], examples[dev_pool:]
+    return TextPools([(source, text) for text in train], dev, [], 0, dev_source=source)
+
+
 def modern_text_pools(pools: TextPools, wordnet_dir: Path, seed: int, dev_pool: int = MODERN_DEV_POOL) -> TextPools:
     """WordNet's usage examples in place of the books: a corpus's decoder then learns how people speak
     now, not the King James Bible's English, which is over half the books' train pool. Dev is the
-    first `dev_pool` of a seeded shuffle, train the rest; never a sentence of the books' dev or test
-    pools (`pools`); no test pool (the benchmark is the books')."""
-    examples = dedup(load_wordnet_examples(wordnet_dir), exclude=set(pools.dev) | set(pools.test))
-    random.Random(f"modern-text-{seed}").shuffle(examples)
-    dev, train = examples[:dev_pool], examples[dev_pool:]
-    return TextPools([(MODERN_SOURCE, text) for text in train], dev, [], 0, dev_source=MODERN_SOURCE)
+    first `dev_pool` of a seeded shuffle, train the rest (`_example_pools`)."""
+    return _example_pools(load_wordnet_examples(wordnet_dir), pools, MODERN_SOURCE, f"modern-text-{seed}", dev_pool)
 
 
 SPOKEN_SOURCE = "ding"
@@ -364,8 +370,6 @@ SPOKEN_SOURCE = "ding"
 
 def spoken_text_pools(pools: TextPools, ding_path: Path, seed: int) -> TextPools:
     """Ding's English example sentences in place of the books: everyday speech ("Can I settle up with
-    you now?"), a seeded shuffle of them all as train, never a sentence of the books' dev or test pools
-    (`pools`). No dev or test pool: the dev sets that judge a model are the other corpora's."""
-    examples = dedup(load_ding_examples(ding_path), exclude=set(pools.dev) | set(pools.test))
-    random.Random(f"spoken-text-{seed}").shuffle(examples)
-    return TextPools([(SPOKEN_SOURCE, text) for text in examples], [], [], 0, dev_source=SPOKEN_SOURCE)
+    you now?"), a seeded shuffle of them all as train (`_example_pools`). No dev pool: the dev sets
+    that judge a model are the other corpora's."""
+    return _example_pools(load_ding_examples(ding_path), pools, SPOKEN_SOURCE, f"spoken-text-{seed}", 0)
