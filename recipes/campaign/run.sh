@@ -255,8 +255,10 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   join_from "$MODERN" "$MODERN_HOURS" "$MODERN_JOIN_UTTS"
   for name in dev-tts dev-asterisk dev-bench dev-kokoro-all dev-short dev-modern; do [[ -f $EXP/$name.ref.txt ]] && options+=(--held-out-text "$EXP/$name.ref.txt"); done
   if [[ $KJV_SHARE != 1 ]]; then   # the corpus tool's Bible sentences, as its LM text of that source alone
-    others=$(python -c "from tools.tts.text import LM_TEXT_SOURCES as s; print(','.join(x for x in s if x != 'kjv'))")
-    [[ -f $EXP/kjv-sentences.txt ]] || python tools/make_tts_corpus.py --lm-text "$EXP/kjv-sentences.txt" --lm-exclude "$others"
+    if [[ ! -f $EXP/kjv-sentences.txt ]]; then
+      others=$(python -c "from tools.tts.text import LM_TEXT_SOURCES as s; print(','.join(x for x in s if x != 'kjv'))")
+      python tools/make_tts_corpus.py --lm-text "$EXP/kjv-sentences.txt" --lm-exclude "$others"
+    fi
     options+=(--thin "$EXP/kjv-sentences.txt=$KJV_SHARE")
   fi
   python recipes/campaign/campaign.py phase "$EXP" "$corpus/train-tts" "$INIT" "${options[@]}" > "$EXP/current-phase.new"
