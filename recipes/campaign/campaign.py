@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import NoReturn
 
 GROW = 1.25
+# campaign.md's columns before one per dev set: `log` writes them, `runs` reads them back
+RUN_COLUMNS = ("date", "phase (train audio)", "updates", "minutes")
 
 
 def _phases(exp: Path) -> list[Path]:
@@ -274,13 +276,13 @@ def runs(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
     sets: list[str] = []
     for row in table.read_text().splitlines() if table.is_file() else []:
         cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
-        if cells[0] == "date":
-            sets = cells[4:]
-        elif row.startswith("| 2") and len(cells) == 4 + len(sets):
+        if cells[0] == RUN_COLUMNS[0]:
+            sets = cells[len(RUN_COLUMNS):]
+        elif row.startswith("| 2") and len(cells) == len(RUN_COLUMNS) + len(sets):
             phase_name = cells[1].split()[0]
             first, before = offsets.get(phase_name, (phase_name, 0))
             update = before + int(cells[2].split("->")[1].split()[0])
-            for name, cell in zip(sets, cells[4:]):
+            for name, cell in zip(sets, cells[len(RUN_COLUMNS):]):
                 lines.setdefault((name, first), []).append((update, float(cell.split()[0]) / 100))
     several = len({first for _, first in lines}) > 1
     return [(f"{name} ({_label(first, offsets)})" if several else name, points) for (name, first), points in lines.items()]
@@ -318,14 +320,14 @@ def log(exp: Path, folder: Path, steps_before: int, minutes: float, scores_path:
     row = (f"| {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} | {folder.name} ({hours:.1f} h) | {steps_before} -> {state['step']} "
            f"(epoch {state['epoch']}) | {minutes:.0f} | " + " | ".join(f"{100 * scores[k]:.2f} ({100 * bundled.get(k, float('nan')):.2f})" for k in sorted(scores)) + " |")
     table = exp / "campaign.md"
-    header = f"| date | phase (train audio) | updates | minutes | {' | '.join(sorted(scores))} |"
+    header = f"| {' | '.join(RUN_COLUMNS + tuple(sorted(scores)))} |"
     if not table.is_file():
         table.write_text("# Training campaign\n\nOne row per run of recipes/campaign/run.sh. Dev WER % of the exported model, greedy "
                          "(in brackets: the bundled model on the same set).\n")
-    headers = [line for line in table.read_text().splitlines() if line.startswith("| date |")]
+    headers = [line for line in table.read_text().splitlines() if line.startswith(f"| {RUN_COLUMNS[0]} |")]
     with open(table, "a") as handle:
         if not headers or headers[-1] != header:  # first run, or the dev sets changed: a new table
-            handle.write(f"\n{header}\n|---|---|---|---|{'---|' * len(scores)}\n")
+            handle.write(f"\n{header}\n|{'---|' * (len(RUN_COLUMNS) + len(scores))}\n")
         handle.write(row + "\n")
     print(row)
     return 0
