@@ -255,10 +255,10 @@ def _label(first: str, offsets: dict[str, tuple[str, int]]) -> str:
     return f"from {first}" + "".join(f", {name}" for name, (root, _) in offsets.items() if root == first and name != first)
 
 
-def lineages(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
+def lineages(exp: Path, offsets: dict[str, tuple[str, int]] | None = None) -> list[tuple[str, list[tuple[int, float]]]]:
     """(label, [(update, dev WER)]) per lineage: dev WER per epoch of every phase, updates counted
-    from the lineage's start."""
-    offsets = _lineage_offsets(exp)
+    from the lineage's start (`offsets`: `_lineage_offsets(exp)`, when the caller has them)."""
+    offsets = offsets if offsets is not None else _lineage_offsets(exp)
     lines: dict[str, list[tuple[int, float]]] = {}
     for folder in _phases(exp):
         history = json.loads((folder / "history.json").read_text()) if (folder / "history.json").is_file() else []
@@ -267,11 +267,11 @@ def lineages(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
     return [(_label(first, offsets), points) for first, points in lines.items()]
 
 
-def runs(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
+def runs(exp: Path, offsets: dict[str, tuple[str, int]] | None = None) -> list[tuple[str, list[tuple[int, float]]]]:
     """(label, [(update, WER)]) per dev set and lineage: each run's exported model, greedy, as `log`
     wrote it in campaign.md (updates at the run's end, counted from the lineage's start)."""
     table = exp / "campaign.md"
-    offsets = _lineage_offsets(exp)
+    offsets = offsets if offsets is not None else _lineage_offsets(exp)
     lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
     sets: list[str] = []
     for row in table.read_text().splitlines() if table.is_file() else []:
@@ -291,7 +291,8 @@ def runs(exp: Path) -> list[tuple[str, list[tuple[int, float]]]]:
 def curve(exp: Path, out: Path) -> int:
     from speech_s2s.plots import plot_campaign
 
-    plot_campaign(lineages(exp), out, runs(exp))
+    offsets = _lineage_offsets(exp)  # reads every phase's checkpoint: once for both panels
+    plot_campaign(lineages(exp, offsets), out, runs(exp, offsets))
     print(out)
     return 0
 
