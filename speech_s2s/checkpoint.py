@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from speech_s2s.atomic import replacing
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,8 @@ def save_checkpoint(
         "world_size": len(rng_states),
         "fixed": json.dumps(fixed),
     }
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(stored, temporary)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        torch.save(stored, temporary)
 
 
 def load_checkpoint(

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from speech_s2s import atomic
+
 
 def _fail(message: str, status: int = 1) -> int:
     print(f"speech-s2s: error: {message}", file=sys.stderr)
@@ -220,9 +222,7 @@ def _run_transcribe(args) -> int:
             if out_dir is not None:
                 target = out_dir / (item.id + writers.EXTENSIONS[args.output_format])
                 target.parent.mkdir(parents=True, exist_ok=True)
-                temporary = target.with_name(target.name + ".tmp")
-                temporary.write_text(writers.document(item, args.output_format), encoding="utf-8")
-                temporary.replace(target)
+                atomic.write_text(target, writers.document(item, args.output_format))
             else:
                 out.write("".join(line + "\n" for line in writers.lines(item, args.output_format)))
                 out.flush()
@@ -356,7 +356,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args) -> int:
-    from speech_s2s.corpus import CorpusError, atomic_write_text, audio_list, read_librispeech, reference_text, write_manifest
+    from speech_s2s.corpus import CorpusError, audio_list, read_librispeech, reference_text, write_manifest
 
     problems: list[str] | None = [] if args.skip_invalid else None
     try:
@@ -371,9 +371,9 @@ def _run_prepare(args) -> int:
         return _fail(f"{args.corpus}: no valid utterances")
     # Every file atomically, and the manifest last: a manifest that exists means its companions do too.
     if args.text:
-        atomic_write_text(args.text, reference_text(utterances))
+        atomic.write_text(args.text, reference_text(utterances))
     if args.files:
-        atomic_write_text(args.files, audio_list(utterances))
+        atomic.write_text(args.files, audio_list(utterances))
     write_manifest(utterances, args.out)
     hours = sum(u.duration for u in utterances) / 3600
     print(f"{args.out}: {len(utterances)} utterances, {hours:.2f} h, {len({u.speaker for u in utterances})} speakers")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
 from tqdm import tqdm
 
+from speech_s2s import atomic
 from speech_s2s.text import TranscriptError, Vocabulary
 
 AUDIO_SUFFIXES = (".flac", ".wav")
@@ -130,17 +130,8 @@ def read_librispeech(root: str | Path, vocabulary: Vocabulary = Vocabulary(), pr
     return sorted(utterances, key=lambda u: u.id)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it: `path` is never half written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def write_manifest(utterances: list[Utterance], path: str | Path) -> None:
-    atomic_write_text(path, "".join(json.dumps(dataclasses.asdict(u)) + "\n" for u in utterances))
+    atomic.write_text(path, "".join(json.dumps(dataclasses.asdict(u)) + "\n" for u in utterances))
 
 
 def reference_text(utterances: list[Utterance]) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from speech_s2s import atomic
 from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
 from speech_s2s.level import LevelConfig, decoding_level, into_range
@@ -129,7 +130,5 @@ def _finish(partial: Path, output: Path) -> None:
     header, *lines = partial.read_text(encoding="utf-8").splitlines()
     lines = sorted((line for line in lines if line.strip()), key=lambda line: line.split(maxsplit=1)[0])
     for path, text in ((signature_path(output), header[len(HEADER):]), (output, "".join(f"{line}\n" for line in lines))):
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        atomic.write_text(path, text)
     partial.unlink()

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from speech_s2s import atomic
 from speech_s2s.audio import load_audio
 from speech_s2s.corpus import Utterance
 from speech_s2s.features import FeatureConfig, LogMel
@@ -126,9 +127,8 @@ def compute_shard(utterances: Sequence[Utterance], config: FeatureConfig, path: 
         "settings": settings_key(config), "entries": [audio_entry(u) for u in utterances], "features": features,
         "sum": moments.total, "sum_squares": moments.squares, "frames": moments.frames,
     }
-    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(stored, temporary)
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        torch.save(stored, temporary)
 
 
 def _compute_shard_task(task: tuple[list[Utterance], FeatureConfig, Path]) -> int:
@@ -153,7 +153,7 @@ def extract_features(
     stored_size = json.loads(layout.read_text())["shard_size"] if layout.is_file() else None
     shard_size = shard_size or stored_size or DEFAULT_SHARD_SIZE
     if shard_size != stored_size:
-        _atomic_write(layout, json.dumps({"shard_size": shard_size}))
+        atomic.write_text(layout, json.dumps({"shard_size": shard_size}))
     settings = settings_key(config)
     slices = _shard_slices(len(utterances), shard_size)
     for stray in directory.glob("shard-*.pt.tmp*"):  # what a killed run was writing
@@ -192,13 +192,9 @@ def extract_features(
 
 def _write_stats(path: Path, moments: FrameMoments, config: FeatureConfig) -> None:
     mean, std = moments.mean_std()
-    _atomic_write(path, json.dumps({
+    atomic.write_text(path, json.dumps({
         "frames": moments.frames, "hours": round(moments.frames * config.hop_length / config.sample_rate / 3600, 3),
         "mean": [round(v, 5) for v in mean.tolist()], "std": [round(v, 5) for v in std.tolist()],
     }, indent=1))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from speech_s2s.atomic import replacing
 from speech_s2s.text import EOS_ID, Vocabulary
 
 
@@ -117,10 +117,8 @@ def _save_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimi
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "fingerprint": fingerprint,
              "torch_rng": torch.get_rng_state(), "python_rng": torch.tensor(internal, dtype=torch.int64),
              "python_rng_version": version, "python_rng_gauss": gauss if gauss is not None else float("nan")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        torch.save(state, temporary)
 
 
 def _load_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimizer, rng: random.Random, fingerprint: str) -> int:
@@ -216,12 +214,9 @@ LM_FORMAT = "speech_s2s_char_lm"
 
 def save_lm(model: CharLM, path: str | Path) -> None:
     """Write weights and config (vocabulary included) to a safetensors file, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(temporary), metadata={"format": LM_FORMAT, "config": json.dumps(asdict(model.config))})
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": LM_FORMAT, "config": json.dumps(asdict(model.config))})
 
 
 def _first_line(error: Exception) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from speech_s2s.atomic import replacing
 from speech_s2s.decoder import AttentionDecoder, DecoderConfig, Memory
 from speech_s2s.encoder import ChunkConfig, EncoderConfig, EncoderOutput, PyramidalEncoder
 from speech_s2s.features import FeatureConfig, GlobalMVN, LogMel
@@ -198,9 +198,8 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
     if dtype is not None:  # the feature constants stay float32, for readers that still load them
         tensors = {name: t.to(dtype) if t.is_floating_point() and not name.startswith(FEATURE_CONSTANTS) else t
                    for name, t in tensors.items()}
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
 
 
 class CheckpointError(ValueError):

@@ -6,7 +6,6 @@ is imported until the command runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
+from speech_s2s import atomic
 from speech_s2s.cli import MAX_DEFAULT_THREADS, _fail, _given, _positive, apply_threads
 
 
@@ -81,10 +81,7 @@ MODEL_CONFIG = "model_config.json"  # in the experiment directory: the shape --r
 
 
 def _save_model_config(exp: Path, config) -> None:
-    exp.mkdir(parents=True, exist_ok=True)
-    temporary = exp / f"{MODEL_CONFIG}.tmp{os.getpid()}"  # under torchrun every process writes the same file
-    temporary.write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    os.replace(temporary, exp / MODEL_CONFIG)
+    atomic.write_text(exp / MODEL_CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
 
 
 def _model_config(args, exp: Path):

@@ -36,13 +36,13 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from speech_s2s import atomic  # noqa: E402
 from speech_s2s.normalize import normalize_text  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -176,13 +176,6 @@ def assign_ids(kept: list[Decision], speaker: str, per_chapter: int) -> list[tup
     return [(f"{speaker}-{i // per_chapter + 1}-{i % per_chapter:04d}", d) for i, d in enumerate(ordered)]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def _decode(source: Path, target: Path) -> None:
     """G.722 (or anything ffmpeg reads) -> 16 kHz mono 16-bit FLAC at `target`, atomically."""
     tmp = target.with_name(f".{target.name}.tmp")
@@ -234,8 +227,8 @@ def build(sounds: Path, transcripts: Path, out: Path, speaker: str = SPEAKER, pe
     if mapping_path.is_file() and mapping_path.read_text(encoding="utf-8") != mapping:
         raise SystemExit(f"error: {mapping_path}: the prompt-to-id mapping changed since the last run; "
                          f"remove {split_dir} and {mapping_path} and build again")
-    _write_atomic(mapping_path, mapping)
-    _write_atomic(out / f"{SPLIT}-dropped.tsv", "prompt\treason\ttranscript_as_shipped\n"
+    atomic.write_text(mapping_path, mapping)
+    atomic.write_text(out / f"{SPLIT}-dropped.tsv", "prompt\treason\ttranscript_as_shipped\n"
                   + "".join(f"{d.prompt.name}\t{d.reason}\t{d.prompt.raw}\n" for d in dropped)
                   + "".join(f"{name}\tno transcript line\t\n" for name in unlisted))
 
@@ -258,7 +251,7 @@ def build(sounds: Path, transcripts: Path, out: Path, speaker: str = SPEAKER, pe
         chapters.setdefault(chapter_dir, []).append((utt, d.text or ""))
     for chapter_dir, lines in chapters.items():
         name = f"{speaker}-{chapter_dir.name}.trans.txt"
-        _write_atomic(chapter_dir / name, "".join(f"{utt} {text}\n" for utt, text in lines))
+        atomic.write_text(chapter_dir / name, "".join(f"{utt} {text}\n" for utt, text in lines))
 
     reasons = Counter(d.reason for d in dropped)
     print(f"{split_dir}: {len(assigned) - failures} prompts kept ({todo - failures} decoded now, {failures} failed), "

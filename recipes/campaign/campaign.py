@@ -169,11 +169,13 @@ def _share_features(previous: Path, folder: Path) -> None:
     """Hard-link the last phase's feature caches into the new phase: its manifest starts with the
     same utterances (the corpus grows as a prefix; weights append copies), and the store checks every
     shard against its audio and recomputes what differs, writing new files rather than into links."""
+    from speech_s2s.atomic import is_temporary
+
     for cache in ("feats-train0", "feats-dev"):
         if (previous / cache).is_dir():
             (folder / cache).mkdir()
             for path in (previous / cache).iterdir():
-                if path.is_file() and not path.name.endswith(".tmp"):
+                if path.is_file() and not is_temporary(path):  # a killed run's half-written shard
                     try:
                         os.link(path, folder / cache / path.name)
                     except OSError:  # another file system, or no hard links: the copy costs disk, not time

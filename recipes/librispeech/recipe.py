@@ -98,7 +98,8 @@ def require(path: Path, stage: str, earlier: str) -> Path:
 # ---------------------------------------------------------------------------------------------- stages
 def verify(config: RecipeConfig, paths: Layout) -> None:
     """Stage 0: check every split once (the report is kept); stop on problems unless skip_invalid."""
-    from speech_s2s.corpus import atomic_write_text, write_manifest
+    from speech_s2s import atomic
+    from speech_s2s.corpus import write_manifest
     from speech_s2s.corpus_check import verify_split
 
     failures = []
@@ -111,7 +112,7 @@ def verify(config: RecipeConfig, paths: Layout) -> None:
                 write_manifest(checked.utterances, paths.data / "verified" / f"{split}.jsonl")
             report = {"split": split, "exists": checked.exists, "summary": checked.summary(), "counts": checked.counts(),
                       "problems": [{"kind": p.kind, "message": str(p)} for p in checked.problems], "valid": len(checked.utterances)}
-            atomic_write_text(paths.report(split), json.dumps(report, indent=1))
+            atomic.write_text(paths.report(split), json.dumps(report, indent=1))
         log.info("stage 0: %s", report["summary"])
         for problem in report["problems"][:10]:
             log.info("  %s: %s", problem["kind"], problem["message"])
@@ -130,14 +131,15 @@ def verify(config: RecipeConfig, paths: Layout) -> None:
 def manifests(config: RecipeConfig, paths: Layout) -> None:
     """Stage 1: manifest, references and audio list per split, from stage 0's valid utterances.
     The manifest is written last, so its presence means the split is done."""
-    from speech_s2s.corpus import atomic_write_text, audio_list, read_manifest, reference_text, write_manifest
+    from speech_s2s import atomic
+    from speech_s2s.corpus import audio_list, read_manifest, reference_text, write_manifest
 
     for split in usable_splits(config, paths):
         if paths.manifest(split).is_file():
             continue
         utterances = read_manifest(paths.data / "verified" / f"{split}.jsonl")
-        atomic_write_text(paths.references(split), reference_text(utterances))
-        atomic_write_text(paths.audio_list(split), audio_list(utterances))
+        atomic.write_text(paths.references(split), reference_text(utterances))
+        atomic.write_text(paths.audio_list(split), audio_list(utterances))
         write_manifest(utterances, paths.manifest(split))
         log.info("stage 1: %s: %d utterances, %.2f h", paths.manifest(split), len(utterances), sum(u.duration for u in utterances) / 3600)
 
@@ -182,14 +184,14 @@ def train(config: RecipeConfig, paths: Layout) -> None:
     """Stage 3: train (or continue training) until the configured epochs or steps."""
     from dataclasses import asdict
 
-    from speech_s2s.corpus import atomic_write_text
+    from speech_s2s import atomic
 
     require(paths.manifest(config.data.dev_split), "stage 3", "stages 1-2")
     if not training_splits(config, paths):
         raise RecipeError(f"stage 3: no training manifests in {paths.data} (run stages 1-2)")
-    atomic_write_text(paths.conf / "model.json", json.dumps(asdict(config.model), indent=1))
+    atomic.write_text(paths.conf / "model.json", json.dumps(asdict(config.model), indent=1))
     train_config = {k: v for k, v in asdict(config.train).items() if k not in ("device", "augment")}
-    atomic_write_text(paths.conf / "train.json", json.dumps(train_config, indent=1))
+    atomic.write_text(paths.conf / "train.json", json.dumps(train_config, indent=1))
     command = train_command(config, paths)
     log.info("stage 3: %s", " ".join(command))
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
@@ -290,7 +292,7 @@ def decode(config: RecipeConfig, paths: Layout) -> None:
 
 def score(config: RecipeConfig, paths: Layout) -> None:
     """Stage 7: recogs-*, errs-*, wer-summary-* per test set and RESULTS.md; every file rewritten whole."""
-    from speech_s2s.corpus import atomic_write_text
+    from speech_s2s import atomic
     from speech_s2s.error_report import errs_text, recogs_text
     from speech_s2s.scoring import read_kaldi_text
     from speech_s2s.scoring import score as score_texts
@@ -304,14 +306,14 @@ def score(config: RecipeConfig, paths: Layout) -> None:
         for setting in config.decode:
             hypotheses_file = require(paths.hypotheses(split, setting.name), "stage 7", "stage 6")
             result = score_texts(references, read_kaldi_text(hypotheses_file))
-            atomic_write_text(paths.exp / f"recogs-{split}-{setting.name}.txt", recogs_text(result))
-            atomic_write_text(paths.exp / f"errs-{split}-{setting.name}.txt", errs_text(result, f"{split}, {setting.name}"))
+            atomic.write_text(paths.exp / f"recogs-{split}-{setting.name}.txt", recogs_text(result))
+            atomic.write_text(paths.exp / f"errs-{split}-{setting.name}.txt", errs_text(result, f"{split}, {setting.name}"))
             summary.append((setting.name, result))
             rows.append((split, setting.name, result))
         lines = [f"{name}\t{100 * result.wer:.2f}\t{100 * result.cer:.2f}" for name, result in sorted(summary, key=lambda item: (item[1].wer, item[0]))]
-        atomic_write_text(paths.exp / f"wer-summary-{split}.txt", "setting\tWER%\tCER%\n" + "\n".join(lines) + "\n")
+        atomic.write_text(paths.exp / f"wer-summary-{split}.txt", "setting\tWER%\tCER%\n" + "\n".join(lines) + "\n")
         log.info("stage 7: %s: %s", split, ", ".join(f"{name} {100 * result.wer:.2f}%" for name, result in summary))
-    atomic_write_text(paths.exp / "RESULTS.md", results_markdown(config, paths, rows))
+    atomic.write_text(paths.exp / "RESULTS.md", results_markdown(config, paths, rows))
     log.info("stage 7: %s", paths.exp / "RESULTS.md")
 
 
@@ -341,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = Layout(args.corpus, args.exp)
     paths.data.mkdir(parents=True, exist_ok=True)
     if not (args.exp / "config.toml").is_file() or args.stage == 0:  # what produced this experiment
-        from speech_s2s.corpus import atomic_write_text
+        from speech_s2s import atomic
 
-        atomic_write_text(args.exp / "config.toml", config_path(args.config).read_text(encoding="utf-8"))
+        atomic.write_text(args.exp / "config.toml", config_path(args.config).read_text(encoding="utf-8"))
     try:
         for number in range(args.stage, args.stop_stage + 1):
             log.info("stage %d: %s", number, STAGES[number])
