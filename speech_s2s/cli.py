@@ -69,6 +69,10 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
     p.add_argument("--internal-lm-weight", type=float, default=None,
                    help="weight of the decoder's own LM, subtracted beside the LM (default 0.15; 0: none)")
+    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that re-ranks beam search's n-best list; "
+                   "default: the bundled one, with the bundled model")
+    p.add_argument("--no-word-lm", action="store_true", help="keep beam search's own ranking")
+    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight in the re-ranking (default 0.5)")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=_positive, default=8, help="speech segments decoded together (default 8)")
     p.add_argument("--keep-level", action="store_true",
@@ -93,12 +97,17 @@ def _transcribe_usage_error(args) -> str | None:
     """What is wrong with the options, before any work is done (exit status 2)."""
     if args.beam == 1:
         given = (("--lm", args.lm), ("--no-lm", args.no_lm or None), ("--lm-weight", args.lm_weight), ("--ctc-weight", args.ctc_weight),
-                 ("--internal-lm-weight", args.internal_lm_weight), ("--length-bonus", args.length_bonus))
+                 ("--internal-lm-weight", args.internal_lm_weight), ("--length-bonus", args.length_bonus), ("--word-lm", args.word_lm),
+                 ("--no-word-lm", args.no_word_lm or None), ("--word-lm-weight", args.word_lm_weight))
         ignored = [flag for flag, value in given if value is not None]
         if ignored:
             return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is 8)"
     if args.lm and args.no_lm:
         return "give --lm or --no-lm, not both"
+    if args.word_lm and args.no_word_lm:
+        return "give --word-lm or --no-word-lm, not both"
+    if args.word_lm_weight is not None and (args.no_word_lm or (args.model and not args.word_lm)):
+        return "--word-lm-weight needs a word LM: --word-lm FILE (the bundled word LM goes only with the bundled model)"
     for flag, value in (("--lm-weight", args.lm_weight), ("--internal-lm-weight", args.internal_lm_weight)):
         if value is not None and (args.no_lm or (args.model and not args.lm)):
             return f"{flag} needs a language model: --lm FILE (the bundled LM goes only with the bundled model)"
@@ -162,7 +171,8 @@ def _run_transcribe(args) -> int:
     apply_threads(args, decoding=True)
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import BUNDLED_MODEL, FailedFile, Recognizer, TranscribeOptions, fusion_weights, language_model_file
+    from speech_s2s.transcribe import (BUNDLED_MODEL, BUNDLED_WORD_LM, FailedFile, Recognizer, TranscribeOptions, fusion_weights, language_model_file,
+                                       rescorer_for)
     from speech_s2s import writers
 
     try:
@@ -196,7 +206,13 @@ def _run_transcribe(args) -> int:
         DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
         **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight),
     )
-    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
+    try:
+        rescorer = rescorer_for(language_model_file(args.model, args.beam, args.word_lm or not args.no_word_lm, BUNDLED_WORD_LM),
+                                args.word_lm_weight)
+    except ValueError as error:  # WordLMError
+        return _fail(str(error))
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder,
+                            rescorer)
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -448,6 +464,45 @@ def _run_train_lm(args) -> int:
     return 0
 
 
+def _add_train_word_lm(sub) -> None:
+    p = sub.add_parser("train-word-lm", help="estimate a word n-gram LM (Kneser-Ney) that re-ranks beam search's n-best list",
+                       description="Estimate an interpolated Kneser-Ney word n-gram LM from text, for `transcribe --word-lm`. "
+                       "Seconds for a few million words.")
+    p.add_argument("--text", nargs="+", required=True, help="text files, one sentence per line (a leading 'utt-id' is stripped with --kaldi)")
+    p.add_argument("--kaldi", action="store_true", help="lines are 'utt-id TEXT'")
+    p.add_argument("--out", required=True)
+    p.add_argument("--order", type=int, choices=(1, 2, 3), default=3, help="n-gram order (default 3)")
+    p.add_argument("--min-count", type=_positive, default=2, help="n-grams of order 2 and up seen fewer times are left out (default 2)")
+    p.add_argument("--held-out", type=int, default=1000, metavar="N",
+                   help="sentences kept out of the estimate to measure perplexity on (default 1000, the ones train-lm keeps out; 0: none)")
+    p.set_defaults(run=_run_train_word_lm)
+
+
+def _run_train_word_lm(args) -> int:
+    from speech_s2s.lm import split_held_out
+    from speech_s2s.word_lm import WordLMConfig, estimate_word_lm, perplexity, save_word_lm
+
+    sentences = []
+    for name in args.text:
+        try:
+            lines = Path(name).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            return _fail(f"{name}: {error.strerror if isinstance(error, OSError) else 'not UTF-8 text'}")
+        for line in lines:
+            text = (line.split(maxsplit=1)[1:] or [""])[0] if args.kaldi else line
+            if text.strip():
+                sentences.append(text)
+    if not 0 <= args.held_out < len(sentences):
+        return _fail(f"--held-out {args.held_out}: from 0 to {len(sentences) - 1} (the text has {len(sentences)} sentences)")
+    sentences, held_out = split_held_out(sentences, args.held_out)
+    lm = estimate_word_lm(sentences, WordLMConfig(order=args.order, min_count=args.min_count))
+    save_word_lm(lm, args.out)
+    sizes = ", ".join(f"{len(lm.tables[f'{n}.keys']):,} {n}-grams" for n in range(2, args.order + 1))
+    measured = f"; {len(held_out)} held-out sentences: perplexity {perplexity(lm, held_out):.1f}" if held_out else ""
+    print(f"{args.out}: {len(lm.words) - 3:,} words{', ' + sizes if sizes else ''} from {len(sentences)} sentences{measured}")
+    return 0
+
+
 def _add_features(sub) -> None:
     p = sub.add_parser(
         "features", help="compute log-mel features of manifests into a sharded cache (resumable; reused while audio and settings hold)",
@@ -691,7 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     from speech_s2s.stream_cli import add_stream  # their own modules: these commands are larger than the rest
     from speech_s2s.train_cli import add_train
 
-    for add in (_add_transcribe, add_stream, add_train, _add_score, _add_prepare, _add_features, _add_decode, _add_train_lm, _add_export,
+    for add in (_add_transcribe, add_stream, add_train, _add_score, _add_prepare, _add_features, _add_decode, _add_train_lm, _add_train_word_lm, _add_export,
                 _add_export_onnx, _add_average, _add_info):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name

@@ -25,7 +25,7 @@ from speech_s2s.encoder import EncoderOutput
 from speech_s2s.inputs import InputFile
 from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
+from speech_s2s.search import DecodingOptions, LanguageModel, NbestRescorer, decode_encoded
 from speech_s2s.vad import Segment as AudioSegment
 from speech_s2s.vad import Segmenter, SegmenterConfig, SpeechDetector
 
@@ -35,6 +35,7 @@ ASSETS = Path(__file__).parent / "assets"
 BUNDLED_MODEL = ASSETS / "model.safetensors"
 BUNDLED_SAMPLE = ASSETS / "sample.flac"
 BUNDLED_LM = ASSETS / "lm.safetensors"  # character LM over the bundled model's vocabulary (recipes/campaign/lm.sh)
+BUNDLED_WORD_LM = ASSETS / "word_lm.safetensors"  # word trigram that re-ranks the n-best list (recipes/campaign/lm.sh)
 # How files are decoded unless told otherwise: joint CTC/attention beam search with the LM. On the
 # bundled model's dev set it makes 33.8 % word errors where greedy search makes 42.0 %, at about
 # twice greedy's time (BENCHMARKS.md). The LM weight is the better of 0.3 and 0.5 on both dev sets
@@ -45,6 +46,10 @@ DEFAULT_LM_WEIGHT = 0.5
 # real-voice dev set 1.1 points fewer word errors, better on three of the four synthetic dev sets
 # too (dev-kokoro 0.3 worse, within noise; BENCHMARKS.md).
 DEFAULT_INTERNAL_LM_WEIGHT = 0.15
+# The word LM's re-ranking of beam search's n-best list (word_lm.Rescoring): its weight, and the
+# share of the character LM's weight kept beside it, chosen together on dev-asterisk and dev-bench.
+DEFAULT_WORD_LM_WEIGHT = 0.5
+DEFAULT_CHAR_LM_SHARE = 0.5
 
 
 def fusion_weights(fused: bool, lm_weight: float | None = None, internal_lm_weight: float | None = None) -> dict[str, float]:
@@ -126,13 +131,15 @@ class Recognizer:
     """A model with its decoding options: transcribes files or arrays of any length."""
 
     def __init__(self, model: Seq2Seq, options: TranscribeOptions = TranscribeOptions(), lm: LanguageModel | None = None,
-                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None):
-        """encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only."""
+                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None, rescorer: NbestRescorer | None = None):
+        """encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only.
+        rescorer: re-ranks beam search's n-best lists (`rescorer_for`, a word LM)."""
         if encoder is not None and options.decoding.chunk is not None:
             raise ValueError("another encoder computes the full-context form only; it cannot encode in chunks")
         self.model = model.eval()
         self.options = options
         self.lm = lm
+        self.rescorer = rescorer
         # the level band speech is scaled into: the one the model's file states, else the bundled model's
         self.level: LevelConfig | None = decoding_level(model.input_level_db, options.keep_level)
         self.encode = encoder or (lambda feats, lengths: model.encode(feats, lengths, options.decoding.chunk))
@@ -162,7 +169,7 @@ class Recognizer:
             padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
             feats, lengths = self.model.features(padded, torch.tensor([len(w) for w in waves]))
             encoded = self.encode(feats, lengths)
-            decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm)
+            decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm, self.rescorer)
             ctc = self.model.ctc_log_probs(encoded) if self.options.word_timestamps else None
             for row, (i, result) in enumerate(zip(batch, decoded)):
                 start, end = segments[i].start / SAMPLE_RATE, segments[i].end / SAMPLE_RATE
@@ -239,27 +246,40 @@ class Recognizer:
             yield block
 
 
-def language_model_file(model: str | Path | None, beam_size: int, lm: str | Path | bool | None = True) -> str | Path | None:
-    """The LM a decoding fuses: none for greedy search (`beam_size` 1) or with `lm` None/False; the
-    file `lm` names; with `lm` True, the bundled LM for the bundled model (`model` None) and none for
-    any other, whose vocabulary may differ."""
+def language_model_file(model: str | Path | None, beam_size: int, lm: str | Path | bool | None = True,
+                        bundled: Path = BUNDLED_LM) -> str | Path | None:
+    """The LM a decoding uses: none for greedy search (`beam_size` 1) or with `lm` None/False; the
+    file `lm` names; with `lm` True, the `bundled` LM (the character LM, or BUNDLED_WORD_LM) for the
+    bundled model (`model` None) and none for any other, whose vocabulary or text may differ."""
     if beam_size == 1 or not lm:
         return None
     if lm is True:
-        return BUNDLED_LM if model is None else None
+        return bundled if model is None else None
     return lm
+
+
+def rescorer_for(word_lm_file: str | Path | None, word_lm_weight: float | None = None) -> NbestRescorer | None:
+    """The n-best re-ranking a decoding uses with a word LM file (None: none). Raises WordLMError."""
+    if word_lm_file is None:
+        return None
+    from speech_s2s.word_lm import NbestRescorer, Rescoring, load_word_lm
+
+    weight = DEFAULT_WORD_LM_WEIGHT if word_lm_weight is None else word_lm_weight
+    return NbestRescorer(load_word_lm(word_lm_file), Rescoring(word_lm_weight=weight, char_lm_share=DEFAULT_CHAR_LM_SHARE))
 
 
 def load_recognizer(
     model: str | Path | None = None, *, beam_size: int = DEFAULT_BEAM, lm: str | Path | None | bool = True,
-    lm_weight: float = DEFAULT_LM_WEIGHT, internal_lm_weight: float = DEFAULT_INTERNAL_LM_WEIGHT, batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None,
-    device: str = "cpu",
+    lm_weight: float = DEFAULT_LM_WEIGHT, internal_lm_weight: float = DEFAULT_INTERNAL_LM_WEIGHT,
+    word_lm: str | Path | None | bool = True, word_lm_weight: float = DEFAULT_WORD_LM_WEIGHT,
+    batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
 ) -> Recognizer:
     """A Recognizer for a model file (default: the bundled model), decoding by beam search with a
-    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it.
-    `lm`: an LM file; True (default) = the bundled LM with the bundled model and none with any other
-    (its vocabulary may differ); None or False = none. `beam_size` 1 is greedy search, which uses
-    no LM. Raises CheckpointError / LMError naming the file."""
+    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it, and
+    the n-best list re-ranked by a word LM. `lm`, `word_lm`: an LM file; True (default) = the bundled
+    one with the bundled model and none with any other (its vocabulary may differ); None or False =
+    none. `beam_size` 1 is greedy search, which uses no LM. Raises CheckpointError / LMError /
+    WordLMError naming the file."""
     from speech_s2s.model import load_model
 
     if threads:
@@ -273,7 +293,8 @@ def load_recognizer(
         language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
     decoding = DecodingOptions(beam_size=beam_size, **fusion_weights(language_model is not None, lm_weight, internal_lm_weight))
     options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
-    return Recognizer(recogniser_model, options, language_model)
+    rescorer = rescorer_for(language_model_file(model, beam_size, word_lm, BUNDLED_WORD_LM), word_lm_weight)
+    return Recognizer(recogniser_model, options, language_model, rescorer=rescorer)
 
 
 def _ready(pending: deque[_Pending]) -> Iterator[FileTranscript | FailedFile]:

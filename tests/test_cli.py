@@ -10,15 +10,15 @@ import torch
 
 from conftest import MINI_CORPUS
 from speech_s2s.cli import main
-from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, BUNDLED_SAMPLE
+from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, BUNDLED_SAMPLE, BUNDLED_WORD_LM
 
 # What the bundled model hears in the bundled sample (a held-out voice reading a held-out sentence).
 SAMPLE_ID = BUNDLED_SAMPLE.name.split(".")[0]
 SAMPLE_TEXT = (BUNDLED_SAMPLE.parent / "sample.txt").read_text().split(maxsplit=1)[1].strip().lower()
 
 
-def test_bundled_model_and_lm_are_small_enough_to_ship():
-    assert BUNDLED_MODEL.stat().st_size + BUNDLED_LM.stat().st_size <= 25 * 1024 * 1024
+def test_bundled_model_and_lms_are_small_enough_to_ship():
+    assert BUNDLED_MODEL.stat().st_size + BUNDLED_LM.stat().st_size + BUNDLED_WORD_LM.stat().st_size <= 25 * 1024 * 1024
 
 
 @pytest.mark.parametrize("flags", [[], ["--beam", "4", "--no-lm"]])
@@ -37,28 +37,36 @@ def test_greedy_search_reads_the_bundled_sample_but_for_a_word(capsys):
     assert utterance == SAMPLE_ID and jiwer.wer(SAMPLE_TEXT, text) <= 1 / 9
 
 
-def test_default_decoding_is_beam_search_with_the_bundled_lm_and_greedy_uses_none(monkeypatch):
-    from speech_s2s.transcribe import DEFAULT_BEAM, DEFAULT_LM_WEIGHT, Recognizer
+def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_none(monkeypatch):
+    from speech_s2s.transcribe import DEFAULT_BEAM, DEFAULT_LM_WEIGHT, DEFAULT_WORD_LM_WEIGHT, Recognizer
 
-    made = []
+    made, rescorers = [], []
     original = Recognizer.__init__
 
-    def spy(self, model, options, lm=None, encoder=None):
+    def spy(self, model, options, lm=None, encoder=None, rescorer=None):
         made.append((options.decoding, lm))
-        original(self, model, options, lm, encoder)
+        rescorers.append(rescorer)
+        original(self, model, options, lm, encoder, rescorer)
 
     monkeypatch.setattr(Recognizer, "__init__", spy)
     assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
     decoding, lm = made[-1]
     assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight, lm is not None) == (DEFAULT_BEAM, 0.3, DEFAULT_LM_WEIGHT, True)
+    assert rescorers[-1].rescoring.word_lm_weight == DEFAULT_WORD_LM_WEIGHT
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-word-lm"]) == 0
+    assert rescorers[-1] is None and made[-1][1] is not None
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--word-lm-weight", "0.3"]) == 0
+    assert rescorers[-1].rescoring.word_lm_weight == 0.3
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.7"]) == 0
     assert made[-1][0].lm_weight == 0.7 and made[-1][1] is not None
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1"]) == 0
-    assert (made[-1][0].beam_size, made[-1][1]) == (1, None)
+    assert (made[-1][0].beam_size, made[-1][1], rescorers[-1]) == (1, None, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm"]) == 0
     assert (made[-1][0].beam_size, made[-1][0].lm_weight, made[-1][1]) == (DEFAULT_BEAM, 0.0, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL)]) == 0  # another model: its vocabulary may differ
-    assert made[-1][1] is None
+    assert made[-1][1] is None and rescorers[-1] is None
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL), "--word-lm", str(BUNDLED_WORD_LM)]) == 0
+    assert made[-1][1] is None and rescorers[-1] is not None
 
 
 def test_transcribe_and_stream_default_to_the_same_beam():
@@ -80,6 +88,10 @@ def test_the_lm_weights_the_help_states_are_the_defaults():
         for dest, default in (("lm_weight", DEFAULT_LM_WEIGHT), ("internal_lm_weight", DEFAULT_INTERNAL_LM_WEIGHT)):
             help_text = next(a.help for a in commands[command]._actions if a.dest == dest)
             assert f"(default {default}" in help_text, (command, help_text)
+    from speech_s2s.transcribe import DEFAULT_WORD_LM_WEIGHT
+
+    help_text = next(a.help for a in commands["transcribe"]._actions if a.dest == "word_lm_weight")
+    assert f"(default {DEFAULT_WORD_LM_WEIGHT})" in help_text
 
 
 @pytest.mark.parametrize("flags, error", [
@@ -239,6 +251,10 @@ def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, 
     (["--no-lm", "--lm-weight", "0.5"], "--lm-weight needs a language model"),
     (["--model", "other.safetensors", "--lm-weight", "0.5"], "--lm-weight needs a language model"),
     (["--no-lm", "--internal-lm-weight", "0.1"], "--internal-lm-weight needs a language model"),
+    (["--word-lm", "x.safetensors", "--no-word-lm"], "give --word-lm or --no-word-lm, not both"),
+    (["--no-word-lm", "--word-lm-weight", "0.5"], "--word-lm-weight needs a word LM"),
+    (["--model", "other.safetensors", "--word-lm-weight", "0.5"], "--word-lm-weight needs a word LM"),
+    (["--beam", "1", "--word-lm", "x.safetensors"], "--word-lm only applies to beam search"),
 ])
 def test_contradictory_lm_options_are_refused(capsys, flags, error):
     assert main(["transcribe", str(BUNDLED_SAMPLE), *flags]) == 2
@@ -403,6 +419,11 @@ def test_an_lm_that_spells_with_other_tokens_is_refused(tmp_path, capsys):
     save_lm(CharLM(CharLMConfig(vocabulary=Vocabulary().tokens + ("-",), embedding_size=8, hidden_size=16, num_layers=1)), lm)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "2", "--lm", str(lm)]) == 1
     _one_line_error(capsys, f"{lm}: vocabulary differs from the model's")
+
+
+def test_a_character_lm_given_as_the_word_lm_is_refused_naming_it(capsys):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--word-lm", str(BUNDLED_LM)]) == 1
+    _one_line_error(capsys, f"{BUNDLED_LM}: not a speech_s2s word LM (format 'speech_s2s_char_lm')")
 
 
 # ---------------------------------------------------------------------------------------------- start-up

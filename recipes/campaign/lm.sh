@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The character LM for shallow fusion, and the dev sweep that chooses its weight.
+# The character LM for shallow fusion, the word LM that re-ranks the n-best list, and the dev sweep
+# that chooses the character LM's weight.
 #
 #   recipes/campaign/lm.sh [--stage N] [--stop-stage N]
 #
@@ -7,10 +8,10 @@
 # Abbey, plus WordNet's definitions and examples but the modern corpus's dev pool: Debian
 # wordnet-base; the bundled LM's text predates that rule and holds dev-modern; plus Ding's example
 # sentences, Debian trans-de-en, and the State of the Union addresses since 1950 when $SOTU holds
-# them: tools/fetch_sotu.sh) -> 1 train the LM ->
+# them: tools/fetch_sotu.sh) -> 1 train the LM, and estimate the word trigram on the same text (seconds) ->
 # 2 beam search with and without it on both dev sets (recipes/campaign/run.sh's dev manifests), one
-# WER line per weight in $LM_DIR/fusion.md -> 3 bundle: copy the LM over speech_s2s/assets/lm.safetensors
-# (not run unless --stop-stage 3; do it when fusion.md beats the bundled LM's on both dev sets).
+# WER line per weight in $LM_DIR/fusion.md -> 3 bundle: copy both LMs over speech_s2s/assets/lm.safetensors
+# and word_lm.safetensors (not run unless --stop-stage 3; do it when they beat the bundled ones on both dev sets).
 # Resumable: each output is skipped once it exists, and the LM's training resumes exactly from its
 # checkpoint (LM_MINUTES stops it early, to go on in a later run). LM_DIR (default $EXP/lm) keeps variants apart.
 set -euo pipefail
@@ -30,6 +31,7 @@ EXP=${EXP:-exp/campaign}
 THREADS=${THREADS:-1}
 MODEL=${MODEL:-speech_s2s/assets/model.safetensors}
 LM_ARGS=${LM_ARGS:-"--hidden 384 --layers 1 --steps 2000"}
+WORD_LM_ARGS=${WORD_LM_ARGS:-"--order 3 --min-count 2"}
 LM_EXCLUDE=${LM_EXCLUDE:-}   # text sources left out, e.g. kjv (make_tts_corpus.py --lm-exclude)
 SOTU=${SOTU:-$HOME/.cache/speech_s2s/sotu}   # tools/fetch_sotu.sh's folder; left out when empty
 BEAM=${BEAM:-8}
@@ -46,6 +48,7 @@ fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   # shellcheck disable=SC2086
+  [[ -f $lm_dir/word_lm.safetensors ]] || speech-s2s train-word-lm --text "$lm_dir/text.txt" --out "$lm_dir/word_lm.safetensors" $WORD_LM_ARGS
   # a run the session's end killed (or LM_MINUTES stopped) goes on from its checkpoint, exactly
   resume=()
   [[ -f $lm_dir/charlm.safetensors.checkpoint ]] && resume=(--resume)
@@ -77,5 +80,6 @@ fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
   install -m 644 "$lm_dir/charlm.safetensors" speech_s2s/assets/lm.safetensors  # readable by all, whatever umask wrote it
-  echo "bundled: commit speech_s2s/assets/lm.safetensors with $lm_dir/fusion.md's figures"
+  install -m 644 "$lm_dir/word_lm.safetensors" speech_s2s/assets/word_lm.safetensors
+  echo "bundled: commit speech_s2s/assets/lm.safetensors and word_lm.safetensors with $lm_dir/fusion.md's figures"
 fi
