@@ -6,7 +6,7 @@ The Python API, in the shape faster-whisper users know::
 
     import speech_s2s
 
-    recognizer = speech_s2s.load()                      # the bundled model and LMs, beam 8; load(beam_size=1): greedy
+    recognizer = speech_s2s.load()                      # the bundled model and LMs, beam 16; load(beam_size=1): greedy
                                                         # load("my.safetensors", lm="my-lm.safetensors", word_lm="words.safetensors")
     segments, info = recognizer.transcribe("talk.flac")  # a path, "-" or a 16 kHz mono float32 array
     print(info.duration)

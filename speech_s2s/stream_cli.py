@@ -31,8 +31,8 @@ def add_stream(sub) -> None:
                    help="txt: final text, one line per utterance (on a terminal, partial text is shown in place); "
                    "jsonl: every partial and final event as a JSON object")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p.add_argument("--beam", type=int, default=8, help="beam size of each utterance's final decoding, with the bundled LM as transcribe "
-                   "(default 8; partials are greedy); 1 = greedy finals, about 120 ms sooner")
+    p.add_argument("--beam", type=int, default=16, help="beam size of each utterance's final decoding, with the bundled LMs as transcribe "
+                   "(default 16; partials are greedy); 1 = greedy finals, sooner (BENCHMARKS.md)")
     p.add_argument("--mode", choices=("agreement", "chunked"), default="agreement",
                    help="partial text by re-decoding the utterance so far and keeping what two decodings agree on (default, "
                    "any model), or by CTC over the chunked encoder (bounded work; needs a model trained with dynamic chunks). "

@@ -77,15 +77,17 @@ def main() -> None:
     parser.add_argument("--mode", choices=("agreement", "chunked"), default="agreement")
     parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
     parser.add_argument("--no-speculative-finals", action="store_true", help="decode each final only when its pause ends the utterance (as before)")
-    parser.add_argument("--beam", type=int, default=8, help="beam size of the finals, with the bundled LM (default 8, as `speech-s2s stream`)")
+    parser.add_argument("--beam", type=int, default=16, help="beam size of the finals, with the bundled LMs (default 16, as `speech-s2s stream`)")
     parser.add_argument("--internal-lm-weight", type=float, default=DEFAULT_INTERNAL_LM_WEIGHT,
                         help=f"the decoder's internal LM subtracted in the finals (default {DEFAULT_INTERNAL_LM_WEIGHT}, as `speech-s2s stream`)")
+    parser.add_argument("--no-word-lm", action="store_true", help="finals without the bundled word LM's re-ranking")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(1)
-    recognizer = load_recognizer(args.model, beam_size=args.beam, internal_lm_weight=args.internal_lm_weight, word_timestamps=False)
+    recognizer = load_recognizer(args.model, beam_size=args.beam, internal_lm_weight=args.internal_lm_weight, word_lm=not args.no_word_lm,
+                                 word_timestamps=False)
     # CPU time of this (the only recognising) thread: other work on a shared machine must not count
     streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk),
                                                             speculative_finals=not args.no_speculative_finals),
