@@ -72,24 +72,8 @@ class WordNgramLM:
     def tables(self) -> dict[str, np.ndarray]:
         return dict(self._tables)
 
-    def _lookup(self, name: str, key: int) -> float | None:
-        keys = self._tables[f"{name}.keys"]
-        position = int(np.searchsorted(keys, key))
-        if position < len(keys) and keys[position] == key:
-            return float(self._tables[f"{name}.values"][position])
-        return None
-
     def _log_prob(self, history: tuple[int, ...], word: int) -> float:
-        """log P(word | history) by backing off: the stored n-gram's value, else the history's back-off
-        weight (none stored: it was never a history, weight 1) plus the shorter history's estimate."""
-        if not history:
-            return float(self._tables["1.values"][word])
-        order = len(history) + 1
-        stored = self._lookup(str(order), _key(history + (word,)))
-        if stored is not None:
-            return stored
-        backoff = self._lookup(f"backoff{order}", _key(history)) or 0.0
-        return backoff + self._log_prob(history[1:], word)
+        return _log_prob(self._tables, history, word)
 
     def ids(self, text: str) -> list[int]:
         return [self._index.get(word, 0) for word in text.lower().split()]
@@ -106,6 +90,28 @@ class WordNgramLM:
 
     def unknown_words(self, text: str) -> list[str]:
         return [word for word in text.lower().split() if word not in self._index]
+
+
+def _lookup(tables: dict[str, np.ndarray], name: str, key: int) -> float | None:
+    keys = tables[f"{name}.keys"]
+    position = int(np.searchsorted(keys, key))
+    if position < len(keys) and keys[position] == key:
+        return float(tables[f"{name}.values"][position])
+    return None
+
+
+def _log_prob(tables: dict[str, np.ndarray], history: tuple[int, ...], word: int) -> float:
+    """log P(word | history) by backing off: the stored n-gram's value, else the history's back-off
+    weight (none stored: it was never a history, or none of its n-grams was kept; weight 1) plus the
+    shorter history's estimate."""
+    if not history:
+        return float(tables["1.values"][word])
+    order = len(history) + 1
+    stored = _lookup(tables, str(order), _key(history + (word,)))
+    if stored is not None:
+        return stored
+    backoff = _lookup(tables, f"backoff{order}", _key(history)) or 0.0
+    return backoff + _log_prob(tables, history[1:], word)
 
 
 def estimate_word_lm(sentences: Iterable[str], config: WordLMConfig = WordLMConfig()) -> WordNgramLM:
@@ -150,9 +156,6 @@ def estimate_word_lm(sentences: Iterable[str], config: WordLMConfig = WordLMConf
     unigram[bos] = 1.0  # never predicted; keeps log finite
     tables["1.values"] = np.log(unigram).astype(np.float32)
 
-    def lower(history: tuple[int, ...], word: int) -> float:
-        return _backed_off(tables, history, word)
-
     for n in range(2, order + 1):
         discount = _discount(counts[n].values())
         totals: dict[tuple, float] = defaultdict(float)
@@ -170,7 +173,7 @@ def estimate_word_lm(sentences: Iterable[str], config: WordLMConfig = WordLMConf
         for i, (_, gram) in enumerate(kept):
             history, word = gram[:-1], gram[-1]
             probability = (counts[n][gram] - discount) / totals[history] \
-                + backoff[history] * math.exp(lower(history[1:], word))
+                + backoff[history] * math.exp(_log_prob(tables, history[1:], word))  # the orders below are done
             values[i] = math.log(probability)
         tables[f"{n}.keys"] = np.array([key for key, _ in kept], dtype=np.int64)
         tables[f"{n}.values"] = values
@@ -179,11 +182,6 @@ def estimate_word_lm(sentences: Iterable[str], config: WordLMConfig = WordLMConf
         tables[f"backoff{n}.keys"] = np.array([key for key, _ in histories], dtype=np.int64)
         tables[f"backoff{n}.values"] = np.array([math.log(backoff[h]) for _, h in histories], dtype=np.float32)
     return WordNgramLM(config, words, tables)
-
-
-def _backed_off(tables: dict[str, np.ndarray], history: tuple[int, ...], word: int) -> float:
-    """`WordNgramLM._log_prob` over tables still being built (each order needs the ones below it)."""
-    return WordNgramLM(WordLMConfig(order=len(history) + 1), [], tables)._log_prob(history, word)
 
 
 def perplexity(lm: WordNgramLM, sentences: Sequence[str]) -> float:
