@@ -42,7 +42,9 @@ class WordLMError(ValueError):
 @dataclass(frozen=True)
 class WordLMConfig:
     order: int = 3
-    min_count: int = 2  # n-grams of order 2 and up seen fewer times are not stored (their mass backs off)
+    # n-grams of order 2 and up with a smaller Kneser-Ney count are not stored (their mass backs off):
+    # below the top order that count is how many distinct words precede the n-gram
+    min_count: int = 2
 
 
 def _key(ids: Sequence[int]) -> int:
@@ -88,9 +90,6 @@ class WordNgramLM:
             history.append(word)
         return total
 
-    def unknown_words(self, text: str) -> list[str]:
-        return [word for word in text.lower().split() if word not in self._index]
-
 
 def _lookup(tables: dict[str, np.ndarray], name: str, key: int) -> float | None:
     keys = tables[f"{name}.keys"]
@@ -122,6 +121,8 @@ def estimate_word_lm(sentences: Iterable[str], config: WordLMConfig = WordLMConf
         raise ValueError(f"min_count {config.min_count}: 1 or more")
     order = config.order
     tokenised = [sentence.lower().split() for sentence in sentences]
+    if not tokenised:
+        raise ValueError("no sentences to estimate a word LM from")
     frequency = Counter(word for words in tokenised for word in words)
     words = [UNK, BOS, EOS] + sorted(frequency, key=lambda w: (-frequency[w], w))
     if len(words) >= 2 ** _ID_BITS:
@@ -160,10 +161,8 @@ def estimate_word_lm(sentences: Iterable[str], config: WordLMConfig = WordLMConf
         discount = _discount(counts[n].values())
         totals: dict[tuple, float] = defaultdict(float)
         kept_mass: dict[tuple, float] = defaultdict(float)
-        types: Counter = Counter()
         for gram, count in counts[n].items():
             totals[gram[:-1]] += count
-            types[gram[:-1]] += 1
             if count >= config.min_count:
                 kept_mass[gram[:-1]] += count - discount
         # the back-off weight: the discounts' mass plus all of what pruning removed

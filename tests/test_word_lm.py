@@ -142,3 +142,13 @@ def test_keys_pack_each_word_id_apart():
     biggest = 2 ** _ID_BITS - 1
     keys = {_key(ids) for ids in [(1, 2), (2, 1), (biggest, 0), (0, biggest), (biggest, biggest, biggest)]}
     assert len(keys) == 5 and max(keys) <= np.iinfo(np.int64).max  # fits the stored int64 keys
+
+
+@pytest.mark.parametrize("sentences, config, message", [
+    ([], WordLMConfig(), "no sentences to estimate a word LM from"),
+    (TEXT, WordLMConfig(order=4), "order 4: 1, 2 or 3"),
+    (TEXT, WordLMConfig(min_count=0), "min_count 0: 1 or more"),
+])
+def test_what_cannot_be_estimated_is_refused(sentences, config, message):
+    with pytest.raises(ValueError, match=message):
+        estimate_word_lm(sentences, config)
