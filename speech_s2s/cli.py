@@ -565,6 +565,8 @@ def _add_decode(sub) -> None:
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
     p.add_argument("--internal-lm-weight", type=float, default=None,
                    help="weight of the decoder's own LM, subtracted beside the LM (default 0.15 with --lm; 0: none)")
+    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that re-ranks each n-best list (beam search only)")
+    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight in the re-ranking (default 0.5 with --word-lm)")
     p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
     p.add_argument("--keep-level", action="store_true", help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
@@ -574,11 +576,14 @@ def _add_decode(sub) -> None:
 
 
 def _run_decode(args) -> int:
-    if args.beam == 1 and (args.lm or args.lm_weight is not None or args.internal_lm_weight is not None or args.ctc_weight is not None):
-        return _fail("--lm, --lm-weight, --internal-lm-weight and --ctc-weight only apply to beam search: add --beam N (e.g. --beam 8)", status=2)
-    for flag, value in (("--lm-weight", args.lm_weight), ("--internal-lm-weight", args.internal_lm_weight)):
-        if value is not None and not args.lm:
-            return _fail(f"{flag} needs --lm", status=2)
+    if args.beam == 1 and (args.lm or args.lm_weight is not None or args.internal_lm_weight is not None or args.ctc_weight is not None
+                           or args.word_lm or args.word_lm_weight is not None):
+        return _fail("--lm, --lm-weight, --internal-lm-weight, --word-lm, --word-lm-weight and --ctc-weight only apply to beam search: "
+                     "add --beam N (e.g. --beam 16)", status=2)
+    for flag, value, needs in (("--lm-weight", args.lm_weight, args.lm), ("--internal-lm-weight", args.internal_lm_weight, args.lm),
+                               ("--word-lm-weight", args.word_lm_weight, args.word_lm)):
+        if value is not None and not needs:
+            return _fail(f"{flag} needs {'--word-lm' if flag == '--word-lm-weight' else '--lm'}", status=2)
     output = Path(args.output)
     if not output.parent.is_dir():
         return _fail(f"--output {output}: folder {output.parent} does not exist", status=2)
@@ -592,7 +597,7 @@ def _run_decode(args) -> int:
     from speech_s2s.level import decoding_level
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import fusion_weights
+    from speech_s2s.transcribe import fusion_weights, rescorer_for
 
     try:
         utterances = read_manifest(args.manifest)
@@ -609,14 +614,19 @@ def _run_decode(args) -> int:
             lm = load_lm(args.lm, vocabulary=model.vocabulary)
         except ValueError as error:
             return _fail(str(error))
+    try:
+        rescorer = rescorer_for(args.word_lm, args.word_lm_weight)
+    except ValueError as error:  # WordLMError
+        return _fail(str(error))
     options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
                              **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if output.is_file():
         output.unlink()
     level = decoding_level(model.input_level_db, args.keep_level)
-    done = decode_utterances(model, utterances, output, options, run_signature(args.model, options, args.lm, level), lm, args.batch_size, device,
-                             keep_level=args.keep_level)
+    signature = run_signature(args.model, options, args.lm, level, args.word_lm, rescorer.rescoring if rescorer else None)
+    done = decode_utterances(model, utterances, output, options, signature, lm, args.batch_size, device, keep_level=args.keep_level,
+                             rescorer=rescorer)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)
     for utterance_id, why in done.unreadable:

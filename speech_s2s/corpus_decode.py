@@ -26,7 +26,7 @@ from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
 from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, decode
+from speech_s2s.search import DecodingOptions, LanguageModel, NbestRescorer, decode
 
 HEADER = "# speech_s2s decode "
 
@@ -47,16 +47,20 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None, level: LevelConfig | None = LevelConfig()) -> str:
-    """What a partial file's lines depend on: the model and LM files (path, size, time), the options and the level range."""
+def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None, level: LevelConfig | None = LevelConfig(),
+                  word_lm_file: str | Path | None = None, rescoring: object | None = None) -> str:
+    """What a partial file's lines depend on: the model and LM files (path, size, time), the options, the
+    level range, and the word LM with its re-ranking weights when one re-ranks the n-best lists."""
     def identity(path: str | Path | None) -> list | None:
         if path is None:
             return None
         status = os.stat(path)
         return [str(Path(path).resolve()), status.st_size, status.st_mtime_ns]
 
-    return json.dumps({"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options),
-                       "level": asdict(level) if level else None}, sort_keys=True, default=str)
+    signed = {"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options), "level": asdict(level) if level else None}
+    if word_lm_file is not None:  # absent otherwise, so the runs before word LMs existed keep their signature
+        signed["word_lm"] = [identity(word_lm_file), asdict(rescoring) if rescoring is not None else None]
+    return json.dumps(signed, sort_keys=True, default=str)
 
 
 def _done_ids(partial: Path, signature: str) -> set[str] | None:
@@ -77,7 +81,7 @@ def _done_ids(partial: Path, signature: str) -> set[str] | None:
 def decode_utterances(
     model: Seq2Seq, utterances: Sequence[Utterance], output: str | Path, options: DecodingOptions, signature: str,
     lm: LanguageModel | None = None, batch_size: int = 16, device: str = "cpu", description: str = "decoding",
-    keep_level: bool = False,
+    keep_level: bool = False, rescorer: NbestRescorer | None = None,
 ) -> DecodeProgress:
     """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run.
     Each utterance's level goes into the model's training range first (speech_s2s.level), as in
@@ -106,7 +110,7 @@ def decode_utterances(
             if not batch:
                 continue
             feats, lengths = model.features(torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), torch.tensor([len(w) for w in waves]))
-            results = decode(model, feats.to(device), lengths.to(device), options, lm)
+            results = decode(model, feats.to(device), lengths.to(device), options, lm, rescorer)
             handle.write("".join(f"{u.id} {r.text}\n" for u, r in zip(batch, results)))
             handle.flush()  # in the kernel's hands: a killed process loses nothing written
             progress.update(len(batch))
