@@ -53,6 +53,11 @@ def _positive(text: str) -> int:
     return value
 
 
+# transcribe's default beam, stated here for --help and its usage errors without importing torch;
+# a test holds it equal to transcribe.DEFAULT_BEAM
+TRANSCRIBE_BEAM = 16
+
+
 def _add_transcribe(sub) -> None:
     p = sub.add_parser(
         "transcribe", help="transcribe audio files of any length",
@@ -62,7 +67,8 @@ def _add_transcribe(sub) -> None:
     p.add_argument("files", nargs="*", help="audio files, folders (searched recursively) or - for standard input")
     p.add_argument("--file-list", help="text file with one audio path per line")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p.add_argument("--beam", type=_positive, default=16, help="beam size of joint CTC/attention search (default 16); 1 = greedy: about a third of the time, more errors")
+    p.add_argument("--beam", type=_positive, default=TRANSCRIBE_BEAM,
+                   help=f"beam size of joint CTC/attention search (default {TRANSCRIBE_BEAM}); 1 = greedy: about a third of the time, more errors")
     p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
     p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
@@ -101,7 +107,7 @@ def _transcribe_usage_error(args) -> str | None:
                  ("--no-word-lm", args.no_word_lm or None), ("--word-lm-weight", args.word_lm_weight))
         ignored = [flag for flag, value in given if value is not None]
         if ignored:
-            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is 8)"
+            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is {TRANSCRIBE_BEAM})"
     if args.lm and args.no_lm:
         return "give --lm or --no-lm, not both"
     if args.word_lm and args.no_word_lm:

@@ -243,8 +243,10 @@ def _one_line_error(capsys, starts: str) -> None:
 @pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--no-lm"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"],
                                    ["--internal-lm-weight", "0.1"]])
 def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, flags):
+    from speech_s2s.transcribe import DEFAULT_BEAM
+
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1", *flags]) == 2
-    _one_line_error(capsys, f"{flags[0]} only applies to beam search: drop --beam 1")
+    _one_line_error(capsys, f"{flags[0]} only applies to beam search: drop --beam 1 (the default is {DEFAULT_BEAM})\n")
 
 
 @pytest.mark.parametrize("flags, error", [
