@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from speech_s2s.atomic import replacing
+from speech_s2s.errors import first_line
 from speech_s2s.text import EOS_ID, Vocabulary
 
 
@@ -127,7 +128,7 @@ def _load_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimi
         state = torch.load(path, weights_only=True, map_location="cpu")
         stored = state["fingerprint"]
     except Exception as error:
-        raise LMResumeError(f"{path}: not a language-model checkpoint ({_first_line(error)})") from None
+        raise LMResumeError(f"{path}: not a language-model checkpoint ({first_line(error)})") from None
     if stored != fingerprint:
         raise LMResumeError(f"{path}: saved with another text, LM shape or training settings; it cannot be resumed by this run")
     model.load_state_dict(state["model"])
@@ -219,11 +220,6 @@ def save_lm(model: CharLM, path: str | Path) -> None:
         save_file(tensors, str(temporary), metadata={"format": LM_FORMAT, "config": json.dumps(asdict(model.config))})
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
-
-
 def _config_from_json(text: str) -> CharLMConfig:
     """The LM config from its JSON metadata. Fields it lacks take their defaults: an LM file
     without a vocabulary is assumed to use the default `Vocabulary()`."""
@@ -259,7 +255,7 @@ def load_lm(path: str | Path, vocabulary: Vocabulary | None = None) -> CharLM:
             metadata = handle.metadata() or {}
             stored = {name: (handle.get_slice(name).get_shape(), handle.get_slice(name).get_dtype()) for name in handle.keys()}
     except Exception as error:
-        raise LMError(f"{path}: not a safetensors language model ({_first_line(error)})") from None
+        raise LMError(f"{path}: not a safetensors language model ({first_line(error)})") from None
     if metadata.get("format") == "speech_s2s":
         raise LMError(f"{path}: a speech_s2s recognition model, not a language model")
     if metadata.get("format") != LM_FORMAT or "config" not in metadata:
@@ -267,7 +263,7 @@ def load_lm(path: str | Path, vocabulary: Vocabulary | None = None) -> CharLM:
     try:
         model = CharLM(_config_from_json(metadata["config"]))
     except Exception as error:  # the config is data from the file: any failure is the file's fault
-        raise LMError(f"{path}: unusable LM config ({_first_line(error)})") from None
+        raise LMError(f"{path}: unusable LM config ({first_line(error)})") from None
     expected = model.state_dict()
     for name in sorted(set(expected) | set(stored)):
         if name not in stored or name not in expected:

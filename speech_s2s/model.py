@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from speech_s2s.atomic import replacing
 from speech_s2s.decoder import AttentionDecoder, DecoderConfig, Memory
 from speech_s2s.encoder import ChunkConfig, EncoderConfig, EncoderOutput, PyramidalEncoder
+from speech_s2s.errors import first_line
 from speech_s2s.features import FeatureConfig, GlobalMVN, LogMel
 from speech_s2s.text import BLANK_ID, EOS_ID, Vocabulary
 
@@ -231,11 +232,6 @@ def _dtype_name(code: str) -> str:
     return _DTYPE_NAMES.get(code, code.lower())
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
-
-
 @dataclass
 class _Checkpoint:
     """What a model file holds, checked against itself, before any weight is read."""
@@ -260,7 +256,7 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
                 tensor = handle.get_slice(name)
                 stored[name] = (list(tensor.get_shape()), tensor.get_dtype())
     except Exception as error:  # safetensors reports a foreign or damaged file in several exception types
-        raise CheckpointError(f"{path}: not a safetensors model file ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: not a safetensors model file ({first_line(error)})") from None
     if metadata.get("format") != "speech_s2s" or "config" not in metadata:
         raise CheckpointError(f"{path}: not a speech_s2s model (no speech_s2s config in its metadata)")
     version = metadata.get("format_version", "1")
@@ -277,7 +273,7 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
     try:
         model = Seq2Seq(config)
     except Exception as error:  # values of the right type the modules still reject (sizes, vocabulary)
-        raise CheckpointError(f"{path}: config does not make a model ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: config does not make a model ({first_line(error)})") from None
     try:
         info = json.loads(metadata.get("info", "{}"))
     except json.JSONDecodeError as error:
@@ -311,7 +307,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
     try:
         tensors = load_file(str(path), device=str(device))
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read its weights ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: cannot read its weights ({first_line(error)})") from None
     tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
     # The feature extractor's Hann window and mel filterbank follow from the config and are kept as
     # the fresh model computed them, not read back: a float16 file rounds the window by up to 2.4e-4,
@@ -364,7 +360,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         with safe_open(str(path), framework="pt") as handle:
             mean, std = handle.get_tensor("normalizer.mean").float(), handle.get_tensor("normalizer.std").float()
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read its normalisation statistics ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: cannot read its normalisation statistics ({first_line(error)})") from None
     return ModelInfo(
         path=path,
         file_size=path.stat().st_size,

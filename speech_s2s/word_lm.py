@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from speech_s2s.atomic import replacing
+from speech_s2s.errors import first_line
 
 WORD_LM_FORMAT = "speech_s2s.word_ngram.v1"
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
@@ -221,7 +222,7 @@ def load_word_lm(path: str | Path) -> WordNgramLM:
     except WordLMError:
         raise
     except Exception as error:  # a truncated or foreign file: safetensors, JSON or the dataclass complain
-        raise WordLMError(f"{path}: unreadable word LM ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+        raise WordLMError(f"{path}: unreadable word LM ({first_line(error)})") from None
     expected = {"1.values"} | {f"{kind}{n}.{part}" for n in range(2, config.order + 1) for kind in ("", "backoff")
                                 for part in ("keys", "values")}
     if set(tables) != expected or words[:3] != [UNK, BOS, EOS] or len(tables["1.values"]) != len(words):
