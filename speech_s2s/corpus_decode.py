@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -27,6 +28,9 @@ from speech_s2s.corpus import Utterance
 from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
 from speech_s2s.search import DecodingOptions, LanguageModel, NbestRescorer, decode
+
+if TYPE_CHECKING:
+    from speech_s2s.word_lm import Rescoring
 
 HEADER = "# speech_s2s decode "
 
@@ -48,7 +52,7 @@ def partial_path(output: Path) -> Path:
 
 
 def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None, level: LevelConfig | None = LevelConfig(),
-                  word_lm_file: str | Path | None = None, rescoring: object | None = None) -> str:
+                  word_lm_file: str | Path | None = None, rescoring: Rescoring | None = None) -> str:
     """What a partial file's lines depend on: the model and LM files (path, size, time), the options, the
     level range, and the word LM with its re-ranking weights when one re-ranks the n-best lists."""
     def identity(path: str | Path | None) -> list | None:
