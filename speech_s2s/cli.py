@@ -71,14 +71,14 @@ def _add_transcribe(sub) -> None:
                    help=f"beam size of joint CTC/attention search (default {TRANSCRIBE_BEAM}); 1 = greedy: about a third of the time, more errors")
     p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
-    p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
+    p.add_argument("--no-lm", action="store_true", help="beam search without the character LM")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
     p.add_argument("--internal-lm-weight", type=float, default=None,
                    help="weight of the decoder's own LM, subtracted beside the LM (default 0.15; 0: none)")
-    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that re-ranks beam search's n-best list; "
+    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end; "
                    "default: the bundled one, with the bundled model")
-    p.add_argument("--no-word-lm", action="store_true", help="keep beam search's own ranking")
-    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight in the re-ranking (default 0.5)")
+    p.add_argument("--no-word-lm", action="store_true", help="beam search without the word LM")
+    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight (default 0.4)")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=_positive, default=8, help="speech segments decoded together (default 8)")
     p.add_argument("--keep-level", action="store_true",
@@ -178,7 +178,7 @@ def _run_transcribe(args) -> int:
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
     from speech_s2s.transcribe import (BUNDLED_MODEL, BUNDLED_WORD_LM, FailedFile, Recognizer, TranscribeOptions, fusion_weights, language_model_file,
-                                       rescorer_for)
+                                       with_word_lm)
     from speech_s2s import writers
 
     try:
@@ -213,12 +213,11 @@ def _run_transcribe(args) -> int:
         **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight),
     )
     try:
-        rescorer = rescorer_for(language_model_file(args.model, args.beam, args.word_lm or not args.no_word_lm, BUNDLED_WORD_LM),
-                                args.word_lm_weight)
+        lm, decoding = with_word_lm(language_model_file(args.model, args.beam, args.word_lm or not args.no_word_lm, BUNDLED_WORD_LM),
+                                    model.vocabulary, decoding, lm, args.word_lm_weight)
     except ValueError as error:  # WordLMError
         return _fail(str(error))
-    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder,
-                            rescorer)
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -471,7 +470,7 @@ def _run_train_lm(args) -> int:
 
 
 def _add_train_word_lm(sub) -> None:
-    p = sub.add_parser("train-word-lm", help="estimate a word n-gram LM (Kneser-Ney) that re-ranks beam search's n-best list",
+    p = sub.add_parser("train-word-lm", help="estimate a word n-gram LM (Kneser-Ney) that beam search consults at each word's end",
                        description="Estimate an interpolated Kneser-Ney word n-gram LM from text, for `transcribe --word-lm`. "
                        "Seconds for a few million words.")
     p.add_argument("--text", nargs="+", required=True, help="text files, one sentence per line (a leading 'utt-id' is stripped with --kaldi)")
@@ -571,8 +570,8 @@ def _add_decode(sub) -> None:
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
     p.add_argument("--internal-lm-weight", type=float, default=None,
                    help="weight of the decoder's own LM, subtracted beside the LM (default 0.15 with --lm; 0: none)")
-    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that re-ranks each n-best list (beam search only)")
-    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight in the re-ranking (default 0.5 with --word-lm)")
+    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end")
+    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight (default 0.4 with --word-lm)")
     p.add_argument("--batch-size", type=_positive, default=16, help="utterances decoded together (default 16)")
     p.add_argument("--keep-level", action="store_true", help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
@@ -603,7 +602,8 @@ def _run_decode(args) -> int:
     from speech_s2s.level import decoding_level
     from speech_s2s.model import CheckpointError, load_model
     from speech_s2s.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import fusion_weights, rescorer_for
+    from speech_s2s.transcribe import fusion_weights, with_word_lm
+    from speech_s2s.word_fusion import WordFusion
 
     try:
         utterances = read_manifest(args.manifest)
@@ -612,27 +612,26 @@ def _run_decode(args) -> int:
         return _fail(str(error))
     except OSError as error:
         return _fail(f"{args.manifest}: {(error.strerror or str(error)).lower()}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = None
     if args.lm:
         from speech_s2s.lm import load_lm
 
         try:
-            lm = load_lm(args.lm, vocabulary=model.vocabulary)
+            lm = load_lm(args.lm, vocabulary=model.vocabulary).to(device)
         except ValueError as error:
             return _fail(str(error))
-    try:
-        rescorer = rescorer_for(args.word_lm, args.word_lm_weight)
-    except ValueError as error:  # WordLMError
-        return _fail(str(error))
     options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
                              **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        lm, options = with_word_lm(args.word_lm, model.vocabulary, options, lm, args.word_lm_weight)
+    except ValueError as error:  # WordLMError
+        return _fail(str(error))
     if output.is_file():
         output.unlink()
     level = decoding_level(model.input_level_db, args.keep_level)
-    signature = run_signature(args.model, options, args.lm, level, args.word_lm, rescorer.rescoring if rescorer else None)
-    done = decode_utterances(model, utterances, output, options, signature, lm, args.batch_size, device, keep_level=args.keep_level,
-                             rescorer=rescorer)
+    signature = run_signature(args.model, options, args.lm, level, args.word_lm, lm.weights if isinstance(lm, WordFusion) else None)
+    done = decode_utterances(model, utterances, output, options, signature, lm, args.batch_size, device, keep_level=args.keep_level)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)
     for utterance_id, why in done.unreadable:

@@ -27,10 +27,10 @@ from speech_s2s.audio import AudioError, load_audio
 from speech_s2s.corpus import Utterance
 from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, NbestRescorer, decode
+from speech_s2s.search import DecodingOptions, LanguageModel, decode
 
 if TYPE_CHECKING:
-    from speech_s2s.word_lm import Rescoring
+    from speech_s2s.word_fusion import WordFusionWeights
 
 HEADER = "# speech_s2s decode "
 
@@ -52,9 +52,9 @@ def partial_path(output: Path) -> Path:
 
 
 def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None, level: LevelConfig | None = LevelConfig(),
-                  word_lm_file: str | Path | None = None, rescoring: Rescoring | None = None) -> str:
+                  word_lm_file: str | Path | None = None, word_lm_weights: WordFusionWeights | None = None) -> str:
     """What a partial file's lines depend on: the model and LM files (path, size, time), the options, the
-    level range, and the word LM with its re-ranking weights when one re-ranks the n-best lists."""
+    level range, and the word LM with its weights when the search uses one."""
     def identity(path: str | Path | None) -> list | None:
         if path is None:
             return None
@@ -63,7 +63,8 @@ def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str
 
     signed = {"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options), "level": asdict(level) if level else None}
     if word_lm_file is not None:  # absent otherwise, so the runs before word LMs existed keep their signature
-        signed["word_lm"] = [identity(word_lm_file), asdict(rescoring) if rescoring is not None else None]
+        # "in the search": the eighteenth session's re-ranking after it had the same weights
+        signed["word_lm"] = [identity(word_lm_file), "in the search", asdict(word_lm_weights) if word_lm_weights is not None else None]
     return json.dumps(signed, sort_keys=True, default=str)
 
 
@@ -85,7 +86,7 @@ def _done_ids(partial: Path, signature: str) -> set[str] | None:
 def decode_utterances(
     model: Seq2Seq, utterances: Sequence[Utterance], output: str | Path, options: DecodingOptions, signature: str,
     lm: LanguageModel | None = None, batch_size: int = 16, device: str = "cpu", description: str = "decoding",
-    keep_level: bool = False, rescorer: NbestRescorer | None = None,
+    keep_level: bool = False,
 ) -> DecodeProgress:
     """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run.
     Each utterance's level goes into the model's training range first (speech_s2s.level), as in
@@ -114,7 +115,7 @@ def decode_utterances(
             if not batch:
                 continue
             feats, lengths = model.features(torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), torch.tensor([len(w) for w in waves]))
-            results = decode(model, feats.to(device), lengths.to(device), options, lm, rescorer)
+            results = decode(model, feats.to(device), lengths.to(device), options, lm)
             handle.write("".join(f"{u.id} {r.text}\n" for u, r in zip(batch, results)))
             handle.flush()  # in the kernel's hands: a killed process loses nothing written
             progress.update(len(batch))

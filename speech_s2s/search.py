@@ -63,7 +63,6 @@ class Hypothesis:
     ctc_score: float = 0.0
     lm_score: float = 0.0
     internal_lm_score: float = 0.0
-    word_lm_score: float = 0.0  # set when a word LM re-ranked the n-best list (word_lm.NbestRescorer)
 
 
 @dataclass
@@ -72,12 +71,6 @@ class DecodingResult:
     text: str
     score: float
     hypotheses: list[Hypothesis] = field(default_factory=list, repr=False)
-
-
-class NbestRescorer(Protocol):
-    """A second pass over beam search's finished hypotheses (word_lm.NbestRescorer)."""
-
-    def rerank(self, hypotheses: list[Hypothesis], texts: list[str], search_lm_weight: float) -> list[Hypothesis]: ...
 
 
 class LanguageModel(Protocol):
@@ -428,19 +421,17 @@ def decode(
     lengths: torch.Tensor,
     options: DecodingOptions = DecodingOptions(),
     lm: LanguageModel | None = None,
-    rescorer: NbestRescorer | None = None,
 ) -> list[DecodingResult]:
     """Raw log-mel [B, T, F] with frame counts -> one result per utterance."""
     model.eval()
     with torch.no_grad():
-        return decode_encoded(model, model.encode(feats, lengths, options.chunk), options, lm, rescorer)
+        return decode_encoded(model, model.encode(feats, lengths, options.chunk), options, lm)
 
 
 @torch.no_grad()
-def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions(), lm: LanguageModel | None = None,
-                   rescorer: NbestRescorer | None = None) -> list[DecodingResult]:
-    """One result per utterance of an encoded batch (for callers that also need the encoder output).
-    `rescorer` re-ranks beam search's n-best lists (greedy search, and its fallback, have none)."""
+def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions(),
+                   lm: LanguageModel | None = None) -> list[DecodingResult]:
+    """One result per utterance of an encoded batch (for callers that also need the encoder output)."""
     ctc_log_probs = model.ctc_log_probs(encoded)
     memory = model.prepare_memory(encoded)
     if options.beam_size <= 1:
@@ -462,12 +453,11 @@ def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOpti
         b for b in range(ctc_log_probs.shape[0])
         if not (options.stop_on_ctc_silence and ctc_is_silent(ctc_log_probs[b], int(encoded.ctc_lengths[b])))
     ]
-    return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, speech, options, lm, results, rescorer)
+    return _beam_results(model, memory, ctc_log_probs, encoded.ctc_lengths, speech, options, lm, results)
 
 
 def _beam_results(model: Seq2Seq, memory: Memory, ctc_log_probs: torch.Tensor, ctc_lengths: torch.Tensor, which: list[int],
-                  options: DecodingOptions, lm: LanguageModel | None, results: list[DecodingResult],
-                  rescorer: NbestRescorer | None = None) -> list[DecodingResult]:
+                  options: DecodingOptions, lm: LanguageModel | None, results: list[DecodingResult]) -> list[DecodingResult]:
     """`results` with utterances `which` of the batch replaced by beam search's best, all searched together."""
     if not which:
         return results
@@ -475,8 +465,6 @@ def _beam_results(model: Seq2Seq, memory: Memory, ctc_log_probs: torch.Tensor, c
     lengths = ctc_lengths[index]
     searched = beam_search_batch(model, memory.select(index), ctc_log_probs[index, : int(lengths.max())], lengths, options, lm)
     for b, hyps in zip(which, searched):
-        if rescorer is not None and hyps:
-            hyps = rescorer.rerank(hyps, [model.vocabulary.decode(h.tokens) for h in hyps], options.lm_weight if lm is not None else 0.0)
         best = hyps[0] if hyps else Hypothesis([], NEG_INF)
         results[b] = DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps)
     return results

@@ -25,7 +25,8 @@ from speech_s2s.encoder import EncoderOutput
 from speech_s2s.inputs import InputFile
 from speech_s2s.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, NbestRescorer, decode_encoded
+from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
+from speech_s2s.text import Vocabulary
 from speech_s2s.vad import Segment as AudioSegment
 from speech_s2s.vad import Segmenter, SegmenterConfig, SpeechDetector
 
@@ -35,23 +36,25 @@ ASSETS = Path(__file__).parent / "assets"
 BUNDLED_MODEL = ASSETS / "model.safetensors"
 BUNDLED_SAMPLE = ASSETS / "sample.flac"
 BUNDLED_LM = ASSETS / "lm.safetensors"  # character LM over the bundled model's vocabulary (recipes/campaign/lm.sh)
-BUNDLED_WORD_LM = ASSETS / "word_lm.safetensors"  # word trigram that re-ranks the n-best list (recipes/campaign/lm.sh)
+BUNDLED_WORD_LM = ASSETS / "word_lm.safetensors"  # word trigram the search consults at word ends (recipes/campaign/lm.sh)
 # How files are decoded unless told otherwise: joint CTC/attention beam search with the LM. On the
 # bundled model's dev set it makes 33.8 % word errors where greedy search makes 42.0 %, at about
 # twice greedy's time (BENCHMARKS.md). The LM weight is the better of 0.3 and 0.5 on both dev sets
 # and on 18 minutes of dev-tts read as one recording; CTC's share is in DecodingOptions.
-# Beam 16 since the word LM re-ranks the n-best list: against 8, 1.7 points fewer errors on the real
-# voice and 1.0 on dev-bench, for 1.33x the time (still 19x faster than real time on one thread);
-# 24 gains 0.3 more on the real voice.
+# Beam 16 since the eighteenth session's word LM: against 8, on the real voice 1.7 points fewer
+# errors with the word LM re-ranking the n-best list, 1.5 with it inside the search (at weight 0.5); 1.3x the
+# time (still about 19x faster than real time on one thread).
 DEFAULT_BEAM = 16
 DEFAULT_LM_WEIGHT = 0.5
 # The decoder's internal LM subtracted beside the LM (DecodingOptions.internal_lm_weight): on the
 # real-voice dev set 1.1 points fewer word errors, better on three of the four synthetic dev sets
 # too (dev-kokoro 0.3 worse, within noise; BENCHMARKS.md).
 DEFAULT_INTERNAL_LM_WEIGHT = 0.15
-# The word LM's re-ranking of beam search's n-best list (word_lm.Rescoring): its weight, and the
-# share of the character LM's weight kept beside it, chosen together on dev-asterisk and dev-bench.
-DEFAULT_WORD_LM_WEIGHT = 0.5
+# The word LM inside the search (word_fusion.py): its weight, and the share of the character LM's
+# weight each finished word keeps beside it. Chosen on the dev sets (BENCHMARKS.md): at 0.5, as
+# the n-best re-ranking had it, dev-short was 2.1 points worse (95 % interval +0.3 .. +4.6); at 0.4
+# no dev set is worse beyond noise and the real voice gains 0.9.
+DEFAULT_WORD_LM_WEIGHT = 0.4
 DEFAULT_CHAR_LM_SHARE = 0.5
 
 
@@ -134,15 +137,14 @@ class Recognizer:
     """A model with its decoding options: transcribes files or arrays of any length."""
 
     def __init__(self, model: Seq2Seq, options: TranscribeOptions = TranscribeOptions(), lm: LanguageModel | None = None,
-                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None, rescorer: NbestRescorer | None = None):
-        """encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only.
-        rescorer: re-ranks beam search's n-best lists (`rescorer_for`, a word LM)."""
+                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None):
+        """lm: fused into beam search (a character LM, or one with a word LM: `with_word_lm`).
+        encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only."""
         if encoder is not None and options.decoding.chunk is not None:
             raise ValueError("another encoder computes the full-context form only; it cannot encode in chunks")
         self.model = model.eval()
         self.options = options
         self.lm = lm
-        self.rescorer = rescorer
         # the level band speech is scaled into: the one the model's file states, else the bundled model's
         self.level: LevelConfig | None = decoding_level(model.input_level_db, options.keep_level)
         self.encode = encoder or (lambda feats, lengths: model.encode(feats, lengths, options.decoding.chunk))
@@ -172,7 +174,7 @@ class Recognizer:
             padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
             feats, lengths = self.model.features(padded, torch.tensor([len(w) for w in waves]))
             encoded = self.encode(feats, lengths)
-            decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm, self.rescorer)
+            decoded = decode_encoded(self.model, encoded, self.options.decoding, self.lm)
             ctc = self.model.ctc_log_probs(encoded) if self.options.word_timestamps else None
             for row, (i, result) in enumerate(zip(batch, decoded)):
                 start, end = segments[i].start / SAMPLE_RATE, segments[i].end / SAMPLE_RATE
@@ -261,14 +263,18 @@ def language_model_file(model: str | Path | None, beam_size: int, lm: str | Path
     return lm
 
 
-def rescorer_for(word_lm_file: str | Path | None, word_lm_weight: float | None = None) -> NbestRescorer | None:
-    """The n-best re-ranking a decoding uses with a word LM file (None: none). Raises WordLMError."""
+def with_word_lm(word_lm_file: str | Path | None, vocabulary: Vocabulary, decoding: DecodingOptions, lm: LanguageModel | None,
+                 word_lm_weight: float | None = None) -> tuple[LanguageModel | None, DecodingOptions]:
+    """The LM beam search fuses and the decoding options it needs: with a word LM file, the word LM
+    at word ends beside `lm` (word_fusion.py); without one (None), `lm` and `decoding` as they are.
+    Raises WordLMError."""
     if word_lm_file is None:
-        return None
-    from speech_s2s.word_lm import NbestRescorer, Rescoring, load_word_lm
+        return lm, decoding
+    from speech_s2s.word_fusion import WordFusionWeights, fuse_word_lm
+    from speech_s2s.word_lm import load_word_lm
 
-    weight = DEFAULT_WORD_LM_WEIGHT if word_lm_weight is None else word_lm_weight
-    return NbestRescorer(load_word_lm(word_lm_file), Rescoring(word_lm_weight=weight, char_lm_share=DEFAULT_CHAR_LM_SHARE))
+    weights = WordFusionWeights(DEFAULT_WORD_LM_WEIGHT if word_lm_weight is None else word_lm_weight, DEFAULT_CHAR_LM_SHARE)
+    return fuse_word_lm(load_word_lm(word_lm_file), vocabulary, decoding, lm, weights)
 
 
 def load_recognizer(
@@ -278,8 +284,8 @@ def load_recognizer(
     batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
 ) -> Recognizer:
     """A Recognizer for a model file (default: the bundled model), decoding by beam search with a
-    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it, and
-    the n-best list re-ranked by a word LM. `lm`, `word_lm`: an LM file; True (default) = the bundled
+    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it, and a
+    word LM at word ends (word_fusion.py). `lm`, `word_lm`: an LM file; True (default) = the bundled
     one with the bundled model and none with any other (its vocabulary may differ); None or False =
     none. `beam_size` 1 is greedy search, which uses no LM. Raises CheckpointError / LMError /
     WordLMError naming the file."""
@@ -295,9 +301,10 @@ def load_recognizer(
 
         language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
     decoding = DecodingOptions(beam_size=beam_size, **fusion_weights(language_model is not None, lm_weight, internal_lm_weight))
+    language_model, decoding = with_word_lm(language_model_file(model, beam_size, word_lm, BUNDLED_WORD_LM), recogniser_model.vocabulary,
+                                            decoding, language_model, word_lm_weight)
     options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
-    rescorer = rescorer_for(language_model_file(model, beam_size, word_lm, BUNDLED_WORD_LM), word_lm_weight)
-    return Recognizer(recogniser_model, options, language_model, rescorer=rescorer)
+    return Recognizer(recogniser_model, options, language_model)
 
 
 def _ready(pending: deque[_Pending]) -> Iterator[FileTranscript | FailedFile]:

@@ -1,9 +1,7 @@
-"""A word n-gram LM (interpolated Kneser-Ney) that re-ranks beam search's n-best list.
+"""A word n-gram LM (interpolated Kneser-Ney), which beam search consults at each word's end (word_fusion.py).
 
 The character LM fused into the search judges spelling a few letters at a time; it cannot tell that
-"please enter your agent number" is likelier than "please enter you're agent number" as words. A
-second pass over the finished hypotheses adds the word LM's log-probability of each whole sentence
-(the usual n-best rescoring of a first pass) and ranks them again.
+"please enter your agent number" is likelier than "please enter you're agent number" as words.
 
 Estimation is interpolated Kneser-Ney (Chen & Goodman, 1998) with one discount per order
 (D = n1 / (n1 + 2 n2)) and count cut-offs: an n-gram of order 2 or more seen fewer than `min_count`
@@ -12,7 +10,7 @@ distribution still sums to one. Unknown words share the uniform floor of the uni
 
 Stored in back-off form, like an ARPA file: each kept n-gram's interpolated log-probability, and a
 log back-off weight per history; safetensors, no pickle. The log-probabilities are stored as float16
-(a step of at most 0.016 nats where they are lowest): a re-ranking weighs them at 0.5 beside scores
+(a step of at most 0.016 nats where they are lowest): the search weighs them at 0.5 beside scores
 that differ by whole nats, and the bundled file is 1 MB smaller.
 """
 
@@ -22,7 +20,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +73,16 @@ class WordNgramLM:
     def tables(self) -> dict[str, np.ndarray]:
         return dict(self._tables)
 
-    def _log_prob(self, history: tuple[int, ...], word: int) -> float:
+    def log_prob(self, history: tuple[int, ...], word: int) -> float:
+        """log P(word | the words before it), ids; the history at most order - 1 words long."""
         return _log_prob(self._tables, history, word)
 
+    def word_id(self, word: str) -> int:
+        """The id of a (lower-case) word; 0, <unk>, for a word the LM never saw."""
+        return self._index.get(word, 0)
+
     def ids(self, text: str) -> list[int]:
-        return [self._index.get(word, 0) for word in text.lower().split()]
+        return [self.word_id(word) for word in text.lower().split()]
 
     def sentence_log_prob(self, text: str) -> float:
         """log P(words, then the end of the sentence), the history starting with <s>."""
@@ -87,7 +90,7 @@ class WordNgramLM:
         history = [self._index[BOS]] * context
         total = 0.0
         for word in self.ids(text) + [self._index[EOS]]:
-            total += self._log_prob(tuple(history[len(history) - context:]) if context else (), word)
+            total += self.log_prob(tuple(history[len(history) - context:]) if context else (), word)
             history.append(word)
         return total
 
@@ -228,34 +231,3 @@ def load_word_lm(path: str | Path) -> WordNgramLM:
     if set(tables) != expected or words[:3] != [UNK, BOS, EOS] or len(tables["1.values"]) != len(words):
         raise WordLMError(f"{path}: damaged word LM (its tables do not match its order {config.order} and {len(words)} words)")
     return WordNgramLM(config, words, tables)
-
-
-# --------------------------------------------------------------------------------------------------
-# Rescoring
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Rescoring:
-    """How the n-best list is ranked again: each hypothesis's search score, plus `word_lm_weight` x the
-    word LM's log-probability of its text, with the character LM's part kept at `char_lm_share` of
-    the search's LM weight (the two LMs know much the same; counting both fully over-trusts them)."""
-
-    word_lm_weight: float = 0.5
-    char_lm_share: float = 1.0
-
-
-class NbestRescorer:
-    """Re-ranks beam search's finished hypotheses with a word LM."""
-
-    def __init__(self, lm: WordNgramLM, rescoring: Rescoring = Rescoring()):
-        self.lm = lm
-        self.rescoring = rescoring
-
-    def rerank(self, hypotheses: list, texts: list[str], search_lm_weight: float) -> list:
-        """`hypotheses` (search.Hypothesis, with their `texts`) re-scored and sorted best first."""
-        char_lm_change = (self.rescoring.char_lm_share - 1.0) * search_lm_weight
-        rescored = []
-        for hypothesis, text in zip(hypotheses, texts):
-            word_score = self.lm.sentence_log_prob(text)
-            score = hypothesis.score + char_lm_change * hypothesis.lm_score + self.rescoring.word_lm_weight * word_score
-            rescored.append(replace(hypothesis, score=score, word_lm_score=word_score))
-        return sorted(rescored, key=lambda h: h.score, reverse=True)

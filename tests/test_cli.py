@@ -38,35 +38,42 @@ def test_greedy_search_reads_the_bundled_sample_but_for_a_word(capsys):
 
 
 def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_none(monkeypatch):
+    from speech_s2s.lm import CharLM
     from speech_s2s.transcribe import DEFAULT_BEAM, DEFAULT_LM_WEIGHT, DEFAULT_WORD_LM_WEIGHT, Recognizer
+    from speech_s2s.word_fusion import WordFusion
 
-    made, rescorers = [], []
+    made = []
     original = Recognizer.__init__
 
-    def spy(self, model, options, lm=None, encoder=None, rescorer=None):
+    def spy(self, model, options, lm=None, encoder=None):
         made.append((options.decoding, lm))
-        rescorers.append(rescorer)
-        original(self, model, options, lm, encoder, rescorer)
+        original(self, model, options, lm, encoder)
+
+    def word_lm_weight(lm) -> float | None:  # with a character LM inside (None: the word LM alone)
+        assert isinstance(lm, WordFusion)
+        return lm.weights.word_lm_weight if isinstance(lm.char_lm, CharLM) else None
 
     monkeypatch.setattr(Recognizer, "__init__", spy)
     assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
     decoding, lm = made[-1]
-    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight, lm is not None) == (DEFAULT_BEAM, 0.3, DEFAULT_LM_WEIGHT, True)
-    assert rescorers[-1].rescoring.word_lm_weight == DEFAULT_WORD_LM_WEIGHT
+    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight) == (DEFAULT_BEAM, 0.3, DEFAULT_LM_WEIGHT)
+    assert word_lm_weight(lm) == DEFAULT_WORD_LM_WEIGHT
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-word-lm"]) == 0
-    assert rescorers[-1] is None and made[-1][1] is not None
+    assert isinstance(made[-1][1], CharLM)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--word-lm-weight", "0.3"]) == 0
-    assert rescorers[-1].rescoring.word_lm_weight == 0.3
+    assert word_lm_weight(made[-1][1]) == 0.3
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.7"]) == 0
-    assert made[-1][0].lm_weight == 0.7 and made[-1][1] is not None
+    assert made[-1][0].lm_weight == 0.7 and made[-1][1].word_scale == pytest.approx(DEFAULT_WORD_LM_WEIGHT / 0.7)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1"]) == 0
-    assert (made[-1][0].beam_size, made[-1][1], rescorers[-1]) == (1, None, None)
-    assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm"]) == 0
+    assert (made[-1][0].beam_size, made[-1][1]) == (1, None)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm", "--no-word-lm"]) == 0
     assert (made[-1][0].beam_size, made[-1][0].lm_weight, made[-1][1]) == (DEFAULT_BEAM, 0.0, None)
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm"]) == 0  # the word LM alone, at its own weight
+    assert (made[-1][0].lm_weight, made[-1][0].internal_lm_weight, word_lm_weight(made[-1][1])) == (DEFAULT_WORD_LM_WEIGHT, 0.0, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL)]) == 0  # another model: its vocabulary may differ
-    assert made[-1][1] is None and rescorers[-1] is None
+    assert made[-1][1] is None
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL), "--word-lm", str(BUNDLED_WORD_LM)]) == 0
-    assert made[-1][1] is None and rescorers[-1] is not None
+    assert word_lm_weight(made[-1][1]) is None
 
 
 def test_transcribe_and_stream_default_to_the_same_beam():

@@ -104,7 +104,7 @@ def test_an_unreadable_utterance_is_named_the_rest_are_decoded_and_a_rerun_finis
     assert [line.split()[0] for line in output.read_text().splitlines()] == sorted(u.id for u in utterances)
 
 
-def test_a_word_lm_that_reranks_is_part_of_the_runs_signature(tmp_path, capsys):
+def test_a_word_lm_is_part_of_the_runs_signature(tmp_path, capsys):
     import json
 
     from speech_s2s.transcribe import BUNDLED_WORD_LM
@@ -117,8 +117,10 @@ def test_a_word_lm_that_reranks_is_part_of_the_runs_signature(tmp_path, capsys):
     plain = json.loads(signature_path(tmp_path / "plain.txt").read_text())
     words = json.loads(signature_path(tmp_path / "words.txt").read_text())
     assert "word_lm" not in plain  # the signature of runs without one is what it always was
-    assert words["word_lm"][0][0] == str(BUNDLED_WORD_LM.resolve()) and words["word_lm"][1] == {"word_lm_weight": 0.3, "char_lm_share": 0.5}
-    assert {k: v for k, v in words.items() if k != "word_lm"} == plain
+    assert words["word_lm"][0][0] == str(BUNDLED_WORD_LM.resolve())
+    assert words["word_lm"][1:] == ["in the search", {"word_lm_weight": 0.3, "char_lm_share": 0.5}]
+    assert words["options"] == {**plain["options"], "lm_weight": 0.3}  # without a character LM, the word LM's weight is the search's
+    assert {k: v for k, v in words.items() if k not in ("word_lm", "options")} == {k: v for k, v in plain.items() if k != "options"}
     capsys.readouterr()
     assert main([*decode, "--word-lm-weight", "0.3", "--output", str(tmp_path / "x.txt")]) == 2
     assert capsys.readouterr().err == "speech-s2s: error: --word-lm-weight needs --word-lm\n"

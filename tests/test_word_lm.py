@@ -1,4 +1,4 @@
-"""The word n-gram LM: Kneser-Ney estimates, its file, and the n-best re-ranking it drives."""
+"""The word n-gram LM: Kneser-Ney estimates and its file (its use in the search: test_word_fusion.py)."""
 
 import math
 
@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from speech_s2s.cli import main
-from speech_s2s.search import DecodingOptions, Hypothesis, decode_encoded
-from speech_s2s.word_lm import (BOS, NbestRescorer, Rescoring, WordLMConfig, WordLMError, estimate_word_lm, load_word_lm, perplexity,
-                                save_word_lm)
+from speech_s2s.word_lm import BOS, WordLMConfig, WordLMError, estimate_word_lm, load_word_lm, perplexity, save_word_lm
 
 TEXT = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ran", "on the mat the cat sat",
         "the the cat", "the cat sat", "the cat sat", "a dog ran on the log"]
@@ -17,7 +15,7 @@ TEXT = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "
 
 def _total(lm, history: tuple[str, ...]) -> float:
     ids = tuple(lm._index.get(word, 0) for word in history)[len(history) - (lm.config.order - 1):] if lm.config.order > 1 else ()
-    return sum(math.exp(lm._log_prob(ids, word)) for word in range(len(lm.words)) if lm.words[word] != BOS)
+    return sum(math.exp(lm.log_prob(ids, word)) for word in range(len(lm.words)) if lm.words[word] != BOS)
 
 
 @pytest.mark.parametrize("order, min_count", [(1, 1), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3)])
@@ -75,53 +73,6 @@ def test_missing_foreign_and_damaged_files_are_one_line_errors(tmp_path):
     with pytest.raises(WordLMError) as error:
         load_word_lm(tmp_path / "cut.safetensors")
     assert str(error.value).startswith(f"{tmp_path / 'cut.safetensors'}: unreadable word LM") and "\n" not in str(error.value)
-
-
-def test_rescoring_adds_the_word_lm_and_keeps_a_share_of_the_character_lm():
-    lm = estimate_word_lm(TEXT, WordLMConfig(order=3, min_count=1))
-    hypotheses = [Hypothesis([1], score=-10.0, lm_score=-8.0), Hypothesis([2], score=-10.5, lm_score=-4.0)]
-    texts = ["mat the on sat cat the", "the cat sat on the mat"]
-    reranked = NbestRescorer(lm, Rescoring(word_lm_weight=0.5, char_lm_share=0.5)).rerank(hypotheses, texts, search_lm_weight=0.4)
-    assert [h.tokens for h in reranked] == [[2], [1]]  # word order decides
-    best = reranked[0]
-    assert best.word_lm_score == pytest.approx(lm.sentence_log_prob(texts[1]))
-    assert best.score == pytest.approx(-10.5 - 0.2 * -4.0 + 0.5 * best.word_lm_score)
-    unweighted = NbestRescorer(lm, Rescoring(word_lm_weight=0.0, char_lm_share=1.0)).rerank(hypotheses, texts, search_lm_weight=0.4)
-    assert [h.score for h in unweighted] == [-10.0, -10.5]  # nothing changes: the search's own order
-
-
-class _Reversing:
-    """A rescorer that ranks the n-best list upside down, to see the search obey it."""
-
-    def __init__(self):
-        self.seen = []
-
-    def rerank(self, hypotheses, texts, search_lm_weight):
-        self.seen.append(texts)
-        return list(reversed(hypotheses))
-
-
-def test_beam_search_returns_the_rescorers_first_hypothesis_and_greedy_ignores_it():
-    from conftest import tiny_config
-    from speech_s2s.model import Seq2Seq
-
-    torch.manual_seed(0)
-    tiny_model = Seq2Seq(tiny_config()).eval()
-    feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 45])
-    with torch.no_grad():
-        encoded = tiny_model.encode(feats, lengths)
-    options = DecodingOptions(beam_size=4, stop_on_ctc_silence=False)
-    plain = decode_encoded(tiny_model, encoded, options)
-    rescorer = _Reversing()
-    reranked = decode_encoded(tiny_model, encoded, options, rescorer=rescorer)
-    assert len(rescorer.seen) == 2  # one call per searched utterance
-    for before, after, texts in zip(plain, reranked, rescorer.seen):
-        assert len(before.hypotheses) >= 2
-        assert texts == [tiny_model.vocabulary.decode(h.tokens) for h in before.hypotheses]
-        assert after.tokens == before.hypotheses[-1].tokens and after.text == texts[-1]
-    greedy = _Reversing()
-    decode_encoded(tiny_model, encoded, DecodingOptions(beam_size=1, fallback_beam_size=1), rescorer=greedy)
-    assert greedy.seen == []
 
 
 def test_train_word_lm_writes_an_lm_and_reports_held_out_perplexity(tmp_path, capsys):

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=16, help="beam size of the finals, with the bundled LMs (default 16, as `speech-s2s stream`)")
     parser.add_argument("--internal-lm-weight", type=float, default=DEFAULT_INTERNAL_LM_WEIGHT,
                         help=f"the decoder's internal LM subtracted in the finals (default {DEFAULT_INTERNAL_LM_WEIGHT}, as `speech-s2s stream`)")
-    parser.add_argument("--no-word-lm", action="store_true", help="finals without the bundled word LM's re-ranking")
+    parser.add_argument("--no-word-lm", action="store_true", help="finals without the bundled word LM")
     args = parser.parse_args()
 
     import torch

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The character LM for shallow fusion, the word LM that re-ranks the n-best list, and the dev sweep
+# The character LM for shallow fusion, the word LM beam search consults at word ends, and the dev sweep
 # that chooses the character LM's weight.
 #
 #   recipes/campaign/lm.sh [--stage N] [--stop-stage N]
