@@ -69,7 +69,7 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
     p.add_argument("--beam", type=_positive, default=TRANSCRIBE_BEAM,
                    help=f"beam size of joint CTC/attention search (default {TRANSCRIBE_BEAM}); 1 = greedy: about a third of the time, more errors")
-    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
+    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.2; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
     p.add_argument("--no-lm", action="store_true", help="beam search without the character LM")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
@@ -565,7 +565,7 @@ def _add_decode(sub) -> None:
     p.add_argument("--model", required=True, help="model file (.safetensors)")
     p.add_argument("--output", required=True, help="hypothesis file to write")
     p.add_argument("--beam", type=_positive, default=1, help="beam size; 1 = greedy (default)")
-    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.3; beam search only)")
+    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.2; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
     p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
     p.add_argument("--internal-lm-weight", type=float, default=None,

@@ -56,7 +56,7 @@ def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_no
     monkeypatch.setattr(Recognizer, "__init__", spy)
     assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
     decoding, lm = made[-1]
-    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight) == (DEFAULT_BEAM, 0.3, DEFAULT_LM_WEIGHT)
+    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight) == (DEFAULT_BEAM, 0.2, DEFAULT_LM_WEIGHT)
     assert word_lm_weight(lm) == DEFAULT_WORD_LM_WEIGHT
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-word-lm"]) == 0
     assert isinstance(made[-1][1], CharLM)

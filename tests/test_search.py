@@ -130,8 +130,9 @@ def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segme
     from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT
 
     model, lm = load_model(BUNDLED_MODEL), load_lm(BUNDLED_LM)
-    # a 1.5 s pause: with the ninth session's model CTC weights 0.1 and 0.2 loop here, 0.3 reads both
-    # sentences (through 0.7 s all three do)
+    # a 1.5 s pause: with the ninth session's model CTC weights 0.1 and 0.2 looped here, 0.3 read both
+    # sentences (through 0.7 s all three did); the seventeenth session's model reads both at 0.2, the
+    # default since the nineteenth session
     feats, lengths = _sample_twice(model, 1.5)
     text = decode(model, feats, lengths, DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT), lm)[0].text
     assert _reads_both_sentences(text), text
