@@ -64,15 +64,14 @@ class WordFusion:
         self._space = vocabulary.tokens.index(" ")
         self._letters = [token if i > EOS_ID and i != self._space else "" for i, token in enumerate(vocabulary.tokens)]
         self._vocabulary_size = len(vocabulary)
-        self._bos, self._eos = word_lm.words.index(BOS), word_lm.words.index(EOS)
+        self._bos, self._eos = word_lm.word_id(BOS), word_lm.word_id(EOS)
         self._cache: dict[tuple[tuple[int, int], int], float] = {}  # beams share most histories and words
 
     def _word_log_prob(self, history: tuple[int, int], word: int) -> float:
         key = (history, word)
         value = self._cache.get(key)
         if value is None:
-            context = self.word_lm.config.order - 1
-            value = self._cache[key] = self.word_lm.log_prob(history[2 - context:] if context else (), word)
+            value = self._cache[key] = self.word_lm.log_prob(history, word)
         return value
 
     def initial_state(self, batch_size: int) -> _State:

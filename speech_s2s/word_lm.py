@@ -73,9 +73,10 @@ class WordNgramLM:
     def tables(self) -> dict[str, np.ndarray]:
         return dict(self._tables)
 
-    def log_prob(self, history: tuple[int, ...], word: int) -> float:
-        """log P(word | the words before it), ids; the history at most order - 1 words long."""
-        return _log_prob(self._tables, history, word)
+    def log_prob(self, history: Sequence[int], word: int) -> float:
+        """log P(word | the words before it), ids; only the last order - 1 of `history` count."""
+        context = self.config.order - 1
+        return _log_prob(self._tables, tuple(history[len(history) - context:]) if context else (), word)
 
     def word_id(self, word: str) -> int:
         """The id of a (lower-case) word; 0, <unk>, for a word the LM never saw."""
@@ -90,7 +91,7 @@ class WordNgramLM:
         history = [self._index[BOS]] * context
         total = 0.0
         for word in self.ids(text) + [self._index[EOS]]:
-            total += self.log_prob(tuple(history[len(history) - context:]) if context else (), word)
+            total += self.log_prob(history, word)
             history.append(word)
         return total
 
