@@ -42,11 +42,11 @@ _API = {
     "Segment": ("speech_s2s.transcribe", "Segment"),
     "FileTranscript": ("speech_s2s.transcribe", "FileTranscript"),
     "FailedFile": ("speech_s2s.transcribe", "FailedFile"),
-    "Word": ("speech_s2s.alignment", "Word"),
-    "DecodingOptions": ("speech_s2s.search", "DecodingOptions"),
-    "SegmenterConfig": ("speech_s2s.vad", "SegmenterConfig"),
+    "Word": ("speech_s2s.decoding.alignment", "Word"),
+    "DecodingOptions": ("speech_s2s.decoding.search", "DecodingOptions"),
+    "SegmenterConfig": ("speech_s2s.frontend.vad", "SegmenterConfig"),
     "inputs": ("speech_s2s.inputs", "inputs"),
-    "AudioError": ("speech_s2s.audio", "AudioError"),
+    "AudioError": ("speech_s2s.frontend.audio", "AudioError"),
 }
 __all__ = sorted(_API)
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from speech_s2s.audio import STDIN
+from speech_s2s.frontend.audio import STDIN
 
 # What a folder is searched for: the formats soundfile and ffmpeg read.
 AUDIO_EXTENSIONS = frozenset(

@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from speech_s2s.audio import SAMPLE_RATE, StreamResampler, stream_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, StreamResampler, stream_audio
 
 BLOCK_SECONDS = 0.05  # 50 ms blocks: small next to the 300-500 ms between partial results
 QUEUE_SECONDS = 10.0  # microphone audio held while the recogniser is busy; older audio is dropped beyond this

@@ -33,15 +33,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from speech_s2s.audio import SAMPLE_RATE
-from speech_s2s.encoder import ChunkConfig
-from speech_s2s.features import StreamingLogMel
-from speech_s2s.level import gain_into_range, into_range
-from speech_s2s.model import Seq2Seq
-from speech_s2s.search import decode_encoded, with_overrides
+from speech_s2s.frontend.audio import SAMPLE_RATE
+from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.frontend.features import StreamingLogMel
+from speech_s2s.frontend.level import gain_into_range, into_range
+from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.decoding.search import decode_encoded, with_overrides
 from speech_s2s.text import BLANK_ID
 from speech_s2s.transcribe import Recognizer, Segment as TextSegment
-from speech_s2s.vad import WINDOW, WINDOW_SECONDS, Segment, Segmenter, SpeechDetector
+from speech_s2s.frontend.vad import WINDOW, WINDOW_SECONDS, Segment, Segmenter, SpeechDetector
 
 
 MODES = ("agreement", "chunked")
@@ -140,7 +140,7 @@ class ChunkedCTC:
         model.encoder.check_chunk(chunk)
         self.model, self.chunk = model, chunk
         self.features = StreamingLogMel(model.logmel)
-        # The input level's correction (speech_s2s.level) needs the whole utterance, which a chunk
+        # The input level's correction (speech_s2s.frontend.level) needs the whole utterance, which a chunk
         # does not wait for: it uses the last finished utterance's, as a live microphone's level
         # changes little from one to the next. 1.0 until one has finished.
         self.gain = 1.0

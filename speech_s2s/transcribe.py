@@ -19,16 +19,16 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from speech_s2s.alignment import Word, word_times
-from speech_s2s.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
-from speech_s2s.encoder import EncoderOutput
+from speech_s2s.decoding.alignment import Word, word_times
+from speech_s2s.frontend.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
+from speech_s2s.model.encoder import EncoderOutput
 from speech_s2s.inputs import InputFile
-from speech_s2s.level import LevelConfig, decoding_level, into_range
-from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, decode_encoded
+from speech_s2s.frontend.level import LevelConfig, decoding_level, into_range
+from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.decoding.search import DecodingOptions, LanguageModel, decode_encoded
 from speech_s2s.text import Vocabulary
-from speech_s2s.vad import Segment as AudioSegment
-from speech_s2s.vad import Segmenter, SegmenterConfig, SpeechDetector
+from speech_s2s.frontend.vad import Segment as AudioSegment
+from speech_s2s.frontend.vad import Segmenter, SegmenterConfig, SpeechDetector
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class TranscribeOptions:
     batch_size: int = 8  # segments decoded together
     read_ahead: int = 4  # batches of segments gathered (and sorted by length) before decoding
     word_timestamps: bool = True
-    keep_level: bool = False  # decode at the recorded level; by default each segment's goes into the model's training range (speech_s2s.level)
+    keep_level: bool = False  # decode at the recorded level; by default each segment's goes into the model's training range (speech_s2s.frontend.level)
 
 
 @dataclass(frozen=True)
@@ -270,8 +270,8 @@ def with_word_lm(word_lm_file: str | Path | None, vocabulary: Vocabulary, decodi
     Raises WordLMError."""
     if word_lm_file is None:
         return lm, decoding
-    from speech_s2s.word_fusion import WordFusionWeights, fuse_word_lm
-    from speech_s2s.word_lm import load_word_lm
+    from speech_s2s.decoding.word_fusion import WordFusionWeights, fuse_word_lm
+    from speech_s2s.decoding.word_lm import load_word_lm
 
     weights = WordFusionWeights(DEFAULT_WORD_LM_WEIGHT if word_lm_weight is None else word_lm_weight, DEFAULT_CHAR_LM_SHARE)
     return fuse_word_lm(load_word_lm(word_lm_file), vocabulary, decoding, lm, weights)
@@ -287,9 +287,9 @@ def load_recognizer(
     character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it, and a
     word LM at word ends (word_fusion.py). `lm`, `word_lm`: an LM file; True (default) = the bundled
     one with the bundled model and none with any other (its vocabulary may differ); None or False =
-    none. `beam_size` 1 is greedy search, which uses no LM. Raises CheckpointError / LMError /
+    none. `beam_size` 1 is greedy search, which uses no LM. Raises ModelFileError / LMError /
     WordLMError naming the file."""
-    from speech_s2s.model import load_model
+    from speech_s2s.model.files import load_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -297,7 +297,7 @@ def load_recognizer(
     language_model = None
     lm_file = language_model_file(model, beam_size, lm)
     if lm_file:
-        from speech_s2s.lm import load_lm
+        from speech_s2s.decoding.char_lm import load_lm
 
         language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
     decoding = DecodingOptions(beam_size=beam_size, **fusion_weights(language_model is not None, lm_weight, internal_lm_weight))

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from speech_s2s.attention import AttentionConfig
-from speech_s2s.decoder import DecoderConfig
-from speech_s2s.encoder import EncoderConfig
-from speech_s2s.model import ModelConfig
+from speech_s2s.model.attention import AttentionConfig
+from speech_s2s.model.decoder import DecoderConfig
+from speech_s2s.model.encoder import EncoderConfig
+from speech_s2s.model.seq2seq import ModelConfig
 
 DATA = Path(__file__).parent / "data"
 MINI_CORPUS = DATA / "mini"  # 4 espeak-ng utterances in the LibriSpeech layout
@@ -25,8 +25,9 @@ def tiny_model_with_mini_features(seed: int = 0):
     """A fresh tiny model (seeded) with the mini corpus's features and its normalisation set from them."""
     import torch
 
-    from speech_s2s.data import compute_features, feature_stats, read_librispeech
-    from speech_s2s.model import Seq2Seq
+    from speech_s2s.data.batches import compute_features, feature_stats
+    from speech_s2s.data.corpus import read_librispeech
+    from speech_s2s.model.seq2seq import Seq2Seq
 
     torch.manual_seed(seed)
     model = Seq2Seq(tiny_config())
@@ -41,7 +42,7 @@ def copied_mini_corpus(folder: Path, copies: int, longer_per_copy: float = 0.0) 
     import dataclasses
     import shutil
 
-    from speech_s2s.corpus import read_librispeech
+    from speech_s2s.data.corpus import read_librispeech
 
     utterances = []
     for copy in range(copies):

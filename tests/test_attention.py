@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from speech_s2s.attention import AttentionConfig, LocationAwareAttention
+from speech_s2s.model.attention import AttentionConfig, LocationAwareAttention
 
 
 def _textbook(attention, query, keys, memory, mask, previous_weights):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speech_s2s.audio import SAMPLE_RATE, AudioError, load_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, AudioError, load_audio
 
 
 def test_stereo_44k_becomes_16k_mono_with_the_same_tone(tmp_path):
@@ -56,7 +56,7 @@ def test_stream_resampler_matches_resampling_the_whole_signal(rate):
     import torch
     import torchaudio
 
-    from speech_s2s.audio import StreamResampler
+    from speech_s2s.frontend.audio import StreamResampler
 
     rng = np.random.default_rng(rate)
     signal = rng.normal(0, 0.3, 3 * rate + 123).astype(np.float32)
@@ -71,7 +71,7 @@ def test_stream_resampler_matches_resampling_the_whole_signal(rate):
 
 
 def test_streamed_file_equals_the_file_read_whole(tmp_path):
-    from speech_s2s.audio import stream_audio
+    from speech_s2s.frontend.audio import stream_audio
 
     path = tmp_path / "long.wav"
     soundfile.write(path, np.random.default_rng(0).normal(0, 0.1, (44100 * 5, 2)).astype(np.float32), 44100, subtype="FLOAT")
@@ -84,7 +84,7 @@ def test_formats_soundfile_cannot_read_stream_through_ffmpeg(tmp_path):
     import shutil
     import subprocess
 
-    from speech_s2s.audio import stream_audio
+    from speech_s2s.frontend.audio import stream_audio
 
     if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg not installed")
@@ -97,7 +97,7 @@ def test_formats_soundfile_cannot_read_stream_through_ffmpeg(tmp_path):
 
 
 def test_a_folder_and_an_unreadable_file_say_so(tmp_path, monkeypatch):
-    from speech_s2s import audio
+    from speech_s2s.frontend import audio
 
     with pytest.raises(AudioError, match=f"^{tmp_path}: is a folder, not an audio file$"):
         load_audio(tmp_path)
@@ -113,7 +113,7 @@ def test_a_folder_and_an_unreadable_file_say_so(tmp_path, monkeypatch):
 
 
 def test_a_flac_cut_short_is_an_audio_error_naming_the_file(tmp_path):
-    from speech_s2s.audio import stream_audio
+    from speech_s2s.frontend.audio import stream_audio
 
     whole = tmp_path / "whole.flac"
     soundfile.write(whole, np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE * 4).astype(np.float32), SAMPLE_RATE)

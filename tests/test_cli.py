@@ -9,7 +9,7 @@ import soundfile
 import torch
 
 from conftest import MINI_CORPUS
-from speech_s2s.cli import main
+from speech_s2s.cli.main import main
 from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, BUNDLED_SAMPLE, BUNDLED_WORD_LM
 
 # What the bundled model hears in the bundled sample (a held-out voice reading a held-out sentence).
@@ -38,9 +38,9 @@ def test_greedy_search_reads_the_bundled_sample_but_for_a_word(capsys):
 
 
 def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_none(monkeypatch):
-    from speech_s2s.lm import CharLM
+    from speech_s2s.decoding.char_lm import CharLM
     from speech_s2s.transcribe import DEFAULT_BEAM, DEFAULT_LM_WEIGHT, DEFAULT_WORD_LM_WEIGHT, Recognizer
-    from speech_s2s.word_fusion import WordFusion
+    from speech_s2s.decoding.word_fusion import WordFusion
 
     made = []
     original = Recognizer.__init__
@@ -78,7 +78,7 @@ def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_no
 
 def test_transcribe_and_stream_default_to_the_same_beam():
     """Both parsers state the literal (they must not import torch for --help); it must be DEFAULT_BEAM."""
-    from speech_s2s.cli import build_parser
+    from speech_s2s.cli.main import build_parser
     from speech_s2s.transcribe import DEFAULT_BEAM
 
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
@@ -87,7 +87,7 @@ def test_transcribe_and_stream_default_to_the_same_beam():
 
 def test_the_lm_weights_the_help_states_are_the_defaults():
     """The literals in --help (torch-free) must be DEFAULT_LM_WEIGHT and DEFAULT_INTERNAL_LM_WEIGHT, for transcribe and for decode --lm."""
-    from speech_s2s.cli import build_parser
+    from speech_s2s.cli.main import build_parser
     from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT
 
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
@@ -192,8 +192,8 @@ def test_train_init_starts_from_the_given_model_and_rejects_a_second_shape(tmp_p
     assert main(["train", *base, "--exp", str(second), "--init", str(first / "last.safetensors"), "--max-steps", "1", "--resume"]) == 0
     assert torch.load(second / "checkpoint.pt", weights_only=True)["state"]["step"] == 1
     # the training audio's level band: measured by the first run, kept by the fine-tune (resumed too)
-    from speech_s2s.level import measure_training_range
-    from speech_s2s.model import read_model_info
+    from speech_s2s.frontend.level import measure_training_range
+    from speech_s2s.model.files import read_model_info
 
     band = measure_training_range(sorted(MINI_CORPUS.rglob("*.flac")))
     assert band is not None and read_model_info(first / "last.safetensors").input_level_db == band
@@ -422,7 +422,7 @@ def test_prepare_can_keep_the_valid_part_of_a_corpus_being_made(tmp_path, capsys
 
 
 def test_an_lm_that_spells_with_other_tokens_is_refused(tmp_path, capsys):
-    from speech_s2s.lm import CharLM, CharLMConfig, save_lm
+    from speech_s2s.decoding.char_lm import CharLM, CharLMConfig, save_lm
     from speech_s2s.text import Vocabulary
 
     lm = tmp_path / "dash.safetensors"
@@ -444,7 +444,7 @@ def _torch_free_run(argv: list[str], cwd) -> tuple[int, str]:
     from pathlib import Path
 
     code = (
-        "import sys\nfrom speech_s2s.cli import main\n"
+        "import sys\nfrom speech_s2s.cli.main import main\n"
         "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as stop:\n    status = stop.code\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n"
     )
@@ -460,7 +460,7 @@ def _torch_free_run(argv: list[str], cwd) -> tuple[int, str]:
 
 
 def test_help_usage_errors_score_and_prepare_never_import_torch(tmp_path):
-    from speech_s2s.cli import build_parser
+    from speech_s2s.cli.main import build_parser
 
     (tmp_path / "ref.txt").write_text("u1 a b c\nu2 d e\n")
     (tmp_path / "hyp.txt").write_text("u1 a b x\nu2 d e\n")
@@ -480,10 +480,10 @@ def test_train_defaults_in_help_are_the_config_defaults():
     """train/train-lm options default to None (their config classes import torch); the help states the real default."""
     import re
 
-    from speech_s2s.cli import build_parser
-    from speech_s2s.features import SpecAugmentConfig
-    from speech_s2s.lm import CharLMConfig, CharLMTrainConfig
-    from speech_s2s.training import TrainConfig
+    from speech_s2s.cli.main import build_parser
+    from speech_s2s.frontend.features import SpecAugmentConfig
+    from speech_s2s.decoding.char_lm import CharLMConfig, CharLMTrainConfig
+    from speech_s2s.training.loop import TrainConfig
 
     fields = {
         "train": {"epochs": (TrainConfig, "epochs"), "max_frames": (TrainConfig, "max_frames"), "lr": (TrainConfig, "learning_rate"),
@@ -544,7 +544,7 @@ def test_decoding_defaults_to_one_thread_and_training_to_the_usable_cpus(monkeyp
 
     import torch
 
-    from speech_s2s.cli import MAX_DEFAULT_THREADS, apply_threads
+    from speech_s2s.cli.options import MAX_DEFAULT_THREADS, apply_threads
 
     before = torch.get_num_threads()
     try:

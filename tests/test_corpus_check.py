@@ -3,8 +3,8 @@
 import shutil
 
 from conftest import MINI_CORPUS
-from speech_s2s.corpus import MISSING_AUDIO, TRUNCATED_AUDIO, UNTRANSCRIBED_AUDIO
-from speech_s2s.corpus_check import decode_to_end, verify_split
+from speech_s2s.data.corpus import MISSING_AUDIO, TRUNCATED_AUDIO, UNTRANSCRIBED_AUDIO
+from speech_s2s.data.corpus_check import decode_to_end, verify_split
 
 
 def test_damaged_split_reports_each_problem_by_kind_and_name_and_keeps_the_valid_utterances(tmp_path):

@@ -10,11 +10,12 @@ from pathlib import Path
 import torch
 
 from conftest import copied_mini_corpus, tiny_config
-from speech_s2s.cli import main
-from speech_s2s.corpus import write_manifest
-from speech_s2s.corpus_decode import is_complete, partial_path, run_signature, signature_path
-from speech_s2s.model import Seq2Seq, save_model
-from speech_s2s.search import DecodingOptions
+from speech_s2s.cli.main import main
+from speech_s2s.data.corpus import write_manifest
+from speech_s2s.evaluation.corpus_decode import is_complete, partial_path, run_signature, signature_path
+from speech_s2s.model.files import save_model
+from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.decoding.search import DecodingOptions
 
 REPOSITORY = Path(__file__).parent.parent
 
@@ -67,8 +68,8 @@ def test_decoding_killed_midway_resumes_and_ends_with_the_unbroken_output(tmp_pa
 def test_a_finished_decoding_counts_only_for_the_model_and_options_that_made_it(tmp_path):
     model, utterances = _setup(tmp_path, copies=1)
     greedy, beam = DecodingOptions(), DecodingOptions(beam_size=2)
-    from speech_s2s.corpus_decode import decode_utterances
-    from speech_s2s.model import load_model
+    from speech_s2s.evaluation.corpus_decode import decode_utterances
+    from speech_s2s.model.files import load_model
 
     output = tmp_path / "hyp.txt"
     decode_utterances(load_model(model), utterances, output, greedy, run_signature(model, greedy, None))

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from speech_s2s.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
+from speech_s2s.decoding.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
 from speech_s2s.text import BLANK_ID, EOS_ID
 
 T, V = 5, 4  # frames, vocabulary (blank, eos, two letters)

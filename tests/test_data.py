@@ -3,7 +3,8 @@ import shutil
 import pytest
 
 from conftest import MINI_CORPUS
-from speech_s2s.data import CorpusError, make_batches, read_librispeech, read_manifest, write_manifest
+from speech_s2s.data.batches import make_batches
+from speech_s2s.data.corpus import CorpusError, read_librispeech, read_manifest, write_manifest
 
 
 def test_reads_librispeech_layout(mini_corpus):
@@ -73,7 +74,8 @@ def test_batches_respect_frame_budget_cover_everything_and_are_deterministic():
 
 
 def test_dev_subset_hears_every_speaker_and_is_the_same_every_time():
-    from speech_s2s.data import Utterance, speaker_balanced_subset
+    from speech_s2s.data.batches import speaker_balanced_subset
+    from speech_s2s.data.corpus import Utterance
 
     # 40 speakers in id order, 30 utterances each: a prefix of 200 would hear 7 of them.
     utterances = [Utterance(f"{s:04d}-1-{i:04d}", "", "", 1.0, f"{s:04d}") for s in range(40) for i in range(30)]

@@ -9,8 +9,8 @@ import torch
 
 from conftest import tiny_model_with_mini_features
 from distributed_fit import CONFIG, training_set
-from speech_s2s.sampler import BucketingSampler
-from speech_s2s.training import CHECKPOINT, TrainConfig, fit
+from speech_s2s.data.sampler import BucketingSampler
+from speech_s2s.training.loop import CHECKPOINT, TrainConfig, fit
 
 WORKER = Path(__file__).parent / "distributed_fit.py"
 

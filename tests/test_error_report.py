@@ -1,5 +1,5 @@
-from speech_s2s.error_report import AlignedWord, align_words, errs_text, recogs_text
-from speech_s2s.scoring import score
+from speech_s2s.evaluation.error_report import AlignedWord, align_words, errs_text, recogs_text
+from speech_s2s.evaluation.scoring import score
 
 
 def test_alignment_marks_substitutions_deletions_and_insertions_in_place():

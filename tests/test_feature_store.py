@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from conftest import copied_mini_corpus
-from speech_s2s.corpus import Utterance, write_manifest
-from speech_s2s.data import compute_features, feature_stats
-from speech_s2s.feature_store import SHARD, FrameMoments, extract_features
-from speech_s2s.features import FeatureConfig, LogMel
+from speech_s2s.data.corpus import Utterance, write_manifest
+from speech_s2s.data.batches import compute_features, feature_stats
+from speech_s2s.data.feature_store import SHARD, extract_features
+from speech_s2s.frontend.features import FeatureConfig, LogMel
 from speech_s2s.text import Vocabulary
 
 REPOSITORY = Path(__file__).parent.parent
@@ -58,17 +58,6 @@ def test_shards_hold_the_in_memory_features_and_are_reused_until_audio_or_settin
     fewer_bins = dataclasses.replace(FeatureConfig(), n_mels=40)
     assert extract_features(utterances, fewer_bins, store).computed_shards == 3
     assert extract_features(utterances, fewer_bins, store).features[0].shape[1] == 40
-
-
-def test_a_cache_from_before_shards_is_still_read_when_it_holds_the_same_utterances(tmp_path, caplog):
-    utterances = _corpus(tmp_path, copies=1)
-    legacy = [torch.full((5, 80), float(i), dtype=torch.float16) for i in range(len(utterances))]
-    torch.save({"ids": [u.id for u in utterances], "features": legacy}, tmp_path / "feats-train0.pt")
-    reused = compute_features(utterances, LogMel(), Vocabulary(), tmp_path / "feats-train0")
-    assert all(torch.equal(a, b) for a, b in zip(reused.features, legacy)) and "cached by utterance id only" in caplog.text
-    other = compute_features(utterances[:3], LogMel(), Vocabulary(), tmp_path / "feats-train0")  # different ids: computed, in shards
-    assert other.features[0].shape[0] > 5 and (tmp_path / "feats-train0" / SHARD.format(0)).is_file()
-    assert FrameMoments.of(other.features).frames == other.moments.frames
 
 
 def test_feature_extraction_killed_midway_keeps_its_finished_shards_and_ends_as_an_unbroken_run(tmp_path):

@@ -2,7 +2,7 @@ import librosa
 import numpy as np
 import torch
 
-from speech_s2s.features import FeatureConfig, LogMel, SpecAugmentConfig, spec_augment
+from speech_s2s.frontend.features import FeatureConfig, LogMel, SpecAugmentConfig, spec_augment
 
 
 def test_mel_power_matches_librosa():
@@ -44,7 +44,7 @@ def test_spec_augment_masks_inside_lengths_and_is_seeded():
 
 
 def test_streaming_features_equal_offline_features_whatever_the_blocks():
-    from speech_s2s.features import StreamingLogMel
+    from speech_s2s.frontend.features import StreamingLogMel
 
     logmel = LogMel()
     streaming = StreamingLogMel(logmel)

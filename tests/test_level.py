@@ -7,8 +7,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from speech_s2s.audio import SAMPLE_RATE, load_audio
-from speech_s2s.level import LevelConfig, active_level_db, gain_into_range, into_range, level_config, measure_training_range, training_range
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
+from speech_s2s.frontend.level import LevelConfig, active_level_db, gain_into_range, into_range, level_config, measure_training_range, training_range
 from speech_s2s.streaming import StreamingRecognizer, StreamOptions
 from speech_s2s.transcribe import BUNDLED_SAMPLE, Recognizer, load_recognizer
 
@@ -108,7 +108,7 @@ def test_live_chunked_partials_take_the_level_of_the_last_finished_utterance(rec
 def test_the_cli_reads_a_quiet_recording_and_keep_level_decodes_it_as_recorded(tmp_path, capsys):
     import soundfile
 
-    from speech_s2s.cli import main
+    from speech_s2s.cli.main import main
 
     # 16-bit, as a quiet microphone records it: 30 dB below the sample's own level
     soundfile.write(tmp_path / "quiet.wav", SPEECH * 10 ** (-30 / 20), SAMPLE_RATE, subtype="PCM_16")
@@ -148,8 +148,8 @@ def test_decoding_scales_speech_into_the_range_the_model_file_states(tmp_path, c
     import soundfile
     import torch
 
-    from speech_s2s.cli import main
-    from speech_s2s.model import load_model, save_model
+    from speech_s2s.cli.main import main
+    from speech_s2s.model.files import load_model, save_model
     from speech_s2s.transcribe import BUNDLED_MODEL
 
     assert Recognizer(load_model(BUNDLED_MODEL)).level == LevelConfig()  # a file that states none: the bundled band

@@ -7,8 +7,8 @@ from safetensors import safe_open
 
 import math
 
-from speech_s2s.cli import main
-from speech_s2s.lm import (CharLM, CharLMConfig, CharLMTrainConfig, LMError, bits_per_character, check_vocabulary, load_lm, save_lm,
+from speech_s2s.cli.main import main
+from speech_s2s.decoding.char_lm import (CharLM, CharLMConfig, CharLMTrainConfig, LMError, bits_per_character, check_vocabulary, load_lm, save_lm,
                            split_held_out, train_char_lm)
 from speech_s2s.text import Vocabulary
 
@@ -111,7 +111,8 @@ def test_lm_file_with_missing_or_broken_config_is_one_line_error(tmp_path, metad
 
 def test_recognition_model_or_missing_file_is_not_taken_for_an_lm(tmp_path):
     from conftest import tiny_config
-    from speech_s2s.model import Seq2Seq, save_model
+    from speech_s2s.model.files import save_model
+    from speech_s2s.model.seq2seq import Seq2Seq
 
     save_model(Seq2Seq(tiny_config()), tmp_path / "model.safetensors")
     with pytest.raises(LMError, match=f"{tmp_path / 'model.safetensors'}: a speech_s2s recognition model, not a language model"):
@@ -169,7 +170,7 @@ class _Clock:
 
 
 def test_a_stopped_lm_training_resumes_exactly(tmp_path, monkeypatch):
-    import speech_s2s.lm as lm
+    import speech_s2s.decoding.char_lm as lm
 
     config = CharLMConfig(embedding_size=8, hidden_size=16, num_layers=2, dropout=0.2)  # dropout: the torch random state matters too
     train = CharLMTrainConfig(steps=30, batch_size=2, learning_rate=1e-2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from speech_s2s.data import read_librispeech
+from speech_s2s.data.corpus import read_librispeech
 
 TOOL = Path(__file__).parent.parent / "tools" / "make_tts_corpus.py"
 needs_espeak = pytest.mark.skipif(

@@ -4,8 +4,9 @@ import torch
 import pytest
 
 from conftest import tiny_config
-from speech_s2s.model import CheckpointError, Seq2Seq, average_info, average_models, format_model_info, load_model, read_model_info, save_model
-from speech_s2s.search import DecodingOptions, decode
+from speech_s2s.model.files import ModelFileError, average_info, average_models, format_model_info, load_model, read_model_info, save_model
+from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.decoding.search import DecodingOptions, decode
 
 
 def _batch(lengths, seed=0):
@@ -49,7 +50,7 @@ def test_checkpoint_round_trip_keeps_config_weights_and_outputs(tmp_path):
 def test_pickle_checkpoint_from_elsewhere_is_refused_without_unpickling(tmp_path):
     path = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(CheckpointError, match="not a safetensors model file"):
+    with pytest.raises(ModelFileError, match="not a safetensors model file"):
         load_model(path)
 
 
@@ -58,7 +59,7 @@ def test_safetensors_file_without_our_config_is_refused(tmp_path):
 
     path = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    with pytest.raises(CheckpointError, match="not a speech_s2s model"):
+    with pytest.raises(ModelFileError, match="not a speech_s2s model"):
         load_model(path)
 
 
@@ -83,7 +84,7 @@ def test_feature_constants_come_from_the_config_not_the_file(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from speech_s2s.features import LogMel
+    from speech_s2s.frontend.features import LogMel
 
     torch.manual_seed(0)
     path = tmp_path / "half.safetensors"
@@ -119,7 +120,7 @@ def test_average_of_snapshots_is_their_elementwise_mean_and_refuses_another_shap
     assert not torch.equal(snapshots[0][weight], snapshots[1][weight])  # three different models, not one
     other = tmp_path / "other.safetensors"
     save_model(Seq2Seq(tiny_config(ctc_weight=0.5)), other)
-    with pytest.raises(CheckpointError, match=f"{other}: config differs"):
+    with pytest.raises(ModelFileError, match=f"{other}: config differs"):
         average_models([paths[0], other])
 
 
@@ -137,9 +138,9 @@ def test_weighted_average_interpolates_between_two_models_and_refuses_bad_weight
     only_tuned = average_models(paths, [0.0, 1.0]).state_dict()
     assert all(torch.equal(only_tuned[name], tuned[name]) for name in tuned)
     assert average_info(paths, [1.0, 3.0])["average_weights"] == [1.0, 3.0]
-    with pytest.raises(CheckpointError, match="1 weights for 2 model files"):
+    with pytest.raises(ModelFileError, match="1 weights for 2 model files"):
         average_models(paths, [1.0])
-    with pytest.raises(CheckpointError, match="each must be >= 0"):
+    with pytest.raises(ModelFileError, match="each must be >= 0"):
         average_models(paths, [-1.0, 2.0])
 
 
@@ -172,10 +173,10 @@ def _config_dict(path):
 
 
 def _one_line_error(path, match):
-    with pytest.raises(CheckpointError, match=match) as caught:
+    with pytest.raises(ModelFileError, match=match) as caught:
         load_model(path)
     assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
-    with pytest.raises(CheckpointError, match=match):
+    with pytest.raises(ModelFileError, match=match):
         read_model_info(path)
 
 
@@ -281,7 +282,7 @@ def test_the_input_level_range_travels_in_the_file_through_export_and_average(tm
     other = tmp_path / "other.safetensors"
     model.input_level_db = (-40.0, -30.0)
     save_model(model, other)
-    with pytest.raises(CheckpointError, match=rf"{other}: its input level range \(-40.0, -30.0\) differs from \(-27.0, -15.0\)"):
+    with pytest.raises(ModelFileError, match=rf"{other}: its input level range \(-40.0, -30.0\) differs from \(-27.0, -15.0\)"):
         average_models([stated, other])
 
 

@@ -1,10 +1,10 @@
-"""Tests for speech_s2s.normalize."""
+"""Tests for speech_s2s.data.normalize."""
 
 import re
 
 import pytest
 
-from speech_s2s.normalize import (
+from speech_s2s.data.normalize import (
     normalize_text,
     number_to_words,
     ordinal_to_words,

@@ -2,12 +2,12 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from speech_s2s.model import Seq2Seq
+from speech_s2s.model.seq2seq import Seq2Seq
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from speech_s2s.onnx_encoder import OnnxEncoder, export_onnx_encoder  # noqa: E402
+from speech_s2s.model.onnx_encoder import OnnxEncoder, export_onnx_encoder  # noqa: E402
 
 
 def _model(seed):
@@ -41,7 +41,7 @@ def test_onnx_encoder_refuses_another_models_export(tmp_path):
 
 
 def test_transcribe_with_the_exported_encoder_writes_what_torch_writes(tmp_path, capsys):
-    from speech_s2s.cli import main
+    from speech_s2s.cli.main import main
     from speech_s2s.transcribe import BUNDLED_SAMPLE
 
     assert main(["export-onnx", str(tmp_path / "encoder.onnx")]) == 0

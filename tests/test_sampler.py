@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from speech_s2s.data import make_batches
-from speech_s2s.sampler import BucketingSampler
+from speech_s2s.data.batches import make_batches
+from speech_s2s.data.sampler import BucketingSampler
 
 FRAMES = tuple(random.Random(7).randint(50, 1500) for _ in range(300))
 

@@ -4,9 +4,9 @@ from dataclasses import replace
 import torch
 
 from conftest import tiny_config
-from speech_s2s.encoder import ChunkConfig
-from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, beam_search_batch, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
+from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.decoding.search import DecodingOptions, beam_search_batch, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
 from speech_s2s.text import BLANK_ID
 
 
@@ -62,7 +62,7 @@ def _sample_twice(model, pause_seconds: float):
     """The bundled sample, a pause, and the sample again: one segment holding two sentences."""
     import numpy as np
 
-    from speech_s2s.audio import SAMPLE_RATE, load_audio
+    from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
     from speech_s2s.transcribe import BUNDLED_SAMPLE
 
     sentence = load_audio(BUNDLED_SAMPLE)
@@ -81,7 +81,7 @@ def _reads_both_sentences(text: str) -> bool:
 def _greedy_says(monkeypatch, tokens: list[int]) -> None:
     """Make greedy search's attention output `tokens` for every utterance, its CTC lengths and caps
     as they are: the failures the guards exist for, whether or not the bundled model makes them."""
-    import speech_s2s.search as search
+    import speech_s2s.decoding.search as search
 
     real = search._greedy
     monkeypatch.setattr(search, "_greedy", lambda *args, **kwargs: ([list(tokens)], *real(*args, **kwargs)[1:]))
@@ -93,7 +93,7 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(mon
     beam search, which follows the audio. The models of the twelfth to fourteenth sessions looped by
     themselves ("... very kind and kind and kind", the fourteenth's over a 5 s pause); the fifteenth's
     reads on through 8 s and stops after the first sentence at 12 s, so the loop is imitated here."""
-    from speech_s2s.model import load_model
+    from speech_s2s.model.files import load_model
     from speech_s2s.transcribe import BUNDLED_MODEL
 
     model = load_model(BUNDLED_MODEL)
@@ -111,7 +111,7 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(mon
 def test_greedy_that_stops_at_the_first_sentence_is_decoded_again_by_beam_search(monkeypatch):
     """The models of the ninth to eleventh sessions stopped after the first sentence over a 1.5 s
     pause: <eos> where CTC hears as much again. Greedy output that short goes to beam search too."""
-    from speech_s2s.model import load_model
+    from speech_s2s.model.files import load_model
     from speech_s2s.transcribe import BUNDLED_MODEL
 
     model = load_model(BUNDLED_MODEL)
@@ -125,8 +125,8 @@ def test_greedy_that_stops_at_the_first_sentence_is_decoded_again_by_beam_search
 def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segment():
     """A CTC weight tuned on single sentences (0.1) let attention loop on the second sentence of a
     segment ("... kind and thine kind and thine kind"); the default must follow the audio."""
-    from speech_s2s.lm import load_lm
-    from speech_s2s.model import load_model
+    from speech_s2s.decoding.char_lm import load_lm
+    from speech_s2s.model.files import load_model
     from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT
 
     model, lm = load_model(BUNDLED_MODEL), load_lm(BUNDLED_LM)
@@ -191,7 +191,7 @@ def test_batched_beam_search_equals_the_per_utterance_search_when_every_token_is
 
 
 def test_batched_beam_search_with_a_language_model_equals_the_per_utterance_search():
-    from speech_s2s.lm import CharLM, CharLMConfig
+    from speech_s2s.decoding.char_lm import CharLM, CharLMConfig
 
     torch.manual_seed(4)
     model = Seq2Seq(tiny_config()).eval()
@@ -230,8 +230,8 @@ def test_the_internal_lm_is_subtracted_only_beside_an_external_lm():
 def test_batched_beam_search_equals_the_per_utterance_search_on_the_bundled_sample():
     """The bundled model on its sample, once alone and once beside a shorter cut of it: the batched search
     finds what the per-utterance search finds, with every token CTC-scored and with the default candidates."""
-    from speech_s2s.audio import load_audio
-    from speech_s2s.model import load_model
+    from speech_s2s.frontend.audio import load_audio
+    from speech_s2s.model.files import load_model
     from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
 
     model = load_model(BUNDLED_MODEL)

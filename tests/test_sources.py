@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.sources import FileSource, InputDevice, SourceError, StdinSource, find_device
 from speech_s2s.transcribe import BUNDLED_SAMPLE
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.transcribe import BUNDLED_SAMPLE
 
 ROOT = Path(__file__).parent.parent
@@ -24,7 +24,7 @@ def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
 
 
 def test_building_the_parser_imports_no_torch():
-    code = "import sys; from speech_s2s.stream_cli import add_stream; import argparse; " \
+    code = "import sys; from speech_s2s.cli.stream import add_stream; import argparse; " \
            "add_stream(argparse.ArgumentParser().add_subparsers()); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False", out.stderr
@@ -70,7 +70,7 @@ def test_a_missing_file_is_one_line_naming_it():
 def test_on_a_terminal_the_partial_line_is_rewritten_in_place():
     import io
 
-    from speech_s2s.stream_cli import _Display
+    from speech_s2s.cli.stream import _Display
     from speech_s2s.streaming import Event
 
     class Terminal(io.StringIO):

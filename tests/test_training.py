@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from conftest import tiny_model_with_mini_features
-from speech_s2s.model import load_model
-from speech_s2s.search import DecodingOptions, decode
-from speech_s2s.encoder import ChunkConfig
-from speech_s2s.training import BEST_MODEL, CHECKPOINT, LAST_MODEL, TrainConfig, chunk_for_step, fit
-from speech_s2s.data import collate
+from speech_s2s.model.files import load_model
+from speech_s2s.decoding.search import DecodingOptions, decode
+from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.training.loop import BEST_MODEL, CHECKPOINT, LAST_MODEL, TrainConfig, chunk_for_step, fit
+from speech_s2s.data.batches import collate
 
 
 _setup = tiny_model_with_mini_features

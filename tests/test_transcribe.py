@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.inputs import InputFile
-from speech_s2s.model import load_model
-from speech_s2s.search import DecodingOptions
+from speech_s2s.model.files import load_model
+from speech_s2s.decoding.search import DecodingOptions
 from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE, FailedFile, FileTranscript, Recognizer, TranscribeOptions
 
 SENTENCE = "and your brother and sister were not very kind"

@@ -239,7 +239,7 @@ def test_modern_text_is_wordnets_examples_split_into_dev_and_train_without_the_b
 
 
 def _number_words() -> set[str]:
-    from speech_s2s.normalize import number_to_words, ordinal_to_words
+    from speech_s2s.data.normalize import number_to_words, ordinal_to_words
 
     spoken = [number_to_words(n) for n in range(10000)] + [ordinal_to_words(n) for n in range(1, 101)]
     return {word for text in spoken for word in text.split()} | {"OH"}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from speech_s2s.cli import main
-from speech_s2s.word_lm import BOS, WordLMConfig, WordLMError, estimate_word_lm, load_word_lm, perplexity, save_word_lm
+from speech_s2s.cli.main import main
+from speech_s2s.decoding.word_lm import BOS, WordLMConfig, WordLMError, estimate_word_lm, load_word_lm, perplexity, save_word_lm
 
 TEXT = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ran", "on the mat the cat sat",
         "the the cat", "the cat sat", "the cat sat", "a dog ran on the log"]
@@ -88,7 +88,7 @@ def test_train_word_lm_writes_an_lm_and_reports_held_out_perplexity(tmp_path, ca
 
 
 def test_keys_pack_each_word_id_apart():
-    from speech_s2s.word_lm import _ID_BITS, _key
+    from speech_s2s.decoding.word_lm import _ID_BITS, _key
 
     biggest = 2 ** _ID_BITS - 1
     keys = {_key(ids) for ids in [(1, 2), (2, 1), (biggest, 0), (0, biggest), (biggest, biggest, biggest)]}

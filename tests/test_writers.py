@@ -2,7 +2,7 @@
 
 import json
 
-from speech_s2s.alignment import Word
+from speech_s2s.decoding.alignment import Word
 from speech_s2s.transcribe import FileTranscript, Segment
 from speech_s2s.writers import captions, document, ids_in_output, lines
 
@@ -56,6 +56,7 @@ def test_silence_still_leaves_a_row_and_resume_reads_ids_back():
 
 
 def test_the_command_line_offers_exactly_the_writers_formats():
-    from speech_s2s import cli, writers
+    from speech_s2s import writers
+    from speech_s2s.cli import transcribe as cli
 
     assert cli.FORMATS == writers.FORMATS  # named twice so that --help needs no torch

@@ -169,7 +169,7 @@ def cases(folder: Path) -> list[tuple[str, list[str]]]:
 
 
 def run(arguments: list[str], folder: Path) -> tuple[int, str, str]:
-    command = [sys.executable, "-c", "import sys; from speech_s2s.cli import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())", *arguments]
+    command = [sys.executable, "-c", "import sys; from speech_s2s.cli.main import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())", *arguments]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, timeout=300)
     clean = lambda text: text.replace(str(folder) + "/", "").replace(str(folder), ".").replace(str(REPO) + "/", "").strip()  # noqa: E731
     return done.returncode, clean(done.stdout), clean(done.stderr)

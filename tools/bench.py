@@ -43,7 +43,7 @@ def run_system(name: str, paths: list[str]) -> dict:
 
         torch.set_num_threads(int(threads[:-1]))
         from speech_s2s.inputs import expand_inputs
-        from speech_s2s.model import quantize_int8
+        from speech_s2s.model.files import quantize_int8
         from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, FileTranscript, Recognizer, load_recognizer
 
         recognizer = load_recognizer(beam_size=1) if search == "greedy" else load_recognizer()  # what transcribe does by default
@@ -55,8 +55,8 @@ def run_system(name: str, paths: list[str]) -> dict:
         texts = {r.id: r.text for r in recognizer.transcribe_files(files) if isinstance(r, FileTranscript)}
     else:
         from bench_peers import pocketsphinx_recogniser, whisper_recogniser
-        from speech_s2s.audio import load_audio
-        from speech_s2s.normalize import normalize_text
+        from speech_s2s.frontend.audio import load_audio
+        from speech_s2s.data.normalize import normalize_text
 
         if name == "pocketsphinx":
             recognise = pocketsphinx_recogniser()
@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table here (markdown)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from speech_s2s.corpus import read_librispeech
-    from speech_s2s.scoring import score
+    from speech_s2s.data.corpus import read_librispeech
+    from speech_s2s.evaluation.scoring import score
 
     utterances = read_librispeech(args.corpus)[: args.files]
     paths = [u.audio for u in utterances]

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch loads)
 import torch  # noqa: E402
 
-from speech_s2s.audio import load_audio  # noqa: E402
-from speech_s2s.corpus import read_librispeech  # noqa: E402
-from speech_s2s.model import load_model, quantize_int8  # noqa: E402
-from speech_s2s.scoring import score  # noqa: E402
-from speech_s2s.search import DecodingOptions, beam_search_one, decode_encoded  # noqa: E402
+from speech_s2s.frontend.audio import load_audio  # noqa: E402
+from speech_s2s.data.corpus import read_librispeech  # noqa: E402
+from speech_s2s.model.files import load_model, quantize_int8  # noqa: E402
+from speech_s2s.evaluation.scoring import score  # noqa: E402
+from speech_s2s.decoding.search import DecodingOptions, beam_search_one, decode_encoded  # noqa: E402
 from speech_s2s.transcribe import BUNDLED_MODEL  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     model = load_model(args.model).eval()
     onnx_encoder = None
     if args.onnx_encoder:  # checked against the float weights, so before quantising
-        from speech_s2s.onnx_encoder import OnnxEncoder
+        from speech_s2s.model.onnx_encoder import OnnxEncoder
 
         onnx_encoder = OnnxEncoder(args.onnx_encoder, model, threads=args.threads)
     if args.int8:

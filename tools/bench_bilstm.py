@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from speech_s2s.encoder import BiLSTM
+from speech_s2s.model.encoder import BiLSTM
 
 
 def packed_forward(lstm: torch.nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -24,12 +24,13 @@ from pathlib import Path
 import jiwer
 import torch
 
-from speech_s2s.audio import SAMPLE_RATE, load_audio
-from speech_s2s.data import Utterance, collate, compute_features, make_batches, read_librispeech
-from speech_s2s.encoder import ChunkConfig
-from speech_s2s.features import FeatureConfig
-from speech_s2s.model import load_model
-from speech_s2s.search import DecodingOptions, ctc_greedy_tokens, decode_encoded
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
+from speech_s2s.data.batches import collate, compute_features, make_batches
+from speech_s2s.data.corpus import Utterance, read_librispeech
+from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.frontend.features import FeatureConfig
+from speech_s2s.model.files import load_model
+from speech_s2s.decoding.search import DecodingOptions, ctc_greedy_tokens, decode_encoded
 from speech_s2s.transcribe import BUNDLED_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch loads)
 import torch  # noqa: E402
 
-from speech_s2s.corpus import read_librispeech  # noqa: E402
+from speech_s2s.data.corpus import read_librispeech  # noqa: E402
 from speech_s2s.inputs import expand_inputs  # noqa: E402
-from speech_s2s.model import load_model, quantize_int8  # noqa: E402
-from speech_s2s.scoring import score  # noqa: E402
+from speech_s2s.model.files import load_model, quantize_int8  # noqa: E402
+from speech_s2s.evaluation.scoring import score  # noqa: E402
 from speech_s2s.transcribe import BUNDLED_MODEL, FileTranscript, Recognizer  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     variants = {"torch float32": Recognizer(model), "torch int8 (encoder LSTMs, CTC head)": Recognizer(int8)}
     folder = tempfile.TemporaryDirectory()
     try:
-        from speech_s2s.onnx_encoder import OnnxEncoder, export_onnx_encoder
+        from speech_s2s.model.onnx_encoder import OnnxEncoder, export_onnx_encoder
 
         exported = {}
         for name, quantised in (("float32", False), ("int8", True)):

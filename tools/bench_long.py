@@ -26,11 +26,11 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speech_s2s.data import read_librispeech  # noqa: E402
-from speech_s2s.scoring import read_kaldi_text, score  # noqa: E402
+from speech_s2s.data.corpus import read_librispeech  # noqa: E402
+from speech_s2s.evaluation.scoring import read_kaldi_text, score  # noqa: E402
 
 RATE = 16000
-CLI = [sys.executable, "-c", "import sys; from speech_s2s.cli import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys; from speech_s2s.cli.main import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())"]
 
 
 def memory_mib(pid: int) -> tuple[float, float]:

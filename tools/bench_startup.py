@@ -33,7 +33,7 @@ import torch; mark("import torch")
 torch.set_num_threads(int(sys.argv[1]))
 import torchaudio; mark("import torchaudio")
 from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE, Recognizer; mark("import speech_s2s.transcribe")
-from speech_s2s.model import load_model
+from speech_s2s.model.files import load_model
 model = load_model(BUNDLED_MODEL); mark("load the model (safetensors)")
 recognizer = Recognizer(model); mark("Recognizer(model): loads Silero VAD (torch.jit)")
 from speech_s2s.inputs import expand_inputs

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speech_s2s.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from speech_s2s.data import read_librispeech  # noqa: E402
-from speech_s2s.encoder import ChunkConfig  # noqa: E402
-from speech_s2s.scoring import score  # noqa: E402
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from speech_s2s.data.corpus import read_librispeech  # noqa: E402
+from speech_s2s.model.encoder import ChunkConfig  # noqa: E402
+from speech_s2s.evaluation.scoring import score  # noqa: E402
 from speech_s2s.sources import BLOCK_SECONDS  # noqa: E402
 from speech_s2s.streaming import StreamingRecognizer, StreamOptions  # noqa: E402
 from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, load_recognizer  # noqa: E402

@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from speech_s2s.encoder import ChunkConfig
-from speech_s2s.data import collate, compute_features, feature_stats, make_batches, read_librispeech
-from speech_s2s.model import ModelConfig, Seq2Seq
+from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.data.batches import collate, compute_features, feature_stats, make_batches
+from speech_s2s.data.corpus import read_librispeech
+from speech_s2s.model.seq2seq import ModelConfig, Seq2Seq
 
 CANDIDATES = {
     "enc256-dec512": dict(encoder_hidden=256, decoder_hidden=512, attention=256),

@@ -12,7 +12,7 @@ LibriSpeech layout, as split ``dev-asterisk``::
     OUT/dev-asterisk-dropped.tsv     prompt name, why it was left out, transcript as shipped
 
 One speaker id for the voice; prompts sorted by name, ``--per-chapter`` to a chapter. Transcripts
-are normalised LibriSpeech-style with ``speech_s2s.normalize.normalize_text`` after the rules in
+are normalised LibriSpeech-style with ``speech_s2s.data.normalize.normalize_text`` after the rules in
 :func:`prompt_to_transcript`: entries that are wholly bracketed (tones, beeps, silence) are dropped,
 bracketed notes inside speech (``at [@]``, ``(note: ...)``) are removed, a few misspellings in the
 shipped file are corrected, letter-by-letter acronyms are spaced out, and an entry is dropped when
@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speech_s2s import atomic  # noqa: E402
-from speech_s2s.normalize import normalize_text  # noqa: E402
+from speech_s2s.data.normalize import normalize_text  # noqa: E402
 
 SAMPLE_RATE = 16000
 SPLIT = "dev-asterisk"

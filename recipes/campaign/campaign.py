@@ -132,7 +132,7 @@ def _prepare(split: str, out: Path) -> list[str]:
 
 def _sentences(files) -> set[str]:
     """The sentences of Kaldi-style 'utt-id TEXT' files (dev references, a corpus's trans.txt)."""
-    from speech_s2s.scoring import read_kaldi_text
+    from speech_s2s.evaluation.scoring import read_kaldi_text
 
     return {text for name in files for text in read_kaldi_text(name).values() if text}
 
@@ -291,7 +291,7 @@ def runs(exp: Path, offsets: dict[str, tuple[str, int]] | None = None) -> list[t
 
 
 def curve(exp: Path, out: Path) -> int:
-    from speech_s2s.plots import plot_campaign
+    from speech_s2s.training.plots import plot_campaign
 
     offsets = _lineage_offsets(exp)  # reads every phase's checkpoint: once for both panels
     plot_campaign(lineages(exp, offsets), out, runs(exp, offsets))

@@ -176,7 +176,7 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   [[ -f $DATA/rirs.npz ]] || python tools/make_rir_bank.py --out "$DATA/rirs.npz" --count 200 --seed 0
   # the tool as it was, from git: the frozen benchmark, and the third session's corpus to rehearse
   legacy=$(mktemp -d)
-  git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/normalize.py | tar -x -C "$legacy"
+  git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/data/normalize.py | tar -x -C "$legacy"
   python recipes/campaign/seeded_piper.py "$legacy/tools/make_tts_corpus.py" --out "$BENCHMARK" --seed 0 --jobs "$JOBS" \
     --train-hours 0 --max-train-utts 0 --dev-utts 300 --test-utts 400
   if [[ -n $REHEARSE ]]; then

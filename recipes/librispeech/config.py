@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from speech_s2s.lm import CharLMConfig, CharLMTrainConfig
-from speech_s2s.model import ModelConfig, build_config
-from speech_s2s.search import DecodingOptions
-from speech_s2s.training import TrainConfig
+from speech_s2s.decoding.char_lm import CharLMConfig, CharLMTrainConfig
+from speech_s2s.model.seq2seq import ModelConfig, build_config
+from speech_s2s.decoding.search import DecodingOptions
+from speech_s2s.training.loop import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

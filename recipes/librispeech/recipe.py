@@ -99,8 +99,8 @@ def require(path: Path, stage: str, earlier: str) -> Path:
 def verify(config: RecipeConfig, paths: Layout) -> None:
     """Stage 0: check every split once (the report is kept); stop on problems unless skip_invalid."""
     from speech_s2s import atomic
-    from speech_s2s.corpus import write_manifest
-    from speech_s2s.corpus_check import verify_split
+    from speech_s2s.data.corpus import write_manifest
+    from speech_s2s.data.corpus_check import verify_split
 
     failures = []
     for split in all_splits(config):
@@ -132,7 +132,7 @@ def manifests(config: RecipeConfig, paths: Layout) -> None:
     """Stage 1: manifest, references and audio list per split, from stage 0's valid utterances.
     The manifest is written last, so its presence means the split is done."""
     from speech_s2s import atomic
-    from speech_s2s.corpus import audio_list, read_manifest, reference_text, write_manifest
+    from speech_s2s.data.corpus import audio_list, read_manifest, reference_text, write_manifest
 
     for split in usable_splits(config, paths):
         if paths.manifest(split).is_file():
@@ -146,8 +146,8 @@ def manifests(config: RecipeConfig, paths: Layout) -> None:
 
 def features(config: RecipeConfig, paths: Layout) -> None:
     """Stage 2: sharded features of the training and dev splits (test sets are decoded from audio)."""
-    from speech_s2s.corpus import read_manifest
-    from speech_s2s.feature_store import extract_features
+    from speech_s2s.data.corpus import read_manifest
+    from speech_s2s.data.feature_store import extract_features
 
     require(paths.manifest(config.data.dev_split), "stage 2", "stage 1")
     if not training_splits(config, paths):
@@ -201,7 +201,7 @@ def train(config: RecipeConfig, paths: Layout) -> None:
 
 def average(config: RecipeConfig, paths: Layout) -> None:
     """Stage 4: average the best (by dev WER) or last N epoch snapshots into one model."""
-    from speech_s2s.model import average_info, average_models, read_model_info, save_model
+    from speech_s2s.model.files import average_info, average_models, read_model_info, save_model
 
     if config.average.count <= 0:
         log.info("stage 4: averaging off; stage 6 decodes %s", paths.train / "best.safetensors")
@@ -224,7 +224,7 @@ def average(config: RecipeConfig, paths: Layout) -> None:
 
 def lm_sentences(config: RecipeConfig, paths: Layout) -> tuple[list[str], str]:
     """The LM's training text: a seeded sample of the LM corpus, or the training transcripts."""
-    from speech_s2s.corpus import read_manifest
+    from speech_s2s.data.corpus import read_manifest
     from speech_s2s.text import EOS_ID
 
     source = Path(config.lm.text) if Path(config.lm.text).is_absolute() else paths.corpus / config.lm.text
@@ -251,7 +251,7 @@ def lm_sentences(config: RecipeConfig, paths: Layout) -> tuple[list[str], str]:
 
 def language_model(config: RecipeConfig, paths: Layout) -> None:
     """Stage 5: a character LM for shallow fusion (restarts from scratch if killed: it is the shortest stage)."""
-    from speech_s2s.lm import save_lm, train_char_lm
+    from speech_s2s.decoding.char_lm import save_lm, train_char_lm
 
     if paths.lm.is_file():
         log.info("stage 5: %s exists", paths.lm)
@@ -265,10 +265,10 @@ def decode(config: RecipeConfig, paths: Layout) -> None:
     """Stage 6: every test set with every setting; finished ones are kept, a killed one continues."""
     import torch
 
-    from speech_s2s.corpus import read_manifest
-    from speech_s2s.corpus_decode import decode_utterances, is_complete, run_signature
-    from speech_s2s.lm import load_lm
-    from speech_s2s.model import load_model
+    from speech_s2s.data.corpus import read_manifest
+    from speech_s2s.evaluation.corpus_decode import decode_utterances, is_complete, run_signature
+    from speech_s2s.decoding.char_lm import load_lm
+    from speech_s2s.model.files import load_model
 
     model_file = require(paths.decoded_model(config), "stage 6", "stages 3-4")
     if any(s.uses_lm for s in config.decode) and not paths.lm.is_file():
@@ -293,9 +293,9 @@ def decode(config: RecipeConfig, paths: Layout) -> None:
 def score(config: RecipeConfig, paths: Layout) -> None:
     """Stage 7: recogs-*, errs-*, wer-summary-* per test set and RESULTS.md; every file rewritten whole."""
     from speech_s2s import atomic
-    from speech_s2s.error_report import errs_text, recogs_text
-    from speech_s2s.scoring import read_kaldi_text
-    from speech_s2s.scoring import score as score_texts
+    from speech_s2s.evaluation.error_report import errs_text, recogs_text
+    from speech_s2s.evaluation.scoring import read_kaldi_text
+    from speech_s2s.evaluation.scoring import score as score_texts
 
     from results import results_markdown
 

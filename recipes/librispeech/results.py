@@ -29,7 +29,7 @@ def _training_record(train_dir: Path) -> dict:
 
 def results_markdown(config: RecipeConfig, paths, rows: list) -> str:
     """rows: (test set, setting name, scoring.Score) for every decoding."""
-    from speech_s2s.model import read_model_info
+    from speech_s2s.model.files import read_model_info
 
     model_file = paths.decoded_model(config)
     info = read_model_info(model_file)
@@ -47,7 +47,7 @@ def results_markdown(config: RecipeConfig, paths, rows: list) -> str:
         f"- Training data: {', '.join(trained.get('splits', [])) or '?'}, {trained.get('hours', '?')} h of audio, {trained.get('utterances', '?')} utterances.",
         f"- Training: {record.get('updates', '?')} updates, {record.get('epochs', '?')} epochs, "
         f"{record.get('hours', float('nan')):.2f} h of wall-clock training on {record.get('hardware', '?')}.",
-        f"- Decoding settings: " + "; ".join(f"{s.name} (beam {s.options.beam_size}, CTC weight {s.options.ctc_weight}, LM weight {s.options.lm_weight})" for s in config.decode) + ".",
+        "- Decoding settings: " + "; ".join(f"{s.name} (beam {s.options.beam_size}, CTC weight {s.options.ctc_weight}, LM weight {s.options.lm_weight})" for s in config.decode) + ".",
         "",
         "| test set | setting | WER % | CER % | word errors / words | utterances |",
         "|---|---|---|---|---|---|",

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from speech_s2s import atomic
-from speech_s2s.cli import MAX_DEFAULT_THREADS, _fail, _given, _positive, apply_threads
+from speech_s2s.cli.options import MAX_DEFAULT_THREADS, apply_threads, fail, given, positive
 
 
 def add_train(sub) -> None:
@@ -65,14 +65,14 @@ def add_train(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu); under torchrun each process takes the GPU of its local rank")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 autocast on GPUs that support it, else fp32")
     p.add_argument("--feature-dir", metavar="DIR", help="feature cache: a manifest NAME.jsonl's features are kept in DIR/NAME (default: in --exp)")
-    p.add_argument("--threads", type=_positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
+    p.add_argument("--threads", type=positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.set_defaults(run=_run_train)
 
 
 def _augment_config(args):
     if not args.augment:
         return None
-    from speech_s2s.augment import preset
+    from speech_s2s.data.augment import preset
 
     return preset(args.augment, noise_dirs=tuple(str(Path(d).resolve()) for d in args.noise_dir), rir_bank=args.rir_bank and str(Path(args.rir_bank).resolve()))
 
@@ -85,7 +85,7 @@ def _save_model_config(exp: Path, config) -> None:
 
 
 def _model_config(args, exp: Path):
-    from speech_s2s.model import ModelConfig, config_from_json
+    from speech_s2s.model.seq2seq import ModelConfig, config_from_json
 
     saved = exp / MODEL_CONFIG
     if args.resume and saved.is_file():
@@ -107,8 +107,8 @@ SHAPE_OPTIONS = {"encoder_hidden": ("--encoder-hidden", "encoder", "hidden_size"
 
 def _resumed_model_config(args, saved: Path, config):
     """The run's own config: shape options that differ are refused (not ignored); --ctc-weight may change."""
-    from speech_s2s.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
-    from speech_s2s.model import config_from_json
+    from speech_s2s.training.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
+    from speech_s2s.model.seq2seq import config_from_json
 
     for name, (flag, part, field_name) in SHAPE_OPTIONS.items():
         given, kept = getattr(args, name), getattr(getattr(config, part), field_name)
@@ -128,8 +128,9 @@ def _resumed_model_config(args, saved: Path, config):
 
 def _initial_model(args, exp: Path):
     """A fresh model from --config, or one initialised from --init (its config saved for --resume)."""
-    from speech_s2s.model import Seq2Seq, load_model
-    from speech_s2s.training import CHECKPOINT
+    from speech_s2s.model.files import load_model
+    from speech_s2s.model.seq2seq import Seq2Seq
+    from speech_s2s.training.loop import CHECKPOINT
 
     # Resuming restores the weights from the checkpoint; without one, --init must still apply.
     if not args.init or (args.resume and (exp / CHECKPOINT).is_file() and (exp / MODEL_CONFIG).is_file()):
@@ -145,8 +146,8 @@ def _input_level(args, train) -> tuple[float, float] | None:
     """The level band decoding will scale speech into: the training audio's, measured on a sample
     (the same sample at every start, so a resumed run saves the same band); a fine-tune keeps its
     start's, as it keeps its normalisation (None when that file states none)."""
-    from speech_s2s.level import measure_training_range
-    from speech_s2s.model import read_model_info
+    from speech_s2s.frontend.level import measure_training_range
+    from speech_s2s.model.files import read_model_info
 
     if args.init:
         return read_model_info(args.init).input_level_db
@@ -156,7 +157,7 @@ def _input_level(args, train) -> tuple[float, float] | None:
 
 
 def _run_train(args) -> int:
-    from speech_s2s import distributed
+    from speech_s2s.training import distributed
 
     context = distributed.setup(args.device)
     if not context.is_main:  # rank 0 speaks for the run
@@ -169,9 +170,9 @@ def _run_train(args) -> int:
 
 def _train_config(args, device: str):
     """TrainConfig from --train-config (if given), then the options given on the command line."""
-    from speech_s2s.features import SpecAugmentConfig
-    from speech_s2s.model import build_config
-    from speech_s2s.training import TrainConfig
+    from speech_s2s.frontend.features import SpecAugmentConfig
+    from speech_s2s.model.seq2seq import build_config
+    from speech_s2s.training.loop import TrainConfig
 
     config = TrainConfig()
     if args.train_config:
@@ -179,11 +180,11 @@ def _train_config(args, device: str):
         if not isinstance(values, dict) or {"augment", "device"} & set(values):
             raise ValueError("must be a JSON object of TrainConfig fields, without augment and device (use --augment and --device)")
         config = build_config(TrainConfig, values)
-    spec = _given(freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks, time_width=args.time_mask_width, time_warp=args.time_warp)
+    spec = given(freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks, time_width=args.time_mask_width, time_warp=args.time_warp)
     spec_augment = None if args.no_spec_augment else (dataclasses.replace(config.spec_augment or SpecAugmentConfig(), **spec) if spec else config.spec_augment)
     return dataclasses.replace(
         config, spec_augment=spec_augment, device=device, augment=_augment_config(args),
-        **_given(
+        **given(
             epochs=args.epochs, max_frames=args.max_frames, learning_rate=args.lr, warmup_steps=args.warmup_steps, decay=args.decay,
             seed=args.seed, ctc_only_steps=args.ctc_only_steps, sampling_probability=args.sampling_probability,
             curriculum_epochs=args.curriculum_epochs, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, max_minutes=args.max_minutes,
@@ -205,37 +206,38 @@ def _train(args, context) -> int:
     apply_threads(args)
     import torch
 
-    from speech_s2s import distributed
-    from speech_s2s.checkpoint import ResumeError
-    from speech_s2s.data import CorpusError, FeatureSet, compute_features, load_corpus
-    from speech_s2s.encoder import ChunkConfig
-    from speech_s2s.model import CheckpointError
-    from speech_s2s.training import fit
+    from speech_s2s.training import distributed
+    from speech_s2s.training.checkpoint import ResumeError
+    from speech_s2s.data.batches import FeatureSet, compute_features
+    from speech_s2s.data.corpus import CorpusError, load_corpus
+    from speech_s2s.model.encoder import ChunkConfig
+    from speech_s2s.model.files import ModelFileError
+    from speech_s2s.training.loop import fit
 
     exp = Path(args.exp)
     if (args.noise_dir or args.rir_bank) and not args.augment:
-        return _fail("--noise-dir and --rir-bank need --augment")
+        return fail("--noise-dir and --rir-bank need --augment")
     for missing in [d for d in args.noise_dir if not Path(d).is_dir()] + [f for f in [args.rir_bank] if f and not Path(f).is_file()]:
-        return _fail(f"{missing}: no such {'file' if missing == args.rir_bank else 'directory'}")
+        return fail(f"{missing}: no such {'file' if missing == args.rir_bank else 'directory'}")
     if args.init and (args.config or args.encoder_hidden or args.encoder_layers or args.decoder_hidden):
-        return _fail("--init takes the model's shape from MODEL; drop --config/--encoder-*/--decoder-*")
+        return fail("--init takes the model's shape from MODEL; drop --config/--encoder-*/--decoder-*")
     if args.precision == "bf16" and not context.device.startswith("cuda"):
-        return _fail("--precision bf16 needs a CUDA device")
+        return fail("--precision bf16 needs a CUDA device")
     try:
         config = _train_config(args, context.device)
     except (OSError, ValueError) as error:
-        return _fail(f"--train-config {args.train_config}: {error}")
+        return fail(f"--train-config {args.train_config}: {error}")
     torch.manual_seed(config.seed)  # a new model's weights come from the seed too, not from whatever ran before
     try:
         model = _initial_model(args, exp)
-    except (CheckpointError, ResumeError) as error:
-        return _fail(str(error))
+    except (ModelFileError, ResumeError) as error:
+        return fail(str(error))
     try:
         for size in config.chunk_sizes:
             for context_frames in config.chunk_right_contexts:
                 model.encoder.check_chunk(ChunkConfig(size, context_frames))
     except ValueError as error:
-        return _fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
+        return fail(f"--chunk-sizes/--chunk-right-contexts: {error}")
     try:
         if not context.is_main:  # rank 0 computes what the cache lacks; the others then find it all there
             distributed.barrier(context)
@@ -245,7 +247,7 @@ def _train(args, context) -> int:
         ]
         dev = compute_features(load_corpus(args.dev, model.vocabulary), model.logmel, model.vocabulary, _feature_cache(args, exp, args.dev, "feats-dev"))
     except CorpusError as error:
-        return _fail(str(error))
+        return fail(str(error))
     finally:
         if context.is_main:
             distributed.barrier(context)
@@ -254,14 +256,14 @@ def _train(args, context) -> int:
         model.normalizer.set_stats(*train.stats())
     try:
         model.input_level_db = _input_level(args, train)
-    except CheckpointError as error:
-        return _fail(str(error))
+    except ModelFileError as error:
+        return fail(str(error))
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
     logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s, on %d process(es)", parameters / 1e6, len(train), hours, len(dev), exp, context.world_size)
     try:
         state = fit(model, train, dev, config, exp, resume=args.resume, context=context)
     except ResumeError as error:
-        return _fail(str(error))
+        return fail(str(error))
     logging.info("stopped at step %d, epoch %d; best dev WER %.2f%%", state.step, state.epoch, 100 * state.best_wer)
     return 0

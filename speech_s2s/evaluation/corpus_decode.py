@@ -23,14 +23,14 @@ import torch
 from tqdm import tqdm
 
 from speech_s2s import atomic
-from speech_s2s.audio import AudioError, load_audio
-from speech_s2s.corpus import Utterance
-from speech_s2s.level import LevelConfig, decoding_level, into_range
-from speech_s2s.model import Seq2Seq
-from speech_s2s.search import DecodingOptions, LanguageModel, decode
+from speech_s2s.frontend.audio import AudioError, load_audio
+from speech_s2s.data.corpus import Utterance
+from speech_s2s.frontend.level import LevelConfig, decoding_level, into_range
+from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.decoding.search import DecodingOptions, LanguageModel, decode
 
 if TYPE_CHECKING:
-    from speech_s2s.word_fusion import WordFusionWeights
+    from speech_s2s.decoding.word_fusion import WordFusionWeights
 
 HEADER = "# speech_s2s decode "
 
@@ -89,7 +89,7 @@ def decode_utterances(
     keep_level: bool = False,
 ) -> DecodeProgress:
     """Decode every utterance into OUTPUT ('utt-id text' lines sorted by id), continuing a partial run.
-    Each utterance's level goes into the model's training range first (speech_s2s.level), as in
+    Each utterance's level goes into the model's training range first (speech_s2s.frontend.level), as in
     `transcribe`, unless `keep_level`; `signature` should name that range (run_signature's `level`)."""
     level = decoding_level(model.input_level_db, keep_level)
     output = Path(output)

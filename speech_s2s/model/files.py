@@ -1,9 +1,9 @@
-"""The Listen-Attend-Spell model with a joint CTC branch: config, losses, save, load and describe.
+"""Model files: save, load, describe, average and quantise a `Seq2Seq`.
 
-Waveforms -> log-mel -> global MVN -> pyramidal BiLSTM -> {CTC head, attention decoder}.
-Checkpoints are safetensors files: weights plus the config (vocabulary included), the training
-audio's level range and optional free-form `info` (training data, steps, metrics) as JSON
-metadata, so loading never unpickles code.
+A model file is a safetensors file: the weights plus the config (vocabulary included), the
+training audio's level range and optional free-form `info` (training data, steps, metrics) as
+JSON metadata, so loading never unpickles code. Training state (optimiser, sampler, random
+state) is a different file, `training/checkpoint.py`'s.
 """
 
 from __future__ import annotations
@@ -11,170 +11,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
-from torch.nn import functional as F
 
 from speech_s2s.atomic import replacing
-from speech_s2s.decoder import AttentionDecoder, DecoderConfig, Memory
-from speech_s2s.encoder import ChunkConfig, EncoderConfig, EncoderOutput, PyramidalEncoder
 from speech_s2s.errors import first_line
-from speech_s2s.features import FeatureConfig, GlobalMVN, LogMel
-from speech_s2s.text import BLANK_ID, EOS_ID, Vocabulary
+from speech_s2s.model.seq2seq import ModelConfig, Seq2Seq, config_from_json
 
 FORMAT_VERSION = 1
-IGNORE_INDEX = -100  # target padding, skipped by the cross-entropy
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    features: FeatureConfig = FeatureConfig()
-    encoder: EncoderConfig = EncoderConfig()
-    decoder: DecoderConfig = DecoderConfig()
-    vocabulary: tuple[str, ...] = Vocabulary().tokens
-    ctc_weight: float = 0.3  # share of the CTC loss in the joint loss, as in ESPnet's hybrid models
-    label_smoothing: float = 0.1
-
-
-def build_config(cls: type, values: Any) -> Any:
-    """Rebuild a (nested) frozen config dataclass from its JSON dict; lists become tuples again.
-
-    Each value must have its default's type (an int where a float is expected is fine), so a
-    damaged or hand-edited config fails here, with the field named, rather than deep in torch.
-    """
-    if not isinstance(values, dict):
-        raise ValueError(f"{cls.__name__} must be an object, not {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-    defaults = cls()
-    kwargs = {}
-    for key, value in values.items():
-        default, where = getattr(defaults, key), f"{cls.__name__}.{key}"
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ValueError(f"{where} must be an object, not {value!r}")
-            value = build_config(type(default), value)
-        elif isinstance(default, tuple):
-            if not isinstance(value, list):
-                raise ValueError(f"{where} must be a list, not {value!r}")
-            for item in value:
-                _check_scalar(f"{where} item", item, default[0] if default else item)
-            value = tuple(value)
-        elif default is not None:
-            _check_scalar(where, value, default)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _check_scalar(where: str, value: Any, default: Any) -> None:
-    """Raise unless value has default's JSON type (bool, int, float accepting ints, or str)."""
-    expected = type(default)
-    if expected is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
-        raise ValueError(f"{where} must be {expected.__name__}, not {value!r}")
-
-
-def config_from_json(text: str) -> ModelConfig:
-    """The config stored in a model file. Raises ValueError (JSONDecodeError included) if unusable."""
-    values = json.loads(text)
-    if not isinstance(values, dict):
-        raise ValueError("config is not a JSON object")
-    config = build_config(ModelConfig, values)
-    if not 0 <= config.encoder.ctc_layer < config.encoder.num_layers:  # else CTC would read the features
-        raise ValueError(f"encoder ctc_layer {config.encoder.ctc_layer} is not one of the {config.encoder.num_layers} encoder layers")
-    return config
-
-
-@dataclass
-class LossOutput:
-    loss: torch.Tensor
-    attention_loss: torch.Tensor
-    ctc_loss: torch.Tensor
-    attention_accuracy: float
-    attention_weights: torch.Tensor = field(repr=False)  # [B, L, T] for alignment plots
-
-
-class Seq2Seq(nn.Module):
-    def __init__(self, config: ModelConfig = ModelConfig()):
-        super().__init__()
-        self.config = config
-        self.vocabulary = Vocabulary(config.vocabulary)
-        self.logmel = LogMel(config.features)
-        self.normalizer = GlobalMVN(config.features.n_mels)
-        if config.encoder.input_size != config.features.n_mels:
-            raise ValueError("encoder input_size must equal features n_mels")
-        self.encoder = PyramidalEncoder(config.encoder)
-        self.ctc_head = nn.Linear(self.encoder.output_size, len(self.vocabulary))
-        self.decoder = AttentionDecoder(len(self.vocabulary), self.encoder.output_size, config.decoder)
-        # The active-level band (dB) of the training audio, which decoding scales speech into
-        # (speech_s2s.level); None when unknown. Not a weight and not the model's shape: it travels
-        # in the file's metadata, and a fine-tune keeps its start's, as it keeps its normalisation.
-        self.input_level_db: tuple[float, float] | None = None
-
-    def features(self, waveforms: torch.Tensor, num_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveforms [B, S] at 16 kHz -> raw log-mel [B, T, F] and frame counts (not yet normalised)."""
-        return self.logmel(waveforms, num_samples)
-
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: ChunkConfig | None = None) -> EncoderOutput:
-        """Raw log-mel [B, T, F] -> encoder output (normalisation happens here).
-
-        chunk None: full context; a `ChunkConfig`: the latency-controlled form a live decoder computes."""
-        return self.encoder(self.normalizer(feats, lengths), lengths, chunk)
-
-    def ctc_log_probs(self, encoded: EncoderOutput) -> torch.Tensor:
-        """[B, T_ctc, V] log-probabilities over the vocabulary (index 0 is the blank)."""
-        return F.log_softmax(self.ctc_head(encoded.ctc_input), dim=-1)
-
-    def prepare_memory(self, encoded: EncoderOutput) -> Memory:
-        return self.decoder.prepare(encoded.memory, encoded.memory_lengths)
-
-    def loss(
-        self,
-        encoded: EncoderOutput,
-        targets: torch.Tensor,
-        target_lengths: torch.Tensor,
-        ctc_weight: float | None = None,
-        sampling_probability: float = 0.0,
-    ) -> LossOutput:
-        """Joint loss. targets [B, L] token ids right-padded with anything; target_lengths [B]."""
-        ctc_weight = self.config.ctc_weight if ctc_weight is None else ctc_weight
-        batch, max_len = targets.shape
-        valid = torch.arange(max_len, device=targets.device)[None, :] < target_lengths[:, None]
-        eos = torch.full((batch, 1), EOS_ID, dtype=targets.dtype, device=targets.device)
-        previous = torch.cat([eos, targets.masked_fill(~valid, EOS_ID)], dim=1)  # <sos> y1 .. yL
-        expected = torch.cat([targets.masked_fill(~valid, IGNORE_INDEX), eos.new_full((batch, 1), IGNORE_INDEX)], dim=1)
-        expected[torch.arange(batch), target_lengths] = EOS_ID  # y1 .. yL <eos>
-
-        log_probs = self.ctc_log_probs(encoded)
-        ctc = F.ctc_loss(
-            log_probs.transpose(0, 1), targets.masked_fill(~valid, 0), encoded.ctc_lengths, target_lengths,
-            blank=BLANK_ID, reduction="mean", zero_infinity=True,
-        )
-        if ctc_weight >= 1.0:  # CTC-only warm start: skip the decoder entirely
-            zero = ctc.new_zeros(())
-            return LossOutput(ctc, zero, ctc, 0.0, ctc.new_zeros(batch, 1, 1))
-        logits, weights = self.decoder(self.prepare_memory(encoded), previous, sampling_probability)
-        attention = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), expected.reshape(-1),
-            ignore_index=IGNORE_INDEX, label_smoothing=self.config.label_smoothing,
-        )
-        scored = expected != IGNORE_INDEX
-        accuracy = float((logits.argmax(-1)[scored] == expected[scored]).float().mean())
-        loss = ctc_weight * ctc + (1 - ctc_weight) * attention
-        return LossOutput(loss, attention, ctc, accuracy, weights)
-
 
 FEATURE_CONSTANTS = "logmel."  # state-dict prefix of the log-mel extractor's window and filterbank (not learnt)
 
@@ -203,7 +51,7 @@ def save_model(model: Seq2Seq, path: str | Path, dtype: torch.dtype | None = Non
         save_file(tensors, str(temporary), metadata=metadata)
 
 
-class CheckpointError(ValueError):
+class ModelFileError(ValueError):
     """A model file is missing, foreign or damaged; the one-line message names the file and the cause."""
 
 
@@ -220,7 +68,7 @@ def _input_level(path: Path, metadata: dict[str, str]) -> tuple[float, float] | 
         values = None
     if (not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
             or values[0] >= values[1]):
-        raise CheckpointError(f"{path}: {INPUT_LEVEL_KEY} metadata {text!r} is not a [low, high] pair of dB levels")
+        raise ModelFileError(f"{path}: {INPUT_LEVEL_KEY} metadata {text!r} is not a [low, high] pair of dB levels")
     return float(values[0]), float(values[1])
 
 
@@ -247,7 +95,7 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
     from safetensors import safe_open
 
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such model file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -256,58 +104,58 @@ def _open_checkpoint(path: Path) -> _Checkpoint:
                 tensor = handle.get_slice(name)
                 stored[name] = (list(tensor.get_shape()), tensor.get_dtype())
     except Exception as error:  # safetensors reports a foreign or damaged file in several exception types
-        raise CheckpointError(f"{path}: not a safetensors model file ({first_line(error)})") from None
+        raise ModelFileError(f"{path}: not a safetensors model file ({first_line(error)})") from None
     if metadata.get("format") != "speech_s2s" or "config" not in metadata:
-        raise CheckpointError(f"{path}: not a speech_s2s model (no speech_s2s config in its metadata)")
+        raise ModelFileError(f"{path}: not a speech_s2s model (no speech_s2s config in its metadata)")
     version = metadata.get("format_version", "1")
     if not version.isdigit():
-        raise CheckpointError(f"{path}: format version {version!r} is not a number")
+        raise ModelFileError(f"{path}: format version {version!r} is not a number")
     if int(version) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {version} is newer than this speech_s2s reads ({FORMAT_VERSION}); upgrade speech_s2s")
+        raise ModelFileError(f"{path}: format version {version} is newer than this speech_s2s reads ({FORMAT_VERSION}); upgrade speech_s2s")
     try:
         config = config_from_json(metadata["config"])
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: config metadata is not JSON ({error})") from None
+        raise ModelFileError(f"{path}: config metadata is not JSON ({error})") from None
     except ValueError as error:
-        raise CheckpointError(f"{path}: unusable config ({error})") from None
+        raise ModelFileError(f"{path}: unusable config ({error})") from None
     try:
         model = Seq2Seq(config)
     except Exception as error:  # values of the right type the modules still reject (sizes, vocabulary)
-        raise CheckpointError(f"{path}: config does not make a model ({first_line(error)})") from None
+        raise ModelFileError(f"{path}: config does not make a model ({first_line(error)})") from None
     try:
         info = json.loads(metadata.get("info", "{}"))
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: info metadata is not JSON ({error})") from None
+        raise ModelFileError(f"{path}: info metadata is not JSON ({error})") from None
     if not isinstance(info, dict):
-        raise CheckpointError(f"{path}: info metadata is not a JSON object")
+        raise ModelFileError(f"{path}: info metadata is not a JSON object")
     model.input_level_db = _input_level(path, metadata)
     for name, expected in model.state_dict().items():
         if name not in stored:
-            raise CheckpointError(f"{path}: weights do not match its config ({name} is missing)")
+            raise ModelFileError(f"{path}: weights do not match its config ({name} is missing)")
         shape, code = stored[name]
         if shape != list(expected.shape):
-            raise CheckpointError(f"{path}: {name} has shape {shape} in the file; the config needs {list(expected.shape)}")
+            raise ModelFileError(f"{path}: {name} has shape {shape} in the file; the config needs {list(expected.shape)}")
         if expected.is_floating_point() and not code.startswith(("F", "BF")):
-            raise CheckpointError(f"{path}: {name} holds {_dtype_name(code)} values; floating point expected")
+            raise ModelFileError(f"{path}: {name} holds {_dtype_name(code)} values; floating point expected")
         if not expected.is_floating_point() and _dtype_name(code) != str(expected.dtype).removeprefix("torch."):
-            raise CheckpointError(f"{path}: {name} holds {_dtype_name(code)} values; {expected.dtype} expected")
+            raise ModelFileError(f"{path}: {name} holds {_dtype_name(code)} values; {expected.dtype} expected")
     unexpected = sorted(set(stored) - set(model.state_dict()))
     if unexpected:
-        raise CheckpointError(f"{path}: weights do not match its config (unexpected {unexpected[:3]})")
+        raise ModelFileError(f"{path}: weights do not match its config (unexpected {unexpected[:3]})")
     return _Checkpoint(metadata, stored, model, info)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Seq2Seq:
     """Load a model written by `save_model`. Never executes code from the file.
 
-    Raises CheckpointError, one line naming the file and the cause, for anything it cannot use.
+    Raises ModelFileError, one line naming the file and the cause, for anything it cannot use.
     """
     path = Path(path)
     checkpoint = _open_checkpoint(path)
     try:
         tensors = load_file(str(path), device=str(device))
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read its weights ({first_line(error)})") from None
+        raise ModelFileError(f"{path}: cannot read its weights ({first_line(error)})") from None
     tensors = {name: t.float() if t.is_floating_point() else t for name, t in tensors.items()}
     # The feature extractor's Hann window and mel filterbank follow from the config and are kept as
     # the fresh model computed them, not read back: a float16 file rounds the window by up to 2.4e-4,
@@ -348,7 +196,7 @@ class ModelInfo:
 
 def read_model_info(path: str | Path) -> ModelInfo:
     """Describe a model file from its header and normalisation statistics, without reading the
-    other weights. Raises CheckpointError exactly as `load_model` would."""
+    other weights. Raises ModelFileError exactly as `load_model` would."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -360,7 +208,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         with safe_open(str(path), framework="pt") as handle:
             mean, std = handle.get_tensor("normalizer.mean").float(), handle.get_tensor("normalizer.std").float()
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read its normalisation statistics ({first_line(error)})") from None
+        raise ModelFileError(f"{path}: cannot read its normalisation statistics ({first_line(error)})") from None
     return ModelInfo(
         path=path,
         file_size=path.stat().st_size,
@@ -434,29 +282,29 @@ def average_models(paths: list[str | Path], weights: list[float] | None = None) 
     what the fine-tune forgot while keeping most of what it learnt.
     """
     if not paths:
-        raise CheckpointError("no model files to average")
+        raise ModelFileError("no model files to average")
     if weights is None:
         weights = [1.0] * len(paths)
     if len(weights) != len(paths):
-        raise CheckpointError(f"{len(weights)} weights for {len(paths)} model files; give one weight per file")
+        raise ModelFileError(f"{len(weights)} weights for {len(paths)} model files; give one weight per file")
     if min(weights) < 0 or sum(weights) <= 0:
-        raise CheckpointError(f"weights {weights}: each must be >= 0 and their sum > 0")
+        raise ModelFileError(f"weights {weights}: each must be >= 0 and their sum > 0")
     shares = [w / sum(weights) for w in weights]
     first = load_model(paths[0])
     totals = {name: t.double() * shares[0] if t.is_floating_point() else t for name, t in first.state_dict().items()}
     for path, share in zip(paths[1:], shares[1:]):
         model = load_model(path)
         if model.config != first.config:
-            raise CheckpointError(f"{path}: config differs from {paths[0]}; only snapshots of one model can be averaged")
+            raise ModelFileError(f"{path}: config differs from {paths[0]}; only snapshots of one model can be averaged")
         if model.input_level_db is not None:
             if first.input_level_db not in (None, model.input_level_db):
-                raise CheckpointError(f"{path}: its input level range {model.input_level_db} differs from {first.input_level_db} of the files before it")
+                raise ModelFileError(f"{path}: its input level range {model.input_level_db} differs from {first.input_level_db} of the files before it")
             first.input_level_db = model.input_level_db
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
                 totals[name] += tensor.double() * share
             elif not torch.equal(tensor, totals[name]):
-                raise CheckpointError(f"{path}: integer buffer {name} differs from {paths[0]}")
+                raise ModelFileError(f"{path}: integer buffer {name} differs from {paths[0]}")
     first.load_state_dict({name: t.float() if t.is_floating_point() else t for name, t in totals.items()})
     return first
 
@@ -468,7 +316,7 @@ def average_info(paths: list[str | Path], weights: list[float] | None = None) ->
     it, else by name, so that a model made for shipping does not carry the folders of the machine that
     made it."""
     if not paths:
-        raise CheckpointError("no model files to average")
+        raise ModelFileError("no model files to average")
     info = {**read_model_info(paths[-1]).info, "averaged": [_portable_name(p) for p in paths]}
     if weights is not None:
         info["average_weights"] = list(weights)

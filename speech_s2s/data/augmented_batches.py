@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speech_s2s.audio import load_audio
-from speech_s2s.augment import AugmentConfig, Augmenter, to_int16
-from speech_s2s.data import Utterance
-from speech_s2s.features import LogMel
+from speech_s2s.frontend.audio import load_audio
+from speech_s2s.data.augment import AugmentConfig, Augmenter, to_int16
+from speech_s2s.data.corpus import Utterance
+from speech_s2s.frontend.features import LogMel
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # feats [B,T,F], frames [B], targets [B,L], lengths [B]
 STREAM = 0x5EED  # keeps these generators apart from any other use of the same seed

@@ -1,7 +1,6 @@
 """`speech-s2s stream`: live captions from a microphone, a file replayed in real time, or raw PCM on stdin.
 
-Kept apart from cli.py so the command line stays thin; like it, nothing heavy (torch, sounddevice)
-is imported until the command runs.
+Nothing heavy (torch, sounddevice) is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ import json
 import shutil
 import sys
 from typing import TextIO
+
+from speech_s2s.cli.options import apply_threads
 
 STREAM_FORMATS = ("txt", "jsonl")
 
@@ -116,7 +117,7 @@ def run_stream(args) -> int:
             print(format_devices(devices) if devices else "no input devices (connect a microphone or start a sound server)")
             return 0
         if args.file is not None:
-            from speech_s2s.audio import check_readable
+            from speech_s2s.frontend.audio import check_readable
 
             check_readable(args.file)
             source = FileSource(args.file, fast=args.fast)
@@ -127,13 +128,12 @@ def run_stream(args) -> int:
     except (SourceError, ValueError) as error:  # AudioError is a ValueError
         return fail(str(error))
 
-    from speech_s2s.audio import AudioError
+    from speech_s2s.frontend.audio import AudioError
     from speech_s2s.streaming import StreamingRecognizer, StreamOptions
     from speech_s2s.transcribe import load_recognizer
 
-    from speech_s2s.encoder import ChunkConfig
+    from speech_s2s.model.encoder import ChunkConfig
 
-    from speech_s2s.cli import apply_threads  # --threads or the default policy, as transcribe
 
     apply_threads(args, decoding=True)
     recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)

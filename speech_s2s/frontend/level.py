@@ -92,7 +92,7 @@ def measure_training_range(audio_files: Iterable[str | Path], limit: int = 500, 
     """`training_range` of a seeded sample of at most `limit` files (reading every file of a large
     corpus would add minutes to each training start for a figure that a few hundred settle); None
     when none of them holds speech-like sound. An unreadable file is left out of the sample."""
-    from speech_s2s.audio import AudioError, load_audio
+    from speech_s2s.frontend.audio import AudioError, load_audio
 
     files = list(audio_files)
     sample = random.Random(seed).sample(files, min(limit, len(files)))

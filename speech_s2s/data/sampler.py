@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from speech_s2s.data import make_batches
+from speech_s2s.data.batches import make_batches
 
 
 @dataclass

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from speech_s2s.attention import AttentionConfig, LocationAwareAttention
-from speech_s2s.encoder import padding_mask
+from speech_s2s.model.attention import AttentionConfig, LocationAwareAttention
+from speech_s2s.model.encoder import padding_mask
 
 
 @dataclass(frozen=True)

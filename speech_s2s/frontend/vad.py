@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speech_s2s.audio import SAMPLE_RATE
+from speech_s2s.frontend.audio import SAMPLE_RATE
 
 WINDOW = 512  # samples per VAD decision at 16 kHz: 32 ms, Silero's window
 CONTEXT = 64  # samples of the previous window each decision also sees (Silero's context)

@@ -25,7 +25,7 @@ import scipy.fft
 import soundfile
 from scipy import signal
 
-from speech_s2s.audio import SAMPLE_RATE, load_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 
 NOISE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 TELEPHONE_RATE = 8000  # narrowband telephony

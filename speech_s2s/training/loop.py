@@ -3,7 +3,7 @@
 One process or many: launched by torchrun, each process trains a DistributedDataParallel replica on
 its share of every epoch's batches (`sampler.py`) and rank 0 alone validates, logs, plots and writes
 files. On CUDA the forward pass runs under bf16 autocast where the GPU supports it, and the LSTMs are
-cuDNN's (nn.LSTM over unpacked, right-padded batches). Knows nothing of argparse; `cli.py` and
+cuDNN's (nn.LSTM over unpacked, right-padded batches). Knows nothing of argparse; `cli/train.py` and
 recipes call `fit`.
 """
 
@@ -23,16 +23,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from speech_s2s import distributed
-from speech_s2s.augment import AugmentConfig
-from speech_s2s.checkpoint import CHECKPOINT, TrainingState, fixed_options, load_checkpoint, rank_seed, rng_state, save_checkpoint
-from speech_s2s.data import FeatureSet, collate, make_batches, speaker_balanced_subset
-from speech_s2s.encoder import ChunkConfig
-from speech_s2s.features import LogMel, SpecAugmentConfig, spec_augment
-from speech_s2s.model import LossOutput, Seq2Seq, save_model
-from speech_s2s.plots import plot_attention, plot_learning_curve
-from speech_s2s.sampler import BucketingSampler
-from speech_s2s.search import DecodingOptions, decode
+from speech_s2s.training import distributed
+from speech_s2s.data.augment import AugmentConfig
+from speech_s2s.training.checkpoint import CHECKPOINT, TrainingState, fixed_options, load_checkpoint, rank_seed, rng_state, save_checkpoint
+from speech_s2s.data.batches import FeatureSet, collate, make_batches, speaker_balanced_subset
+from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.frontend.features import LogMel, SpecAugmentConfig, spec_augment
+from speech_s2s.model.files import save_model
+from speech_s2s.model.seq2seq import LossOutput, Seq2Seq
+from speech_s2s.training.plots import plot_attention, plot_learning_curve
+from speech_s2s.data.sampler import BucketingSampler
+from speech_s2s.decoding.search import DecodingOptions, decode
 
 __all__ = ["CHECKPOINT", "TrainConfig", "TrainingState", "fit", "evaluate", "chunk_for_step", "learning_rate_at"]
 
@@ -286,7 +287,7 @@ def _augmented_batches(model: Seq2Seq, train: FeatureSet, config: TrainConfig):
     """With config.augment: the training audio in memory, ready to be augmented batch by batch."""
     if config.augment is None:
         return None
-    from speech_s2s.augmented_data import AugmentedBatches, load_waveforms
+    from speech_s2s.data.augmented_batches import AugmentedBatches, load_waveforms
 
     return AugmentedBatches(load_waveforms(train.utterances), train.targets, LogMel(model.config.features), config.augment, config.seed)
 

@@ -57,7 +57,7 @@ class CharLM(nn.Module):
         hidden, state = self.lstm(self.embedding(tokens), state)
         return self.output(hidden), state
 
-    # The three hooks beam search uses (speech_s2s.search.LanguageModel).
+    # The three hooks beam search uses (speech_s2s.decoding.search.LanguageModel).
     def initial_state(self, batch_size: int):
         zeros = torch.zeros(self.config.num_layers, batch_size, self.config.hidden_size, device=self.output.weight.device)
         return (zeros, zeros)

@@ -1,4 +1,4 @@
-"""Cached features and length-bucketed batches for training; corpora themselves are read by `corpus.py`."""
+"""Feature sets and length-bucketed batches for training; corpora are read by `corpus.py`, features cached by `feature_store.py`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speech_s2s.corpus import AUDIO_SUFFIXES, CorpusError, Utterance, load_corpus, read_librispeech, read_manifest, write_manifest  # noqa: F401 (re-exported)
-from speech_s2s.feature_store import FrameMoments, extract_features, utterance_features
-from speech_s2s.features import LogMel
+from speech_s2s.data.corpus import Utterance
+from speech_s2s.data.feature_store import FrameMoments, extract_features, utterance_features
+from speech_s2s.frontend.features import LogMel
 from speech_s2s.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -61,26 +61,8 @@ def compute_features(
     targets = [torch.tensor(vocabulary.encode(u.text)) for u in utterances]
     if cache is None:
         return FeatureSet(utterances, [utterance_features(u, logmel) for u in tqdm(utterances, desc="features", unit="utt")], targets)
-    if Path(cache).suffix == ".pt":  # the single-file name callers used before shards
-        cache = Path(cache).with_suffix("")
-    legacy = _legacy_cache(Path(cache), [u.id for u in utterances])
-    if legacy is not None:
-        return FeatureSet(utterances, legacy, targets)
     stored = extract_features(utterances, logmel.config, cache, shard_size, jobs, description=f"features {Path(cache).name}")
     return FeatureSet(utterances, stored.features, targets, stored.moments)
-
-
-def _legacy_cache(cache: Path, ids: list[str]) -> list[torch.Tensor] | None:
-    """Features from a single-file cache (`NAME.pt` beside the folder `NAME`) written before shards
-    existed, if it holds exactly these ids; it knows nothing of the audio or settings, so say so."""
-    legacy = cache.with_name(cache.name + ".pt")
-    if not legacy.is_file() or cache.is_dir():
-        return None
-    stored = torch.load(legacy, weights_only=True)
-    if stored.get("ids") != ids:
-        return None
-    log.warning("%s: reusing features cached by utterance id only (delete it to recompute them keyed by audio and settings)", legacy)
-    return stored["features"]
 
 
 def feature_stats(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import jiwer
 
-from speech_s2s.scoring import Score
+from speech_s2s.evaluation.scoring import Score
 
 GAP = "*"  # the empty side of an insertion or a deletion
 

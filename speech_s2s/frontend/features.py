@@ -11,7 +11,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from speech_s2s.audio import SAMPLE_RATE
+from speech_s2s.frontend.audio import SAMPLE_RATE
 
 # Floor inside the log: far below the quietest speech energy, so it only guards log(0).
 LOG_FLOOR = 1e-10

@@ -12,10 +12,10 @@ from typing import Protocol
 
 import torch
 
-from speech_s2s.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
-from speech_s2s.decoder import DecoderState, InternalLanguageModel, Memory, ProjectedDecoder
-from speech_s2s.encoder import ChunkConfig, EncoderOutput
-from speech_s2s.model import Seq2Seq
+from speech_s2s.decoding.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
+from speech_s2s.model.decoder import DecoderState, InternalLanguageModel, Memory, ProjectedDecoder
+from speech_s2s.model.encoder import ChunkConfig, EncoderOutput
+from speech_s2s.model.seq2seq import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
 
 NEG_INF = float("-inf")

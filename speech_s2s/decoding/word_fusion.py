@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from speech_s2s.search import DecodingOptions, LanguageModel
+from speech_s2s.decoding.search import DecodingOptions, LanguageModel
 from speech_s2s.text import EOS_ID, Vocabulary
-from speech_s2s.word_lm import BOS, EOS, WordNgramLM
+from speech_s2s.decoding.word_lm import BOS, EOS, WordNgramLM
 
 
 @dataclass(frozen=True)

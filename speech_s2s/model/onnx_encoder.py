@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from speech_s2s.encoder import EncoderOutput
-from speech_s2s.model import Seq2Seq
+from speech_s2s.model.encoder import EncoderOutput
+from speech_s2s.model.seq2seq import Seq2Seq
 
 FINGERPRINT_KEY = "speech_s2s_encoder_of"  # ONNX metadata: fingerprint of the model the encoder came from
 OUTPUTS = ("memory", "memory_lengths", "ctc_input", "ctc_lengths")

@@ -1,0 +1,48 @@
+"""What every command module shares: one-line errors, thread defaults, option types. Imports no command module."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+
+def fail(message: str, status: int = 1) -> int:
+    print(f"speech-s2s: error: {message}", file=sys.stderr)
+    return status
+
+
+# Default CPU threads. Decoding (transcribe, stream, decode) uses one: its matrix products are small
+# (a batch of 8 through 7.4M parameters), and on the 2-core machine measured (BENCHMARKS.md) two
+# threads took 1.7x the time and 1.8x the CPU of one, on a quiet machine and beside busy
+# neighbours alike. Training and LM training (products 30x larger) use the CPUs this process may run
+# on, at most MAX_DEFAULT_THREADS, so a big shared server is not taken over by one job.
+DECODING_DEFAULT_THREADS = 1
+
+
+MAX_DEFAULT_THREADS = 4
+
+
+def apply_threads(args, decoding: bool = False) -> None:
+    """Set torch's CPU threads from --threads or the default; called once the options are known to be good."""
+    import torch
+
+    if args.threads or decoding:
+        torch.set_num_threads(args.threads or DECODING_DEFAULT_THREADS)
+        return
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    usable = max(1, usable // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun: processes on this machine share it
+    torch.set_num_threads(min(MAX_DEFAULT_THREADS, usable))
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def given(**options) -> dict:
+    """The options given on the command line (not None): what overrides a config dataclass's defaults."""
+    return {name: value for name, value in options.items() if value is not None}

@@ -1,0 +1,218 @@
+"""`speech-s2s transcribe`: audio files of any length to text, captions or JSON."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from speech_s2s import atomic
+from speech_s2s.cli.options import apply_threads, fail, positive
+
+
+# transcribe's default beam, stated here for --help and its usage errors without importing torch;
+# a test holds it equal to transcribe.DEFAULT_BEAM
+TRANSCRIBE_BEAM = 16
+
+
+def add_transcribe(sub) -> None:
+    p = sub.add_parser(
+        "transcribe", help="transcribe audio files of any length",
+        description="Transcribe audio files of any length, rate and channel count. Exit status: 0 all transcribed, "
+        "1 some inputs failed (each named on standard error), 2 bad options, 130 interrupted (rerun with --resume).",
+    )
+    p.add_argument("files", nargs="*", help="audio files, folders (searched recursively) or - for standard input")
+    p.add_argument("--file-list", help="text file with one audio path per line")
+    p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
+    p.add_argument("--beam", type=positive, default=TRANSCRIBE_BEAM,
+                   help=f"beam size of joint CTC/attention search (default {TRANSCRIBE_BEAM}); 1 = greedy: about a third of the time, more errors")
+    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.2; beam search only)")
+    p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
+    p.add_argument("--no-lm", action="store_true", help="beam search without the character LM")
+    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
+    p.add_argument("--internal-lm-weight", type=float, default=None,
+                   help="weight of the decoder's own LM, subtracted beside the LM (default 0.15; 0: none)")
+    p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end; "
+                   "default: the bundled one, with the bundled model")
+    p.add_argument("--no-word-lm", action="store_true", help="beam search without the word LM")
+    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight (default 0.4)")
+    p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
+    p.add_argument("--batch-size", type=positive, default=8, help="speech segments decoded together (default 8)")
+    p.add_argument("--keep-level", action="store_true",
+                   help="decode speech at its recorded level; by default a segment quieter or louder than the model's training audio is scaled into its range")
+    p.add_argument("--output-format", choices=FORMATS, default="txt",
+                   help="txt: 'utt-id TEXT' lines (Kaldi style); jsonl: one object per file with segment and word times; "
+                   "tsv: 'id start end text' rows in ms; srt, vtt: captions (one input, or --output-dir)")
+    p.add_argument("--output", help="write here (grows line by line) instead of standard output")
+    p.add_argument("--output-dir", help="write one file per input here, named after its id")
+    p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
+    p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
+    p.add_argument("--onnx-encoder", help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
+    p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1: faster than more for this small model; see BENCHMARKS.md)")
+    p.set_defaults(run=_run_transcribe)
+
+
+FORMATS = ("txt", "jsonl", "tsv", "srt", "vtt")  # speech_s2s.writers.FORMATS, named here so --help needs no torch
+
+
+def _transcribe_usage_error(args) -> str | None:
+    """What is wrong with the options, before any work is done (exit status 2)."""
+    if args.beam == 1:
+        given = (("--lm", args.lm), ("--no-lm", args.no_lm or None), ("--lm-weight", args.lm_weight), ("--ctc-weight", args.ctc_weight),
+                 ("--internal-lm-weight", args.internal_lm_weight), ("--length-bonus", args.length_bonus), ("--word-lm", args.word_lm),
+                 ("--no-word-lm", args.no_word_lm or None), ("--word-lm-weight", args.word_lm_weight))
+        ignored = [flag for flag, value in given if value is not None]
+        if ignored:
+            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is {TRANSCRIBE_BEAM})"
+    if args.lm and args.no_lm:
+        return "give --lm or --no-lm, not both"
+    if args.word_lm and args.no_word_lm:
+        return "give --word-lm or --no-word-lm, not both"
+    if args.word_lm_weight is not None and (args.no_word_lm or (args.model and not args.word_lm)):
+        return "--word-lm-weight needs a word LM: --word-lm FILE (the bundled word LM goes only with the bundled model)"
+    for flag, value in (("--lm-weight", args.lm_weight), ("--internal-lm-weight", args.internal_lm_weight)):
+        if value is not None and (args.no_lm or (args.model and not args.lm)):
+            return f"{flag} needs a language model: --lm FILE (the bundled LM goes only with the bundled model)"
+    if args.output and args.output_dir:
+        return "give --output or --output-dir, not both"
+    if args.resume and not (args.output or args.output_dir):
+        return "--resume needs --output or --output-dir to know what is done"
+    if args.output:
+        target = Path(args.output)
+        if target.is_dir():
+            return f"--output {target}: is a folder (use --output-dir for one file per input)"
+        if not target.parent.is_dir():
+            return f"--output {target}: folder {target.parent} does not exist"
+        if target.is_file() and target.stat().st_size > 0 and not (args.resume or args.overwrite):
+            return f"--output {target}: exists; add --resume to continue it or --overwrite to replace it"
+    if args.output_dir and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        return f"--output-dir {args.output_dir}: is a file, not a folder"
+    return None
+
+
+def _open_output(args, output_format: str):
+    """The shared output (stdout or --output) and the ids it already holds."""
+    from speech_s2s.writers import header, ids_in_output
+
+    if not args.output:
+        if header(output_format):
+            print(header(output_format), flush=True)
+        return sys.stdout, set()
+    path = Path(args.output)
+    done: set[str] = set()
+    if args.resume and path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if text and not text.endswith("\n"):  # a line cut short by a crash: drop it, redo that file
+            text = text[: text.rfind("\n") + 1]
+            with open(path, "r+", encoding="utf-8") as handle:
+                handle.truncate(len(text.encode("utf-8")))
+        done = ids_in_output(text, output_format)
+    handle = open(path, "a" if args.resume else "w", encoding="utf-8")
+    if handle.tell() == 0 and header(output_format):
+        handle.write(header(output_format) + "\n")
+    return handle, done
+
+
+def _run_transcribe(args) -> int:
+    problem = _transcribe_usage_error(args)
+    if problem:
+        return fail(problem, status=2)
+    from speech_s2s.inputs import InputError, expand_inputs
+
+    try:
+        inputs, warnings = expand_inputs(args.files, args.file_list)
+    except InputError as error:
+        return fail(str(error), status=2)
+    for warning in warnings:
+        print(f"speech-s2s: warning: {warning}", file=sys.stderr)
+    if not inputs:
+        return fail("no audio files given (pass FILE..., a folder, - or --file-list)", status=2)
+    if args.output_format in ("srt", "vtt") and len(inputs) > 1 and not args.output_dir:
+        return fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
+
+    apply_threads(args, decoding=True)
+    from speech_s2s.model.files import ModelFileError, load_model
+    from speech_s2s.decoding.search import DecodingOptions, with_overrides
+    from speech_s2s.transcribe import (BUNDLED_MODEL, BUNDLED_WORD_LM, FailedFile, Recognizer, TranscribeOptions, fusion_weights, language_model_file,
+                                       with_word_lm)
+    from speech_s2s import writers
+
+    try:
+        model = load_model(args.model or BUNDLED_MODEL)
+    except ModelFileError as error:
+        return fail(str(error))
+    encoder = None
+    if args.onnx_encoder:
+        try:
+            from speech_s2s.model.onnx_encoder import OnnxEncoder
+
+            encoder = OnnxEncoder(args.onnx_encoder, model)  # checked against the float weights
+        except ImportError:
+            return fail("--onnx-encoder needs onnxruntime: pip install 'speech_s2s[onnx]'")
+        except ValueError as error:
+            return fail(str(error))
+    if args.int8:
+        from speech_s2s.model.files import quantize_int8
+
+        model = quantize_int8(model)
+    lm = None
+    lm_path = language_model_file(args.model, args.beam, args.lm or not args.no_lm)
+    if lm_path:
+        from speech_s2s.decoding.char_lm import load_lm
+
+        try:
+            lm = load_lm(lm_path, vocabulary=model.vocabulary)
+        except ValueError as error:
+            return fail(str(error))
+    decoding = with_overrides(
+        DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
+        **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight),
+    )
+    try:
+        lm, decoding = with_word_lm(language_model_file(args.model, args.beam, args.word_lm or not args.no_word_lm, BUNDLED_WORD_LM),
+                                    model.vocabulary, decoding, lm, args.word_lm_weight)
+    except ValueError as error:  # WordLMError
+        return fail(str(error))
+    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
+
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out, done = None, {i.id for i in inputs if (out_dir / (i.id + writers.EXTENSIONS[args.output_format])).is_file()} if args.resume else set()
+    else:
+        out, done = _open_output(args, args.output_format)
+    todo = [i for i in inputs if i.id not in done]
+    if done:
+        print(f"speech-s2s: resuming: {len(inputs) - len(todo)} of {len(inputs)} inputs already done", file=sys.stderr)
+
+    from tqdm import tqdm
+
+    failed, written = 0, 0
+    progress = tqdm(total=len(todo), desc="transcribing", unit="file", leave=False, disable=len(todo) < 2 or None)
+    try:
+        for item in recognizer.transcribe_files(todo):
+            progress.update(1)
+            if isinstance(item, FailedFile):
+                failed += 1
+                progress.write(f"speech-s2s: error: {item.error}", file=sys.stderr)
+                continue
+            if out_dir is not None:
+                target = out_dir / (item.id + writers.EXTENSIONS[args.output_format])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic.write_text(target, writers.document(item, args.output_format))
+            else:
+                out.write("".join(line + "\n" for line in writers.lines(item, args.output_format)))
+                out.flush()
+            written += 1
+    except KeyboardInterrupt:
+        progress.close()
+        hint = " (add --resume to continue)" if (args.output or args.output_dir) else ""
+        print(f"speech-s2s: interrupted after {written} of {len(todo)} inputs{hint}", file=sys.stderr)
+        return 130
+    finally:
+        progress.close()
+        if out is not None and out is not sys.stdout:
+            out.close()
+    if failed:
+        return fail(f"{failed} of {len(todo)} inputs could not be transcribed")
+    return 0

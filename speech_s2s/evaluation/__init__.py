@@ -1,0 +1,1 @@
+"""Scoring (WER/CER), error reports and whole-corpus decoding for published-style results."""

@@ -1,0 +1,1 @@
+"""The training loop, checkpoints with exact resume, distributed setup and plots."""
