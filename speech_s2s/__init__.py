@@ -1,6 +1,6 @@
 """speech_s2s: a readable Listen-Attend-Spell speech recogniser.
 
-Data flows one way: audio -> features -> encoder -> search (decoder steps) -> text.
+Data flows one way: audio -> frontend (features) -> model (encoder) -> decoding (search, LMs) -> text.
 
 The Python API, in the shape faster-whisper users know::
 
@@ -35,15 +35,17 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 __version__ = "0.1.0"
 
 _API = {
-    "load": ("speech_s2s.transcribe", "load_recognizer"),
+    "load": ("speech_s2s.builder", "load"),
     "Recognizer": ("speech_s2s.transcribe", "Recognizer"),
     "TranscribeOptions": ("speech_s2s.transcribe", "TranscribeOptions"),
+    "RecognizerConfig": ("speech_s2s.builder", "RecognizerConfig"),
+    "build_recognizer": ("speech_s2s.builder", "build_recognizer"),
     "AudioInfo": ("speech_s2s.transcribe", "AudioInfo"),
     "Segment": ("speech_s2s.transcribe", "Segment"),
     "FileTranscript": ("speech_s2s.transcribe", "FileTranscript"),
     "FailedFile": ("speech_s2s.transcribe", "FailedFile"),
     "Word": ("speech_s2s.decoding.alignment", "Word"),
-    "DecodingOptions": ("speech_s2s.decoding.search", "DecodingOptions"),
+    "DecodingOptions": ("speech_s2s.decoding.options", "DecodingOptions"),
     "SegmenterConfig": ("speech_s2s.frontend.vad", "SegmenterConfig"),
     "inputs": ("speech_s2s.inputs", "inputs"),
     "AudioError": ("speech_s2s.frontend.audio", "AudioError"),

@@ -33,16 +33,23 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from speech_s2s.decoding.options import with_overrides
+from speech_s2s.decoding.search import decode_encoded
 from speech_s2s.frontend.audio import SAMPLE_RATE
-from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.frontend.features import StreamingLogMel
 from speech_s2s.frontend.level import gain_into_range, into_range
+from speech_s2s.frontend.vad import (
+    WINDOW,
+    WINDOW_SECONDS,
+    Segment,
+    Segmenter,
+    SpeechDetector,
+)
+from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.decoding.search import decode_encoded, with_overrides
 from speech_s2s.text import BLANK_ID
-from speech_s2s.transcribe import Recognizer, Segment as TextSegment
-from speech_s2s.frontend.vad import WINDOW, WINDOW_SECONDS, Segment, Segmenter, SpeechDetector
-
+from speech_s2s.transcribe import Recognizer
+from speech_s2s.transcribe import Segment as TextSegment
 
 MODES = ("agreement", "chunked")
 

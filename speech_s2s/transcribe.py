@@ -20,52 +20,17 @@ import numpy as np
 import torch
 
 from speech_s2s.decoding.alignment import Word, word_times
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import LanguageModel, decode_encoded
 from speech_s2s.frontend.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
-from speech_s2s.model.encoder import EncoderOutput
-from speech_s2s.inputs import InputFile
 from speech_s2s.frontend.level import LevelConfig, decoding_level, into_range
-from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.decoding.search import DecodingOptions, LanguageModel, decode_encoded
-from speech_s2s.text import Vocabulary
 from speech_s2s.frontend.vad import Segment as AudioSegment
 from speech_s2s.frontend.vad import Segmenter, SegmenterConfig, SpeechDetector
+from speech_s2s.inputs import InputFile
+from speech_s2s.model.encoder import EncoderOutput
+from speech_s2s.model.seq2seq import Seq2Seq
 
 log = logging.getLogger(__name__)
-
-ASSETS = Path(__file__).parent / "assets"
-BUNDLED_MODEL = ASSETS / "model.safetensors"
-BUNDLED_SAMPLE = ASSETS / "sample.flac"
-BUNDLED_LM = ASSETS / "lm.safetensors"  # character LM over the bundled model's vocabulary (recipes/campaign/lm.sh)
-BUNDLED_WORD_LM = ASSETS / "word_lm.safetensors"  # word trigram the search consults at word ends (recipes/campaign/lm.sh)
-# How files are decoded unless told otherwise: joint CTC/attention beam search with the LM. On the
-# bundled model's dev set it makes 33.8 % word errors where greedy search makes 42.0 %, at about
-# twice greedy's time (BENCHMARKS.md). The LM weight is the better of 0.3 and 0.5 on both dev sets
-# and on 18 minutes of dev-tts read as one recording; CTC's share is in DecodingOptions.
-# Beam 16 since the eighteenth session's word LM: against 8, on the real voice 1.7 points fewer
-# errors with the word LM re-ranking the n-best list, 1.5 with it inside the search (at weight 0.5); 1.3x the
-# time (still about 19x faster than real time on one thread).
-DEFAULT_BEAM = 16
-DEFAULT_LM_WEIGHT = 0.5
-# The decoder's internal LM subtracted beside the LM (DecodingOptions.internal_lm_weight): on the
-# real-voice dev set 1.1 points fewer word errors, better on three of the four synthetic dev sets
-# too (dev-kokoro 0.3 worse, within noise; BENCHMARKS.md).
-DEFAULT_INTERNAL_LM_WEIGHT = 0.15
-# The word LM inside the search (word_fusion.py): its weight, and the share of the character LM's
-# weight each finished word keeps beside it. Chosen on the dev sets (BENCHMARKS.md): at 0.5, as
-# the n-best re-ranking had it, dev-short was 2.1 points worse (95 % interval +0.3 .. +4.6); at 0.4
-# no dev set is worse beyond noise and the real voice gains 0.9.
-DEFAULT_WORD_LM_WEIGHT = 0.4
-DEFAULT_CHAR_LM_SHARE = 0.5
-
-
-def fusion_weights(fused: bool, lm_weight: float | None = None, internal_lm_weight: float | None = None) -> dict[str, float]:
-    """`DecodingOptions`' LM weights for a decoding with an LM (`fused`) or without: those given,
-    else the defaults; none without an LM."""
-    if not fused:
-        return {"lm_weight": 0.0, "internal_lm_weight": 0.0}
-    return {"lm_weight": DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight,
-            "internal_lm_weight": DEFAULT_INTERNAL_LM_WEIGHT if internal_lm_weight is None else internal_lm_weight}
-
 
 @dataclass(frozen=True)
 class Segment:
@@ -249,62 +214,6 @@ class Recognizer:
         for block in blocks:
             state.samples += len(block)
             yield block
-
-
-def language_model_file(model: str | Path | None, beam_size: int, lm: str | Path | bool | None = True,
-                        bundled: Path = BUNDLED_LM) -> str | Path | None:
-    """The LM a decoding uses: none for greedy search (`beam_size` 1) or with `lm` None/False; the
-    file `lm` names; with `lm` True, the `bundled` LM (the character LM, or BUNDLED_WORD_LM) for the
-    bundled model (`model` None) and none for any other, whose vocabulary or text may differ."""
-    if beam_size == 1 or not lm:
-        return None
-    if lm is True:
-        return bundled if model is None else None
-    return lm
-
-
-def with_word_lm(word_lm_file: str | Path | None, vocabulary: Vocabulary, decoding: DecodingOptions, lm: LanguageModel | None,
-                 word_lm_weight: float | None = None) -> tuple[LanguageModel | None, DecodingOptions]:
-    """The LM beam search fuses and the decoding options it needs: with a word LM file, the word LM
-    at word ends beside `lm` (word_fusion.py); without one (None), `lm` and `decoding` as they are.
-    Raises WordLMError."""
-    if word_lm_file is None:
-        return lm, decoding
-    from speech_s2s.decoding.word_fusion import WordFusionWeights, fuse_word_lm
-    from speech_s2s.decoding.word_lm import load_word_lm
-
-    weights = WordFusionWeights(DEFAULT_WORD_LM_WEIGHT if word_lm_weight is None else word_lm_weight, DEFAULT_CHAR_LM_SHARE)
-    return fuse_word_lm(load_word_lm(word_lm_file), vocabulary, decoding, lm, weights)
-
-
-def load_recognizer(
-    model: str | Path | None = None, *, beam_size: int = DEFAULT_BEAM, lm: str | Path | None | bool = True,
-    lm_weight: float = DEFAULT_LM_WEIGHT, internal_lm_weight: float = DEFAULT_INTERNAL_LM_WEIGHT,
-    word_lm: str | Path | None | bool = True, word_lm_weight: float = DEFAULT_WORD_LM_WEIGHT,
-    batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
-) -> Recognizer:
-    """A Recognizer for a model file (default: the bundled model), decoding by beam search with a
-    character LM by default, less the decoder's internal LM at `internal_lm_weight` beside it, and a
-    word LM at word ends (word_fusion.py). `lm`, `word_lm`: an LM file; True (default) = the bundled
-    one with the bundled model and none with any other (its vocabulary may differ); None or False =
-    none. `beam_size` 1 is greedy search, which uses no LM. Raises ModelFileError / LMError /
-    WordLMError naming the file."""
-    from speech_s2s.model.files import load_model
-
-    if threads:
-        torch.set_num_threads(threads)
-    recogniser_model = load_model(model or BUNDLED_MODEL, device)
-    language_model = None
-    lm_file = language_model_file(model, beam_size, lm)
-    if lm_file:
-        from speech_s2s.decoding.char_lm import load_lm
-
-        language_model = load_lm(lm_file, vocabulary=recogniser_model.vocabulary).to(device)
-    decoding = DecodingOptions(beam_size=beam_size, **fusion_weights(language_model is not None, lm_weight, internal_lm_weight))
-    language_model, decoding = with_word_lm(language_model_file(model, beam_size, word_lm, BUNDLED_WORD_LM), recogniser_model.vocabulary,
-                                            decoding, language_model, word_lm_weight)
-    options = TranscribeOptions(decoding=decoding, batch_size=batch_size, word_timestamps=word_timestamps)
-    return Recognizer(recogniser_model, options, language_model)
 
 
 def _ready(pending: deque[_Pending]) -> Iterator[FileTranscript | FailedFile]:

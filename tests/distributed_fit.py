@@ -11,9 +11,10 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]  # conftest, and this checkout's speech_s2s
 from conftest import tiny_model_with_mini_features  # noqa: E402
+
+from speech_s2s.data.batches import FeatureSet  # noqa: E402
 from speech_s2s.training import distributed
 from speech_s2s.training import loop as training  # noqa: E402
-from speech_s2s.data.batches import FeatureSet  # noqa: E402
 
 CONFIG = training.TrainConfig(epochs=10, max_frames=400, learning_rate=1e-3, warmup_steps=3, checkpoint_every=2, log_every=1,
                               sampling_probability=0.2, dev_max_utterances=2, device="cpu")

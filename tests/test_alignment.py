@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from speech_s2s.builder import BUNDLED_MODEL
 from speech_s2s.decoding.alignment import token_frames, word_times
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.model.files import load_model
 from speech_s2s.text import Vocabulary
-from speech_s2s.transcribe import BUNDLED_MODEL
 
 
 def test_token_frames_follow_the_best_path_and_refuse_impossible_texts():

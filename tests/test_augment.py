@@ -4,15 +4,30 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from conftest import MINI_CORPUS, tiny_model_with_mini_features
 from scipy import signal
 
-from conftest import MINI_CORPUS, tiny_model_with_mini_features
-from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.data.augment import (
-    AugmentConfig, Augmenter, add_noise, babble, band_limit, biquad, clip, codec_round_trip, coloured_noise, equalise,
-    load_rir_bank, mu_law, preset, reverberate, speed_perturb, telephone, vtlp,
+    AugmentConfig,
+    Augmenter,
+    add_noise,
+    babble,
+    band_limit,
+    biquad,
+    clip,
+    codec_round_trip,
+    coloured_noise,
+    equalise,
+    load_rir_bank,
+    mu_law,
+    preset,
+    reverberate,
+    speed_perturb,
+    telephone,
+    vtlp,
 )
 from speech_s2s.data.augmented_batches import AugmentedBatches, load_waveforms
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.training.loop import TrainConfig, fit
 
 SPEECH = sorted(MINI_CORPUS.rglob("*.flac"))[0]

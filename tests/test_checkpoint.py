@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import MINI_CORPUS, tiny_model_with_mini_features
-from speech_s2s.training.checkpoint import CHECKPOINT, ResumeError
+
 from speech_s2s.cli.main import main
-from speech_s2s.model.files import load_model
 from speech_s2s.data.sampler import BucketingSampler
+from speech_s2s.model.files import load_model
+from speech_s2s.training.checkpoint import CHECKPOINT, ResumeError
 from speech_s2s.training.loop import TrainConfig, fit
 
 CONFIG = TrainConfig(epochs=10, max_frames=400, learning_rate=1e-3, warmup_steps=3, checkpoint_every=2, log_every=1,

@@ -7,10 +7,16 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-
 from conftest import MINI_CORPUS
+
+from speech_s2s.builder import (
+    BUNDLED_LM,
+    BUNDLED_MODEL,
+    BUNDLED_SAMPLE,
+    BUNDLED_WORD_LM,
+)
 from speech_s2s.cli.main import main
-from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, BUNDLED_SAMPLE, BUNDLED_WORD_LM
+from speech_s2s.decoding.options import DecodingOptions
 
 # What the bundled model hears in the bundled sample (a held-out voice reading a held-out sentence).
 SAMPLE_ID = BUNDLED_SAMPLE.name.split(".")[0]
@@ -39,8 +45,10 @@ def test_greedy_search_reads_the_bundled_sample_but_for_a_word(capsys):
 
 def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_none(monkeypatch):
     from speech_s2s.decoding.char_lm import CharLM
-    from speech_s2s.transcribe import DEFAULT_BEAM, DEFAULT_LM_WEIGHT, DEFAULT_WORD_LM_WEIGHT, Recognizer
     from speech_s2s.decoding.word_fusion import WordFusion
+    from speech_s2s.transcribe import Recognizer
+
+    defaults = DecodingOptions()
 
     made = []
     original = Recognizer.__init__
@@ -56,49 +64,46 @@ def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_no
     monkeypatch.setattr(Recognizer, "__init__", spy)
     assert main(["transcribe", str(BUNDLED_SAMPLE)]) == 0
     decoding, lm = made[-1]
-    assert (decoding.beam_size, decoding.ctc_weight, decoding.lm_weight) == (DEFAULT_BEAM, 0.2, DEFAULT_LM_WEIGHT)
-    assert word_lm_weight(lm) == DEFAULT_WORD_LM_WEIGHT
+    assert decoding == defaults  # every field: the one home of the defaults is what runs
+    assert (lm.weights.word_lm_weight, lm.weights.char_lm_share) == (defaults.word_lm_weight, defaults.char_lm_share)
+    assert word_lm_weight(lm) == defaults.word_lm_weight
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-word-lm"]) == 0
     assert isinstance(made[-1][1], CharLM)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--word-lm-weight", "0.3"]) == 0
     assert word_lm_weight(made[-1][1]) == 0.3
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--lm-weight", "0.7"]) == 0
-    assert made[-1][0].lm_weight == 0.7 and made[-1][1].word_scale == pytest.approx(DEFAULT_WORD_LM_WEIGHT / 0.7)
+    assert made[-1][0].lm_weight == 0.7 and made[-1][1].word_scale == pytest.approx(defaults.word_lm_weight / 0.7)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1"]) == 0
     assert (made[-1][0].beam_size, made[-1][1]) == (1, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm", "--no-word-lm"]) == 0
-    assert (made[-1][0].beam_size, made[-1][0].lm_weight, made[-1][1]) == (DEFAULT_BEAM, 0.0, None)
+    assert (made[-1][0].beam_size, made[-1][0].lm_weight, made[-1][1]) == (defaults.beam_size, 0.0, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-lm"]) == 0  # the word LM alone, at its own weight
-    assert (made[-1][0].lm_weight, made[-1][0].internal_lm_weight, word_lm_weight(made[-1][1])) == (DEFAULT_WORD_LM_WEIGHT, 0.0, None)
+    assert (made[-1][0].lm_weight, made[-1][0].internal_lm_weight, word_lm_weight(made[-1][1])) == (defaults.word_lm_weight, 0.0, None)
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL)]) == 0  # another model: its vocabulary may differ
     assert made[-1][1] is None
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--model", str(BUNDLED_MODEL), "--word-lm", str(BUNDLED_WORD_LM)]) == 0
     assert word_lm_weight(made[-1][1]) is None
 
 
-def test_transcribe_and_stream_default_to_the_same_beam():
-    """Both parsers state the literal (they must not import torch for --help); it must be DEFAULT_BEAM."""
+def test_transcribe_and_stream_default_to_the_product_beam():
     from speech_s2s.cli.main import build_parser
-    from speech_s2s.transcribe import DEFAULT_BEAM
 
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
-    assert commands["transcribe"].get_default("beam") == commands["stream"].get_default("beam") == DEFAULT_BEAM
+    assert commands["transcribe"].get_default("beam") == commands["stream"].get_default("beam") == DecodingOptions().beam_size == 16
 
 
-def test_the_lm_weights_the_help_states_are_the_defaults():
-    """The literals in --help (torch-free) must be DEFAULT_LM_WEIGHT and DEFAULT_INTERNAL_LM_WEIGHT, for transcribe and for decode --lm."""
+def test_the_weights_the_help_states_are_the_defaults():
+    """--help (torch-free) states DecodingOptions' defaults, for transcribe and for decode --lm."""
     from speech_s2s.cli.main import build_parser
-    from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT
 
+    defaults = DecodingOptions()
     commands = [action for action in build_parser()._subparsers._group_actions if action.choices][0].choices
     for command in ("transcribe", "decode"):
-        for dest, default in (("lm_weight", DEFAULT_LM_WEIGHT), ("internal_lm_weight", DEFAULT_INTERNAL_LM_WEIGHT)):
+        for dest, default in (("lm_weight", defaults.lm_weight), ("internal_lm_weight", defaults.internal_lm_weight),
+                              ("word_lm_weight", defaults.word_lm_weight), ("ctc_weight", defaults.ctc_weight)):
             help_text = next(a.help for a in commands[command]._actions if a.dest == dest)
-            assert f"(default {default}" in help_text, (command, help_text)
-    from speech_s2s.transcribe import DEFAULT_WORD_LM_WEIGHT
-
-    help_text = next(a.help for a in commands["transcribe"]._actions if a.dest == "word_lm_weight")
-    assert f"(default {DEFAULT_WORD_LM_WEIGHT})" in help_text
+            assert f"(default {default:g}" in help_text, (command, help_text)
+    assert (defaults.lm_weight, defaults.internal_lm_weight, defaults.word_lm_weight, defaults.ctc_weight) == (0.5, 0.15, 0.4, 0.2)
 
 
 @pytest.mark.parametrize("flags, error", [
@@ -250,10 +255,8 @@ def _one_line_error(capsys, starts: str) -> None:
 @pytest.mark.parametrize("flags", [["--lm", "x.safetensors"], ["--no-lm"], ["--ctc-weight", "0.5"], ["--length-bonus", "1"],
                                    ["--internal-lm-weight", "0.1"]])
 def test_options_that_only_apply_to_beam_search_are_refused_with_greedy(capsys, flags):
-    from speech_s2s.transcribe import DEFAULT_BEAM
-
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--beam", "1", *flags]) == 2
-    _one_line_error(capsys, f"{flags[0]} only applies to beam search: drop --beam 1 (the default is {DEFAULT_BEAM})\n")
+    _one_line_error(capsys, f"{flags[0]} only applies to beam search: drop --beam 1 (the default is 16)\n")
 
 
 @pytest.mark.parametrize("flags, error", [
@@ -481,8 +484,8 @@ def test_train_defaults_in_help_are_the_config_defaults():
     import re
 
     from speech_s2s.cli.main import build_parser
-    from speech_s2s.frontend.features import SpecAugmentConfig
     from speech_s2s.decoding.char_lm import CharLMConfig, CharLMTrainConfig
+    from speech_s2s.frontend.features import SpecAugmentConfig
     from speech_s2s.training.loop import TrainConfig
 
     fields = {

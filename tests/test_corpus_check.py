@@ -3,6 +3,7 @@
 import shutil
 
 from conftest import MINI_CORPUS
+
 from speech_s2s.data.corpus import MISSING_AUDIO, TRUNCATED_AUDIO, UNTRANSCRIBED_AUDIO
 from speech_s2s.data.corpus_check import decode_to_end, verify_split
 

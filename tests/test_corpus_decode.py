@@ -8,14 +8,19 @@ import time
 from pathlib import Path
 
 import torch
-
 from conftest import copied_mini_corpus, tiny_config
+
 from speech_s2s.cli.main import main
 from speech_s2s.data.corpus import write_manifest
-from speech_s2s.evaluation.corpus_decode import is_complete, partial_path, run_signature, signature_path
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.evaluation.corpus_decode import (
+    is_complete,
+    partial_path,
+    run_signature,
+    signature_path,
+)
 from speech_s2s.model.files import save_model
 from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.decoding.search import DecodingOptions
 
 REPOSITORY = Path(__file__).parent.parent
 
@@ -67,7 +72,7 @@ def test_decoding_killed_midway_resumes_and_ends_with_the_unbroken_output(tmp_pa
 
 def test_a_finished_decoding_counts_only_for_the_model_and_options_that_made_it(tmp_path):
     model, utterances = _setup(tmp_path, copies=1)
-    greedy, beam = DecodingOptions(), DecodingOptions(beam_size=2)
+    greedy, beam = DecodingOptions(beam_size=1), DecodingOptions(beam_size=2)
     from speech_s2s.evaluation.corpus_decode import decode_utterances
     from speech_s2s.model.files import load_model
 
@@ -108,7 +113,7 @@ def test_an_unreadable_utterance_is_named_the_rest_are_decoded_and_a_rerun_finis
 def test_a_word_lm_is_part_of_the_runs_signature(tmp_path, capsys):
     import json
 
-    from speech_s2s.transcribe import BUNDLED_WORD_LM
+    from speech_s2s.builder import BUNDLED_WORD_LM
 
     model, utterances = _setup(tmp_path, copies=1)
     write_manifest(utterances, tmp_path / "test.jsonl")

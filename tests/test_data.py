@@ -1,10 +1,15 @@
 import shutil
 
 import pytest
-
 from conftest import MINI_CORPUS
+
 from speech_s2s.data.batches import make_batches
-from speech_s2s.data.corpus import CorpusError, read_librispeech, read_manifest, write_manifest
+from speech_s2s.data.corpus import (
+    CorpusError,
+    read_librispeech,
+    read_manifest,
+    write_manifest,
+)
 
 
 def test_reads_librispeech_layout(mini_corpus):

@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from speech_s2s.model.attention import AttentionConfig
-from speech_s2s.model.decoder import AttentionDecoder, DecoderConfig, InternalLanguageModel, ProjectedDecoder
+from speech_s2s.model.decoder import (
+    AttentionDecoder,
+    DecoderConfig,
+    InternalLanguageModel,
+    ProjectedDecoder,
+)
 
 
 @pytest.mark.parametrize("num_layers,rows_per_utterance", [(1, 1), (2, 3)])

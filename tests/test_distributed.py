@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import torch
-
 from conftest import tiny_model_with_mini_features
 from distributed_fit import CONFIG, training_set
+
 from speech_s2s.data.sampler import BucketingSampler
 from speech_s2s.training.loop import CHECKPOINT, TrainConfig, fit
 

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from speech_s2s.model.encoder import BiLSTM, ChunkConfig, EncoderConfig, PyramidalEncoder, reverse_within_lengths, stack_frame_pairs
+from speech_s2s.model.encoder import (
+    BiLSTM,
+    ChunkConfig,
+    EncoderConfig,
+    PyramidalEncoder,
+    reverse_within_lengths,
+    stack_frame_pairs,
+)
 
 
 def test_reverse_within_lengths_leaves_padding_in_place():

@@ -1,4 +1,9 @@
-from speech_s2s.evaluation.error_report import AlignedWord, align_words, errs_text, recogs_text
+from speech_s2s.evaluation.error_report import (
+    AlignedWord,
+    align_words,
+    errs_text,
+    recogs_text,
+)
 from speech_s2s.evaluation.scoring import score
 
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import torch
-
 from conftest import copied_mini_corpus
-from speech_s2s.data.corpus import Utterance, write_manifest
+
 from speech_s2s.data.batches import compute_features, feature_stats
+from speech_s2s.data.corpus import Utterance, write_manifest
 from speech_s2s.data.feature_store import SHARD, extract_features
 from speech_s2s.frontend.features import FeatureConfig, LogMel
 from speech_s2s.text import Vocabulary

@@ -2,7 +2,12 @@ import librosa
 import numpy as np
 import torch
 
-from speech_s2s.frontend.features import FeatureConfig, LogMel, SpecAugmentConfig, spec_augment
+from speech_s2s.frontend.features import (
+    FeatureConfig,
+    LogMel,
+    SpecAugmentConfig,
+    spec_augment,
+)
 
 
 def test_mel_power_matches_librosa():

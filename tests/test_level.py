@@ -7,10 +7,19 @@ import jiwer
 import numpy as np
 import pytest
 
+from speech_s2s.builder import BUNDLED_SAMPLE, load
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-from speech_s2s.frontend.level import LevelConfig, active_level_db, gain_into_range, into_range, level_config, measure_training_range, training_range
+from speech_s2s.frontend.level import (
+    LevelConfig,
+    active_level_db,
+    gain_into_range,
+    into_range,
+    level_config,
+    measure_training_range,
+    training_range,
+)
 from speech_s2s.streaming import StreamingRecognizer, StreamOptions
-from speech_s2s.transcribe import BUNDLED_SAMPLE, Recognizer, load_recognizer
+from speech_s2s.transcribe import Recognizer
 
 SPEECH = load_audio(BUNDLED_SAMPLE)
 SAMPLE_TEXT = "and your brother and sister were not very kind"
@@ -60,7 +69,7 @@ def recognizer() -> Recognizer:
     import torch
 
     torch.set_num_threads(1)
-    return load_recognizer(beam_size=1)
+    return load(beam_size=1)
 
 
 def _without_level(recognizer: Recognizer) -> Recognizer:
@@ -73,7 +82,7 @@ def default_recognizer() -> Recognizer:
     import torch
 
     torch.set_num_threads(1)
-    return load_recognizer()
+    return load()
 
 
 def test_speech_30_db_quieter_reads_the_same_and_without_the_correction_reads_nothing(default_recognizer):
@@ -148,9 +157,9 @@ def test_decoding_scales_speech_into_the_range_the_model_file_states(tmp_path, c
     import soundfile
     import torch
 
+    from speech_s2s.builder import BUNDLED_MODEL
     from speech_s2s.cli.main import main
     from speech_s2s.model.files import load_model, save_model
-    from speech_s2s.transcribe import BUNDLED_MODEL
 
     assert Recognizer(load_model(BUNDLED_MODEL)).level == LevelConfig()  # a file that states none: the bundled band
     # the bundled weights in a file that claims its training audio was 30 dB quieter: the quiet

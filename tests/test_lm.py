@@ -1,15 +1,24 @@
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
 from safetensors import safe_open
 
-import math
-
 from speech_s2s.cli.main import main
-from speech_s2s.decoding.char_lm import (CharLM, CharLMConfig, CharLMTrainConfig, LMError, bits_per_character, check_vocabulary, load_lm, save_lm,
-                           split_held_out, train_char_lm)
+from speech_s2s.decoding.char_lm import (
+    CharLM,
+    CharLMConfig,
+    CharLMTrainConfig,
+    LMError,
+    bits_per_character,
+    check_vocabulary,
+    load_lm,
+    save_lm,
+    split_held_out,
+    train_char_lm,
+)
 from speech_s2s.text import Vocabulary
 
 SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"]
@@ -111,6 +120,7 @@ def test_lm_file_with_missing_or_broken_config_is_one_line_error(tmp_path, metad
 
 def test_recognition_model_or_missing_file_is_not_taken_for_an_lm(tmp_path):
     from conftest import tiny_config
+
     from speech_s2s.model.files import save_model
     from speech_s2s.model.seq2seq import Seq2Seq
 

@@ -1,12 +1,21 @@
 import json
 
-import torch
 import pytest
-
+import torch
 from conftest import tiny_config
-from speech_s2s.model.files import ModelFileError, average_info, average_models, format_model_info, load_model, read_model_info, save_model
+
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import decode
+from speech_s2s.model.files import (
+    ModelFileError,
+    average_info,
+    average_models,
+    format_model_info,
+    load_model,
+    read_model_info,
+    save_model,
+)
 from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.decoding.search import DecodingOptions, decode
 
 
 def _batch(lengths, seed=0):
@@ -215,8 +224,8 @@ def test_integer_weights_where_floats_belong_are_refused(saved):
 
 
 def test_missing_tensor_and_newer_format_are_refused(saved, tmp_path):
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(saved), framework="pt") as handle:
         metadata = handle.metadata()

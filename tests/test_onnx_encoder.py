@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from speech_s2s.model.seq2seq import Seq2Seq
 
 pytest.importorskip("onnx")
@@ -41,8 +41,8 @@ def test_onnx_encoder_refuses_another_models_export(tmp_path):
 
 
 def test_transcribe_with_the_exported_encoder_writes_what_torch_writes(tmp_path, capsys):
+    from speech_s2s.builder import BUNDLED_SAMPLE
     from speech_s2s.cli.main import main
-    from speech_s2s.transcribe import BUNDLED_SAMPLE
 
     assert main(["export-onnx", str(tmp_path / "encoder.onnx")]) == 0
     capsys.readouterr()

@@ -3,7 +3,12 @@ import json
 import pytest
 
 from speech_s2s.cli.main import main
-from speech_s2s.evaluation.scoring import ScoringError, paired_bootstrap, read_kaldi_text, score
+from speech_s2s.evaluation.scoring import (
+    ScoringError,
+    paired_bootstrap,
+    read_kaldi_text,
+    score,
+)
 
 
 def test_counts_substitutions_deletions_insertions_case_insensitively():

@@ -2,11 +2,19 @@ import math
 from dataclasses import replace
 
 import torch
-
 from conftest import tiny_config
+
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import (
+    beam_search_batch,
+    beam_search_one,
+    ctc_greedy_length,
+    decode,
+    greedy_search,
+    max_output_tokens,
+)
 from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.decoding.search import DecodingOptions, beam_search_batch, beam_search_one, ctc_greedy_length, decode, greedy_search, max_output_tokens
 from speech_s2s.text import BLANK_ID
 
 
@@ -33,7 +41,7 @@ def test_beam_of_one_without_ctc_equals_greedy():
 def test_output_never_exceeds_ctc_frames():
     model, feats, lengths = _random_model_and_input(1)
     encoded = model.encode(feats, lengths)
-    for tokens, frames in zip(greedy_search(model, encoded, DecodingOptions(stop_on_ctc_silence=False)), encoded.ctc_lengths.tolist()):
+    for tokens, frames in zip(greedy_search(model, encoded, DecodingOptions(beam_size=1, stop_on_ctc_silence=False)), encoded.ctc_lengths.tolist()):
         assert len(tokens) <= frames
 
 
@@ -62,8 +70,8 @@ def _sample_twice(model, pause_seconds: float):
     """The bundled sample, a pause, and the sample again: one segment holding two sentences."""
     import numpy as np
 
+    from speech_s2s.builder import BUNDLED_SAMPLE
     from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-    from speech_s2s.transcribe import BUNDLED_SAMPLE
 
     sentence = load_audio(BUNDLED_SAMPLE)
     twice = torch.from_numpy(np.concatenate([sentence, np.zeros(int(pause_seconds * SAMPLE_RATE), np.float32), sentence]))
@@ -93,16 +101,16 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(mon
     beam search, which follows the audio. The models of the twelfth to fourteenth sessions looped by
     themselves ("... very kind and kind and kind", the fourteenth's over a 5 s pause); the fifteenth's
     reads on through 8 s and stops after the first sentence at 12 s, so the loop is imitated here."""
+    from speech_s2s.builder import BUNDLED_MODEL
     from speech_s2s.model.files import load_model
-    from speech_s2s.transcribe import BUNDLED_MODEL
 
     model = load_model(BUNDLED_MODEL)
     feats, lengths = _sample_twice(model, 1.5)
     encoded = model.encode(feats, lengths)
     frames = int(encoded.ctc_lengths[0])
-    cap = max_output_tokens(frames, ctc_greedy_length(model.ctc_log_probs(encoded)[0, :frames]), DecodingOptions())
+    cap = max_output_tokens(frames, ctc_greedy_length(model.ctc_log_probs(encoded)[0, :frames]), DecodingOptions(beam_size=1))
     _greedy_says(monkeypatch, model.vocabulary.encode(FIRST_SENTENCE + " and kind" * cap)[:cap])
-    without_guard = decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0]
+    without_guard = decode(model, feats, lengths, DecodingOptions(beam_size=1, fallback_beam_size=0))[0]
     assert without_guard.text.startswith(FIRST_SENTENCE + " and kind and kind and kind") and len(without_guard.tokens) == cap
     with_guard = decode(model, feats, lengths)[0].text
     assert _reads_both_sentences(with_guard), with_guard
@@ -111,30 +119,28 @@ def test_greedy_that_loops_over_a_long_pause_is_decoded_again_by_beam_search(mon
 def test_greedy_that_stops_at_the_first_sentence_is_decoded_again_by_beam_search(monkeypatch):
     """The models of the ninth to eleventh sessions stopped after the first sentence over a 1.5 s
     pause: <eos> where CTC hears as much again. Greedy output that short goes to beam search too."""
+    from speech_s2s.builder import BUNDLED_MODEL
     from speech_s2s.model.files import load_model
-    from speech_s2s.transcribe import BUNDLED_MODEL
 
     model = load_model(BUNDLED_MODEL)
     feats, lengths = _sample_twice(model, 1.5)
     _greedy_says(monkeypatch, model.vocabulary.encode(FIRST_SENTENCE))  # attention's <eos> there
-    assert decode(model, feats, lengths, DecodingOptions(fallback_beam_size=0))[0].text == FIRST_SENTENCE
+    assert decode(model, feats, lengths, DecodingOptions(beam_size=1, fallback_beam_size=0))[0].text == FIRST_SENTENCE
     with_guard = decode(model, feats, lengths)[0].text
     assert _reads_both_sentences(with_guard), with_guard
 
 
-def test_default_beam_search_with_the_bundled_lm_reads_both_sentences_of_a_segment():
+def test_default_decoding_reads_both_sentences_of_a_segment():
     """A CTC weight tuned on single sentences (0.1) let attention loop on the second sentence of a
-    segment ("... kind and thine kind and thine kind"); the default must follow the audio."""
-    from speech_s2s.decoding.char_lm import load_lm
-    from speech_s2s.model.files import load_model
-    from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, DEFAULT_BEAM, DEFAULT_LM_WEIGHT
+    segment ("... kind and thine kind and thine kind"); the default decoding (beam 16, both LMs, the
+    internal LM subtracted: what `speech-s2s transcribe` runs) must follow the audio. At a 1.5 s pause
+    models of 2026-11-29 looped at CTC weights 0.1 and 0.2 where 0.3 read both sentences."""
+    from speech_s2s.builder import RecognizerConfig, build_decoding
 
-    model, lm = load_model(BUNDLED_MODEL), load_lm(BUNDLED_LM)
-    # a 1.5 s pause: with the ninth session's model CTC weights 0.1 and 0.2 looped here, 0.3 read both
-    # sentences (through 0.7 s all three did); the seventeenth session's model reads both at 0.2, the
-    # default since the nineteenth session
-    feats, lengths = _sample_twice(model, 1.5)
-    text = decode(model, feats, lengths, DecodingOptions(beam_size=DEFAULT_BEAM, lm_weight=DEFAULT_LM_WEIGHT), lm)[0].text
+    built = build_decoding(RecognizerConfig())
+    assert built.options == DecodingOptions() and built.lm is not None
+    feats, lengths = _sample_twice(built.model, 1.5)
+    text = decode(built.model, feats, lengths, built.options, built.lm)[0].text
     assert _reads_both_sentences(text), text
 
 
@@ -142,7 +148,7 @@ def test_decoding_options_chunk_reaches_the_encoder():
     torch.manual_seed(0)
     model = Seq2Seq(tiny_config()).eval()
     feats, lengths = torch.randn(2, 60, 80), torch.tensor([60, 41])
-    whole = DecodingOptions(chunk=ChunkConfig(64, 0))  # one chunk holds each utterance: the full form
+    whole = DecodingOptions(beam_size=1, chunk=ChunkConfig(64, 0))  # one chunk holds each utterance: the full form
     assert [r.tokens for r in decode(model, feats, lengths, whole)] == [r.tokens for r in decode(model, feats, lengths)]
     seen = []
     model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[2]))  # (feats, lengths, chunk)
@@ -230,9 +236,9 @@ def test_the_internal_lm_is_subtracted_only_beside_an_external_lm():
 def test_batched_beam_search_equals_the_per_utterance_search_on_the_bundled_sample():
     """The bundled model on its sample, once alone and once beside a shorter cut of it: the batched search
     finds what the per-utterance search finds, with every token CTC-scored and with the default candidates."""
+    from speech_s2s.builder import BUNDLED_MODEL, BUNDLED_SAMPLE
     from speech_s2s.frontend.audio import load_audio
     from speech_s2s.model.files import load_model
-    from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE
 
     model = load_model(BUNDLED_MODEL)
     sentence = torch.from_numpy(load_audio(BUNDLED_SAMPLE))

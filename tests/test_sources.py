@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 import soundfile
 
+from speech_s2s.builder import BUNDLED_SAMPLE
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-from speech_s2s.sources import FileSource, InputDevice, SourceError, StdinSource, find_device
-from speech_s2s.transcribe import BUNDLED_SAMPLE
+from speech_s2s.sources import (
+    FileSource,
+    InputDevice,
+    SourceError,
+    StdinSource,
+    find_device,
+)
 
 
 def test_file_source_replays_the_whole_file_in_small_blocks():

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speech_s2s.builder import BUNDLED_SAMPLE
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-from speech_s2s.transcribe import BUNDLED_SAMPLE
 
 ROOT = Path(__file__).parent.parent
 SPEECH = load_audio(BUNDLED_SAMPLE)
@@ -40,8 +40,8 @@ def test_a_file_gives_jsonl_partials_then_the_final_and_a_summary():
 
 
 def test_raw_pcm_on_standard_input_at_another_rate():
-    import torchaudio.functional
     import torch
+    import torchaudio.functional
 
     audio = np.concatenate([SPEECH, np.zeros(SAMPLE_RATE // 2, dtype=np.float32)])
     at_22k = torchaudio.functional.resample(torch.from_numpy(audio), SAMPLE_RATE, 22050).numpy()

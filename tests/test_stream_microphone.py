@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from speech_s2s.transcribe import BUNDLED_SAMPLE, load_recognizer
+from speech_s2s.builder import BUNDLED_SAMPLE, load
 
 ROOT = Path(__file__).parent.parent
 KEEP_ALIVE_SECONDS = 2.5  # an idle null sink wakes only every ~2 s; a silent stream keeps it running
@@ -77,7 +77,7 @@ def test_speech_played_into_the_default_microphone_is_transcribed_as_offline(pul
         stream = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, cwd=folder,
                                   env={**env, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"})
     try:
-        offline = " ".join(s.text for s in load_recognizer().transcribe(str(BUNDLED_SAMPLE))[0])  # while it starts
+        offline = " ".join(s.text for s in load().transcribe(str(BUNDLED_SAMPLE))[0])  # while it starts
         _wait_for(errors, "listening on", stream, seconds=60)
         time.sleep(max(0.0, keep_alive_started + KEEP_ALIVE_SECONDS - time.monotonic()))
         subprocess.run(["paplay", str(BUNDLED_SAMPLE)], env=env, check=True, timeout=30)

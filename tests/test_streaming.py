@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from speech_s2s.builder import BUNDLED_SAMPLE, load
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.sources import FileSource
 from speech_s2s.streaming import LocalAgreement, StreamingRecognizer, StreamOptions
-from speech_s2s.transcribe import BUNDLED_SAMPLE, load_recognizer
 
 SPEECH = load_audio(BUNDLED_SAMPLE)
 
@@ -26,7 +26,7 @@ def recognizer():
     import torch
 
     torch.set_num_threads(1)
-    return load_recognizer(beam_size=1)  # greedy finals: the tests are about streaming, not search
+    return load(beam_size=1)  # greedy finals: the tests are about streaming, not search
 
 
 def _audio() -> np.ndarray:
@@ -127,8 +127,8 @@ def test_silence_and_noise_give_no_events(recognizer):
 def test_chunked_ctc_partials_equal_ctc_over_the_offline_chunked_encoder(recognizer):
     import torch
 
-    from speech_s2s.model.encoder import ChunkConfig
     from speech_s2s.decoding.search import BLANK_ID
+    from speech_s2s.model.encoder import ChunkConfig
     from speech_s2s.streaming import ChunkedCTC
 
     model, chunk = recognizer.model, ChunkConfig(32, 16)

@@ -4,11 +4,17 @@ import numpy as np
 import pytest
 import soundfile
 
+from speech_s2s.builder import BUNDLED_MODEL, BUNDLED_SAMPLE
+from speech_s2s.decoding.options import DecodingOptions
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.inputs import InputFile
 from speech_s2s.model.files import load_model
-from speech_s2s.decoding.search import DecodingOptions
-from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE, FailedFile, FileTranscript, Recognizer, TranscribeOptions
+from speech_s2s.transcribe import (
+    FailedFile,
+    FileTranscript,
+    Recognizer,
+    TranscribeOptions,
+)
 
 SENTENCE = "and your brother and sister were not very kind"
 
@@ -85,11 +91,3 @@ def test_the_python_api_transcribes_a_path_or_an_array_as_a_generator_of_segment
     segments = list(segments)
     assert [s.text for s in segments] == [SENTENCE, SENTENCE]
     assert 0.7 < segments[0].start < 1.4 and segments[1].start > 3.4
-
-
-def test_fusion_weights_are_the_given_ones_else_the_defaults_and_none_without_an_lm():
-    from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, DEFAULT_LM_WEIGHT, fusion_weights
-
-    assert fusion_weights(True) == {"lm_weight": DEFAULT_LM_WEIGHT, "internal_lm_weight": DEFAULT_INTERNAL_LM_WEIGHT}
-    assert fusion_weights(True, 0.7, 0.0) == {"lm_weight": 0.7, "internal_lm_weight": 0.0}  # 0 is given, not missing
-    assert fusion_weights(False, 0.7, 0.2) == {"lm_weight": 0.0, "internal_lm_weight": 0.0}

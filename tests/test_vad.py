@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from speech_s2s.builder import BUNDLED_SAMPLE
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-from speech_s2s.transcribe import BUNDLED_SAMPLE
 from speech_s2s.frontend.vad import WINDOW, Segmenter, SegmenterConfig, SpeechDetector
 
 SPEECH = load_audio(BUNDLED_SAMPLE)  # 2.5 s: ~0.3 s of silence, speech, ~0.1 s of silence

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from speech_s2s.decoding.char_lm import CharLM, CharLMConfig
-from speech_s2s.decoding.search import DecodingOptions, decode_encoded
-from speech_s2s.text import EOS_ID, Vocabulary
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import decode_encoded
 from speech_s2s.decoding.word_fusion import WordFusionWeights, fuse_word_lm
 from speech_s2s.decoding.word_lm import WordLMConfig, estimate_word_lm
+from speech_s2s.text import EOS_ID, Vocabulary
 
 TEXT = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ran", "on the mat the cat sat"]
 VOCABULARY = Vocabulary()
@@ -87,6 +88,7 @@ def test_beam_search_hypotheses_carry_the_fused_score_of_their_own_tokens(word_l
     """Through the real search (rows reordered, utterances leaving the batch), each finished
     hypothesis's LM score is the fusion's total over its own tokens."""
     from conftest import tiny_config
+
     from speech_s2s.model.seq2seq import Seq2Seq
 
     torch.manual_seed(0)

@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from speech_s2s.cli.main import main
-from speech_s2s.decoding.word_lm import BOS, WordLMConfig, WordLMError, estimate_word_lm, load_word_lm, perplexity, save_word_lm
+from speech_s2s.decoding.word_lm import (
+    BOS,
+    WordLMConfig,
+    WordLMError,
+    estimate_word_lm,
+    load_word_lm,
+    perplexity,
+    save_word_lm,
+)
 
 TEXT = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ran", "on the mat the cat sat",
         "the the cat", "the cat sat", "the cat sat", "a dog ran on the log"]

@@ -106,8 +106,8 @@ def cases(folder: Path) -> list[tuple[str, list[str]]]:
     nan = speech.copy()
     nan[5000:5100] = np.nan
     lm_without_config = f / "lm.safetensors"
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"weight": torch.zeros(3, 3)}, str(lm_without_config))
     (f / "exists.txt").write_text("earlier results\n")

@@ -38,15 +38,17 @@ def run_system(name: str, paths: list[str]) -> dict:
     started = time.perf_counter(), time.process_time()
     if name.startswith("speech_s2s"):
         _, search, precision, threads = name.split()
-        import speech_s2s  # noqa: F401 (OpenMP environment first)
         import torch
 
+        import speech_s2s  # noqa: F401 (OpenMP environment first)
+
         torch.set_num_threads(int(threads[:-1]))
+        from speech_s2s.builder import BUNDLED_LM, BUNDLED_MODEL, load
         from speech_s2s.inputs import expand_inputs
         from speech_s2s.model.files import quantize_int8
-        from speech_s2s.transcribe import BUNDLED_LM, BUNDLED_MODEL, FileTranscript, Recognizer, load_recognizer
+        from speech_s2s.transcribe import FileTranscript, Recognizer
 
-        recognizer = load_recognizer(beam_size=1) if search == "greedy" else load_recognizer()  # what transcribe does by default
+        recognizer = load(beam_size=1) if search == "greedy" else load()  # what transcribe does by default
         if precision == "int8":
             recognizer = Recognizer(quantize_int8(recognizer.model), recognizer.options, recognizer.lm)
         size = BUNDLED_MODEL.stat().st_size + (BUNDLED_LM.stat().st_size if recognizer.lm is not None else 0)
@@ -55,8 +57,9 @@ def run_system(name: str, paths: list[str]) -> dict:
         texts = {r.id: r.text for r in recognizer.transcribe_files(files) if isinstance(r, FileTranscript)}
     else:
         from bench_peers import pocketsphinx_recogniser, whisper_recogniser
-        from speech_s2s.frontend.audio import load_audio
+
         from speech_s2s.data.normalize import normalize_text
+        from speech_s2s.frontend.audio import load_audio
 
         if name == "pocketsphinx":
             recognise = pocketsphinx_recogniser()

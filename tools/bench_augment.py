@@ -20,10 +20,15 @@ import torch
 
 import speech_s2s
 from speech_s2s.data import augment as A
-from speech_s2s.frontend.audio import SAMPLE_RATE
 from speech_s2s.data.augmented_batches import AugmentedBatches, load_waveforms
-from speech_s2s.data.batches import collate, compute_features, feature_stats, make_batches
+from speech_s2s.data.batches import (
+    collate,
+    compute_features,
+    feature_stats,
+    make_batches,
+)
 from speech_s2s.data.corpus import read_librispeech
+from speech_s2s.frontend.audio import SAMPLE_RATE
 from speech_s2s.model.files import load_model
 from speech_s2s.model.seq2seq import ModelConfig, Seq2Seq
 

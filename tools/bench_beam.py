@@ -19,15 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch loads)
 import torch  # noqa: E402
 
-from speech_s2s.frontend.audio import load_audio  # noqa: E402
+import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch loads)
+from speech_s2s.builder import BUNDLED_MODEL  # noqa: E402
 from speech_s2s.data.corpus import read_librispeech  # noqa: E402
-from speech_s2s.model.files import load_model, quantize_int8  # noqa: E402
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import beam_search_one, decode_encoded  # noqa: E402
 from speech_s2s.evaluation.scoring import score  # noqa: E402
-from speech_s2s.decoding.search import DecodingOptions, beam_search_one, decode_encoded  # noqa: E402
-from speech_s2s.transcribe import BUNDLED_MODEL  # noqa: E402
+from speech_s2s.frontend.audio import load_audio  # noqa: E402
+from speech_s2s.model.files import load_model, quantize_int8  # noqa: E402
 
 
 def main() -> None:
@@ -110,7 +111,7 @@ def main() -> None:
         return search
 
     with torch.no_grad():
-        run("greedy", batched(DecodingOptions()))
+        run("greedy", batched(DecodingOptions(beam_size=1)))
         beam = DecodingOptions(beam_size=args.beam)
         for candidates in args.candidates:
             label = f"beam {args.beam}, batched, CTC candidates {candidates or f'all {vocab}'}"

@@ -24,14 +24,15 @@ from pathlib import Path
 import jiwer
 import torch
 
-from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
+from speech_s2s.builder import BUNDLED_MODEL
 from speech_s2s.data.batches import collate, compute_features, make_batches
 from speech_s2s.data.corpus import Utterance, read_librispeech
-from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import ctc_greedy_tokens, decode_encoded
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.frontend.features import FeatureConfig
+from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.files import load_model
-from speech_s2s.decoding.search import DecodingOptions, ctc_greedy_tokens, decode_encoded
-from speech_s2s.transcribe import BUNDLED_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "speech_s2s" / "assets" / "sample.flac"

@@ -21,14 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch loads)
 import torch  # noqa: E402
 
+import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch loads)
+from speech_s2s.builder import BUNDLED_MODEL  # noqa: E402
 from speech_s2s.data.corpus import read_librispeech  # noqa: E402
+from speech_s2s.evaluation.scoring import score  # noqa: E402
 from speech_s2s.inputs import expand_inputs  # noqa: E402
 from speech_s2s.model.files import load_model, quantize_int8  # noqa: E402
-from speech_s2s.evaluation.scoring import score  # noqa: E402
-from speech_s2s.transcribe import BUNDLED_MODEL, FileTranscript, Recognizer  # noqa: E402
+from speech_s2s.transcribe import FileTranscript, Recognizer
 
 
 def main() -> None:

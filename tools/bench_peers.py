@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.data.normalize import normalize_text
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 
 
 def whisper_recogniser(threads: int, beam: int) -> Callable[[np.ndarray], str]:

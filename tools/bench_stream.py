@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from speech_s2s.builder import load  # noqa: E402
 from speech_s2s.data.corpus import read_librispeech  # noqa: E402
-from speech_s2s.model.encoder import ChunkConfig  # noqa: E402
+from speech_s2s.decoding.options import DecodingOptions  # noqa: E402
 from speech_s2s.evaluation.scoring import score  # noqa: E402
+from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from speech_s2s.model.encoder import ChunkConfig  # noqa: E402
 from speech_s2s.sources import BLOCK_SECONDS  # noqa: E402
 from speech_s2s.streaming import StreamingRecognizer, StreamOptions  # noqa: E402
-from speech_s2s.transcribe import DEFAULT_INTERNAL_LM_WEIGHT, load_recognizer  # noqa: E402
 
 
 def stream_on_virtual_clock(streamer: StreamingRecognizer, audio: np.ndarray, block: int) -> tuple[list, float]:
@@ -78,15 +79,15 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, nargs=2, default=(32, 16), metavar=("C", "R"))
     parser.add_argument("--no-speculative-finals", action="store_true", help="decode each final only when its pause ends the utterance (as before)")
     parser.add_argument("--beam", type=int, default=16, help="beam size of the finals, with the bundled LMs (default 16, as `speech-s2s stream`)")
-    parser.add_argument("--internal-lm-weight", type=float, default=DEFAULT_INTERNAL_LM_WEIGHT,
-                        help=f"the decoder's internal LM subtracted in the finals (default {DEFAULT_INTERNAL_LM_WEIGHT}, as `speech-s2s stream`)")
+    parser.add_argument("--internal-lm-weight", type=float, default=DecodingOptions().internal_lm_weight,
+                        help=f"the decoder's internal LM subtracted in the finals (default {DecodingOptions().internal_lm_weight}, as `speech-s2s stream`)")
     parser.add_argument("--no-word-lm", action="store_true", help="finals without the bundled word LM")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(1)
-    recognizer = load_recognizer(args.model, beam_size=args.beam, internal_lm_weight=args.internal_lm_weight, word_lm=not args.no_word_lm,
+    recognizer = load(args.model, beam_size=args.beam, internal_lm_weight=args.internal_lm_weight, word_lm=not args.no_word_lm,
                                  word_timestamps=False)
     # CPU time of this (the only recognising) thread: other work on a shared machine must not count
     streamer = StreamingRecognizer(recognizer, StreamOptions(args.mode, args.update_seconds, chunk=ChunkConfig(*args.chunk),

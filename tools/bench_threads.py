@@ -29,8 +29,9 @@ threads, beam, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 if threads:
     torch.set_num_threads(threads)
 from speech_s2s.inputs import expand_inputs
-from speech_s2s.decoding.search import DecodingOptions
-from speech_s2s.transcribe import BUNDLED_MODEL, Recognizer, TranscribeOptions
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.transcribe import Recognizer, TranscribeOptions
+from speech_s2s.builder import BUNDLED_MODEL
 from speech_s2s.model.files import load_model
 recognizer = Recognizer(load_model(BUNDLED_MODEL), TranscribeOptions(decoding=DecodingOptions(beam_size=beam)))
 files = expand_inputs(paths, None)[0]

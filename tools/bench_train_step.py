@@ -15,9 +15,14 @@ import time
 
 import torch
 
-from speech_s2s.model.encoder import ChunkConfig
-from speech_s2s.data.batches import collate, compute_features, feature_stats, make_batches
+from speech_s2s.data.batches import (
+    collate,
+    compute_features,
+    feature_stats,
+    make_batches,
+)
 from speech_s2s.data.corpus import read_librispeech
+from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.seq2seq import ModelConfig, Seq2Seq
 
 CANDIDATES = {

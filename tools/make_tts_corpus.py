@@ -40,9 +40,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools.tts import DEFAULT_ENGINES, ENGINES, engine, layout, voices_table  # noqa: E402
 from tools.tts.plan import SPLITS, WORDS_PER_SECOND, Job, build_plan, build_speakers  # noqa: E402
 from tools.tts.render import render  # noqa: E402
-from tools.tts.text import (LM_TEXT_SOURCES, build_text_pools, find_ding, find_wordnet_dir,  # noqa: E402
-                            language_model_text, load_ding_examples, load_sotu, modern_text_pools, short_text_pools,
-                            spoken_text_pools)
+from tools.tts.text import (  # noqa: E402
+    LM_TEXT_SOURCES,
+    build_text_pools,
+    find_ding,
+    find_wordnet_dir,
+    language_model_text,
+    load_ding_examples,
+    load_sotu,
+    modern_text_pools,
+    short_text_pools,
+    spoken_text_pools,
+)
 
 LOG = logging.getLogger("make_tts_corpus")
 TRANS_FLUSH_INTERVAL_S = 20.0

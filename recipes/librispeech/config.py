@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from speech_s2s.decoding.char_lm import CharLMConfig, CharLMTrainConfig
+from speech_s2s.decoding.options import DecodingOptions
 from speech_s2s.model.seq2seq import ModelConfig, build_config
-from speech_s2s.decoding.search import DecodingOptions
 from speech_s2s.training.loop import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -72,7 +72,7 @@ class LMSection:
 @dataclass(frozen=True)
 class DecodeSetting:
     name: str
-    options: DecodingOptions = DecodingOptions()
+    options: DecodingOptions = DecodingOptions(beam_size=1, lm_weight=0.0, internal_lm_weight=0.0)
 
     @property
     def uses_lm(self) -> bool:
@@ -144,7 +144,11 @@ def recipe_config(values: dict[str, Any], default_name: str = "recipe") -> Recip
         row = dict(row)
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(row.get("name", ""))):
             raise ValueError(f"[[decode]] {row}: name must be letters, digits, '_', '.' or '-' (it names files)")
-        decode.append(DecodeSetting(row.pop("name"), build_config(DecodingOptions, row)))
+        # A setting states what it uses: from greedy search without an LM, not from the product's
+        # defaults (beam 16 with the bundled LMs), so a config's meaning never changes with them.
+        name = row.pop("name")
+        stated = build_config(DecodingOptions, row)
+        decode.append(DecodeSetting(name, dataclasses.replace(DecodeSetting(name).options, **{key: getattr(stated, key) for key in row})))
     names = [d.name for d in decode]
     if len(set(names)) != len(names):
         raise ValueError(f"[[decode]] names repeat: {names}")

@@ -132,7 +132,12 @@ def manifests(config: RecipeConfig, paths: Layout) -> None:
     """Stage 1: manifest, references and audio list per split, from stage 0's valid utterances.
     The manifest is written last, so its presence means the split is done."""
     from speech_s2s import atomic
-    from speech_s2s.data.corpus import audio_list, read_manifest, reference_text, write_manifest
+    from speech_s2s.data.corpus import (
+        audio_list,
+        read_manifest,
+        reference_text,
+        write_manifest,
+    )
 
     for split in usable_splits(config, paths):
         if paths.manifest(split).is_file():
@@ -201,7 +206,12 @@ def train(config: RecipeConfig, paths: Layout) -> None:
 
 def average(config: RecipeConfig, paths: Layout) -> None:
     """Stage 4: average the best (by dev WER) or last N epoch snapshots into one model."""
-    from speech_s2s.model.files import average_info, average_models, read_model_info, save_model
+    from speech_s2s.model.files import (
+        average_info,
+        average_models,
+        read_model_info,
+        save_model,
+    )
 
     if config.average.count <= 0:
         log.info("stage 4: averaging off; stage 6 decodes %s", paths.train / "best.safetensors")
@@ -266,8 +276,12 @@ def decode(config: RecipeConfig, paths: Layout) -> None:
     import torch
 
     from speech_s2s.data.corpus import read_manifest
-    from speech_s2s.evaluation.corpus_decode import decode_utterances, is_complete, run_signature
     from speech_s2s.decoding.char_lm import load_lm
+    from speech_s2s.evaluation.corpus_decode import (
+        decode_utterances,
+        is_complete,
+        run_signature,
+    )
     from speech_s2s.model.files import load_model
 
     model_file = require(paths.decoded_model(config), "stage 6", "stages 3-4")
@@ -292,12 +306,12 @@ def decode(config: RecipeConfig, paths: Layout) -> None:
 
 def score(config: RecipeConfig, paths: Layout) -> None:
     """Stage 7: recogs-*, errs-*, wer-summary-* per test set and RESULTS.md; every file rewritten whole."""
+    from results import results_markdown
+
     from speech_s2s import atomic
     from speech_s2s.evaluation.error_report import errs_text, recogs_text
     from speech_s2s.evaluation.scoring import read_kaldi_text
     from speech_s2s.evaluation.scoring import score as score_texts
-
-    from results import results_markdown
 
     rows = []
     for split in [s for s in config.data.test_splits if paths.manifest(s).is_file()]:

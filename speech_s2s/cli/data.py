@@ -20,7 +20,13 @@ def add_prepare(sub) -> None:
 
 
 def _run_prepare(args) -> int:
-    from speech_s2s.data.corpus import CorpusError, audio_list, read_librispeech, reference_text, write_manifest
+    from speech_s2s.data.corpus import (
+        CorpusError,
+        audio_list,
+        read_librispeech,
+        reference_text,
+        write_manifest,
+    )
 
     problems: list[str] | None = [] if args.skip_invalid else None
     try:
@@ -63,9 +69,9 @@ def _run_features(args) -> int:
     import torch
 
     torch.set_num_threads(1)  # one thread per process: the shards are the parallelism
-    from speech_s2s.frontend.audio import AudioError
     from speech_s2s.data.corpus import CorpusError, read_manifest
     from speech_s2s.data.feature_store import extract_features
+    from speech_s2s.frontend.audio import AudioError
     from speech_s2s.frontend.features import FeatureConfig
     from speech_s2s.model.files import ModelFileError, read_model_info
 

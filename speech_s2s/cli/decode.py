@@ -5,7 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from speech_s2s.cli.options import apply_threads, fail, positive
+from speech_s2s.cli.options import (
+    DEFAULTS,
+    apply_threads,
+    decoding_from_args,
+    fail,
+    positive,
+)
 
 
 def add_decode(sub) -> None:
@@ -19,13 +25,13 @@ def add_decode(sub) -> None:
     p.add_argument("--model", required=True, help="model file (.safetensors)")
     p.add_argument("--output", required=True, help="hypothesis file to write")
     p.add_argument("--beam", type=positive, default=1, help="beam size; 1 = greedy (default)")
-    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.2; beam search only)")
+    p.add_argument("--ctc-weight", type=float, default=None, help=f"CTC share of the joint beam score (default {DEFAULTS.ctc_weight:g}; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
-    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5 with --lm)")
+    p.add_argument("--lm-weight", type=float, default=None, help=f"LM weight for shallow fusion (default {DEFAULTS.lm_weight:g} with --lm)")
     p.add_argument("--internal-lm-weight", type=float, default=None,
-                   help="weight of the decoder's own LM, subtracted beside the LM (default 0.15 with --lm; 0: none)")
+                   help=f"weight of the decoder's own LM, subtracted beside the LM (default {DEFAULTS.internal_lm_weight:g} with --lm; 0: none)")
     p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end")
-    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight (default 0.4 with --word-lm)")
+    p.add_argument("--word-lm-weight", type=float, default=None, help=f"word LM weight (default {DEFAULTS.word_lm_weight:g} with --word-lm)")
     p.add_argument("--batch-size", type=positive, default=16, help="utterances decoded together (default 16)")
     p.add_argument("--keep-level", action="store_true", help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
@@ -51,40 +57,32 @@ def _run_decode(args) -> int:
     apply_threads(args, decoding=True)
     import torch
 
+    from speech_s2s.builder import RecognizerConfig, build_decoding
     from speech_s2s.data.corpus import CorpusError, read_manifest
-    from speech_s2s.evaluation.corpus_decode import decode_utterances, partial_path, run_signature
+    from speech_s2s.evaluation.corpus_decode import (
+        decode_utterances,
+        partial_path,
+        run_signature,
+    )
     from speech_s2s.frontend.level import decoding_level
-    from speech_s2s.model.files import ModelFileError, load_model
-    from speech_s2s.decoding.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import fusion_weights, with_word_lm
-    from speech_s2s.decoding.word_fusion import WordFusion
 
     try:
         utterances = read_manifest(args.manifest)
-        model = load_model(args.model)
-    except (CorpusError, ModelFileError) as error:
+    except CorpusError as error:
         return fail(str(error))
     except OSError as error:
         return fail(f"{args.manifest}: {(error.strerror or str(error)).lower()}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    lm = None
-    if args.lm:
-        from speech_s2s.decoding.char_lm import load_lm
-
-        try:
-            lm = load_lm(args.lm, vocabulary=model.vocabulary).to(device)
-        except ValueError as error:
-            return fail(str(error))
-    options = with_overrides(DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight,
-                             **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight))
+    config = RecognizerConfig(model=args.model, lm=args.lm or False, word_lm=args.word_lm or False, decoding=decoding_from_args(args), device=device)
     try:
-        lm, options = with_word_lm(args.word_lm, model.vocabulary, options, lm, args.word_lm_weight)
-    except ValueError as error:  # WordLMError
+        built = build_decoding(config)
+    except ValueError as error:  # a model or LM file that cannot be used: the message names it
         return fail(str(error))
+    model, lm, options = built.model, built.lm, built.options
     if output.is_file():
         output.unlink()
     level = decoding_level(model.input_level_db, args.keep_level)
-    signature = run_signature(args.model, options, args.lm, level, args.word_lm, lm.weights if isinstance(lm, WordFusion) else None)
+    signature = run_signature(args.model, options, args.lm, level, args.word_lm, built.word_lm_weights)
     done = decode_utterances(model, utterances, output, options, signature, lm, args.batch_size, device, keep_level=args.keep_level)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)

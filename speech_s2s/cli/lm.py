@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speech_s2s.cli.options import MAX_DEFAULT_THREADS, apply_threads, fail, given, positive
+from speech_s2s.cli.options import (
+    MAX_DEFAULT_THREADS,
+    apply_threads,
+    fail,
+    given,
+    positive,
+)
 
 
 def add_train_lm(sub) -> None:
@@ -28,8 +34,19 @@ def add_train_lm(sub) -> None:
 
 def _run_train_lm(args) -> int:
     apply_threads(args)
-    from speech_s2s.decoding.char_lm import (CharLMConfig, CharLMTrainConfig, LMCheckpointing, LMError, LMResumeError, bits_per_character, lm_checkpoint_step,
-                               load_lm, save_lm, split_held_out, train_char_lm)
+    from speech_s2s.decoding.char_lm import (
+        CharLMConfig,
+        CharLMTrainConfig,
+        LMCheckpointing,
+        LMError,
+        LMResumeError,
+        bits_per_character,
+        lm_checkpoint_step,
+        load_lm,
+        save_lm,
+        split_held_out,
+        train_char_lm,
+    )
     from speech_s2s.text import TranscriptError, Vocabulary
 
     if args.init and (args.hidden or args.layers):
@@ -91,7 +108,12 @@ def add_train_word_lm(sub) -> None:
 
 def _run_train_word_lm(args) -> int:
     from speech_s2s.decoding.char_lm import split_held_out
-    from speech_s2s.decoding.word_lm import WordLMConfig, estimate_word_lm, perplexity, save_word_lm
+    from speech_s2s.decoding.word_lm import (
+        WordLMConfig,
+        estimate_word_lm,
+        perplexity,
+        save_word_lm,
+    )
 
     sentences = []
     for name in args.text:

@@ -53,8 +53,8 @@ def add_export_onnx(sub) -> None:
 
 
 def _run_export_onnx(args) -> int:
+    from speech_s2s.builder import BUNDLED_MODEL
     from speech_s2s.model.files import ModelFileError, load_model
-    from speech_s2s.transcribe import BUNDLED_MODEL
 
     try:
         model = load_model(args.model or BUNDLED_MODEL)
@@ -100,8 +100,12 @@ def add_info(sub) -> None:
 
 
 def _run_info(args) -> int:
-    from speech_s2s.model.files import ModelFileError, format_model_info, read_model_info
-    from speech_s2s.transcribe import BUNDLED_MODEL
+    from speech_s2s.builder import BUNDLED_MODEL
+    from speech_s2s.model.files import (
+        ModelFileError,
+        format_model_info,
+        read_model_info,
+    )
 
     try:
         info = read_model_info(args.model or BUNDLED_MODEL)

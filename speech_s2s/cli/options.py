@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from speech_s2s.decoding.options import DecodingOptions, with_overrides
 
 
 def fail(message: str, status: int = 1) -> int:
@@ -14,7 +15,7 @@ def fail(message: str, status: int = 1) -> int:
 
 
 # Default CPU threads. Decoding (transcribe, stream, decode) uses one: its matrix products are small
-# (a batch of 8 through 7.4M parameters), and on the 2-core machine measured (BENCHMARKS.md) two
+# (a batch of 8 through 7.4M parameters), and on the 2-core machine measured (RESULTS.md) two
 # threads took 1.7x the time and 1.8x the CPU of one, on a quiet machine and beside busy
 # neighbours alike. Training and LM training (products 30x larger) use the CPUs this process may run
 # on, at most MAX_DEFAULT_THREADS, so a big shared server is not taken over by one job.
@@ -46,3 +47,16 @@ def positive(text: str) -> int:
 def given(**options) -> dict:
     """The options given on the command line (not None): what overrides a config dataclass's defaults."""
     return {name: value for name, value in options.items() if value is not None}
+
+
+# The product's decoding defaults (speech_s2s/decoding/options.py, torch-free), which --help states.
+DEFAULTS = DecodingOptions()
+
+
+def decoding_from_args(args, **more) -> DecodingOptions:
+    """`DecodingOptions()` with the decoding options a command was given (--beam, --ctc-weight, the LM
+    weights); options the command lacks or that were not given keep the default."""
+    given_options = {name: getattr(args, option, None) for name, option in (
+        ("beam_size", "beam"), ("ctc_weight", "ctc_weight"), ("lm_weight", "lm_weight"), ("internal_lm_weight", "internal_lm_weight"),
+        ("word_lm_weight", "word_lm_weight"))}
+    return with_overrides(DEFAULTS, **given_options, **more)

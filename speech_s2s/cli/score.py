@@ -29,7 +29,12 @@ def add_score(sub) -> None:
 
 
 def _run_score(args) -> int:
-    from speech_s2s.evaluation.scoring import ScoringError, paired_bootstrap, read_kaldi_text, score
+    from speech_s2s.evaluation.scoring import (
+        ScoringError,
+        paired_bootstrap,
+        read_kaldi_text,
+        score,
+    )
 
     if args.resamples < 1:
         return fail(f"--resamples must be at least 1, not {args.resamples}")

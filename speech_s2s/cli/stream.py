@@ -10,7 +10,7 @@ import shutil
 import sys
 from typing import TextIO
 
-from speech_s2s.cli.options import apply_threads
+from speech_s2s.cli.options import DEFAULTS, apply_threads, decoding_from_args
 
 STREAM_FORMATS = ("txt", "jsonl")
 
@@ -32,8 +32,8 @@ def add_stream(sub) -> None:
                    help="txt: final text, one line per utterance (on a terminal, partial text is shown in place); "
                    "jsonl: every partial and final event as a JSON object")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p.add_argument("--beam", type=int, default=16, help="beam size of each utterance's final decoding, with the bundled LMs as transcribe "
-                   "(default 16; partials are greedy); 1 = greedy finals, sooner (BENCHMARKS.md)")
+    p.add_argument("--beam", type=int, default=DEFAULTS.beam_size, help="beam size of each utterance's final decoding, with the bundled LMs as "
+                   f"transcribe (default {DEFAULTS.beam_size}; partials are greedy); 1 = greedy finals, sooner (RESULTS.md)")
     p.add_argument("--mode", choices=("agreement", "chunked"), default="agreement",
                    help="partial text by re-decoding the utterance so far and keeping what two decodings agree on (default, "
                    "any model), or by CTC over the chunked encoder (bounded work; needs a model trained with dynamic chunks). "
@@ -105,7 +105,14 @@ def run_stream(args) -> int:
     if problem:
         print(f"speech-s2s stream: error: {problem}", file=sys.stderr)
         return 2
-    from speech_s2s.sources import FileSource, MicrophoneSource, SourceError, StdinSource, format_devices, list_devices
+    from speech_s2s.sources import (
+        FileSource,
+        MicrophoneSource,
+        SourceError,
+        StdinSource,
+        format_devices,
+        list_devices,
+    )
 
     def fail(message: str) -> int:
         print(f"speech-s2s: error: {message}", file=sys.stderr)
@@ -128,15 +135,16 @@ def run_stream(args) -> int:
     except (SourceError, ValueError) as error:  # AudioError is a ValueError
         return fail(str(error))
 
+    from speech_s2s.builder import RecognizerConfig, build_recognizer
     from speech_s2s.frontend.audio import AudioError
-    from speech_s2s.streaming import StreamingRecognizer, StreamOptions
-    from speech_s2s.transcribe import load_recognizer
-
     from speech_s2s.model.encoder import ChunkConfig
-
+    from speech_s2s.streaming import StreamingRecognizer, StreamOptions
 
     apply_threads(args, decoding=True)
-    recognizer = load_recognizer(args.model, beam_size=args.beam, word_timestamps=False)
+    try:
+        recognizer = build_recognizer(RecognizerConfig(model=args.model, decoding=decoding_from_args(args)), word_timestamps=False)
+    except ValueError as error:  # a model or LM file that cannot be used: the message names it
+        return fail(str(error))
     try:
         options = StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
         streamer = StreamingRecognizer(recognizer, options)

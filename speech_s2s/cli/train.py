@@ -12,7 +12,13 @@ import logging
 from pathlib import Path
 
 from speech_s2s import atomic
-from speech_s2s.cli.options import MAX_DEFAULT_THREADS, apply_threads, fail, given, positive
+from speech_s2s.cli.options import (
+    MAX_DEFAULT_THREADS,
+    apply_threads,
+    fail,
+    given,
+    positive,
+)
 
 
 def add_train(sub) -> None:
@@ -107,8 +113,8 @@ SHAPE_OPTIONS = {"encoder_hidden": ("--encoder-hidden", "encoder", "hidden_size"
 
 def _resumed_model_config(args, saved: Path, config):
     """The run's own config: shape options that differ are refused (not ignored); --ctc-weight may change."""
-    from speech_s2s.training.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
     from speech_s2s.model.seq2seq import config_from_json
+    from speech_s2s.training.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
 
     for name, (flag, part, field_name) in SHAPE_OPTIONS.items():
         given, kept = getattr(args, name), getattr(getattr(config, part), field_name)
@@ -206,12 +212,12 @@ def _train(args, context) -> int:
     apply_threads(args)
     import torch
 
-    from speech_s2s.training import distributed
-    from speech_s2s.training.checkpoint import ResumeError
     from speech_s2s.data.batches import FeatureSet, compute_features
     from speech_s2s.data.corpus import CorpusError, load_corpus
     from speech_s2s.model.encoder import ChunkConfig
     from speech_s2s.model.files import ModelFileError
+    from speech_s2s.training import distributed
+    from speech_s2s.training.checkpoint import ResumeError
     from speech_s2s.training.loop import fit
 
     exp = Path(args.exp)

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 from speech_s2s import atomic
-from speech_s2s.cli.options import apply_threads, fail, positive
-
-
-# transcribe's default beam, stated here for --help and its usage errors without importing torch;
-# a test holds it equal to transcribe.DEFAULT_BEAM
-TRANSCRIBE_BEAM = 16
+from speech_s2s.cli.options import (
+    DEFAULTS,
+    apply_threads,
+    decoding_from_args,
+    fail,
+    positive,
+)
 
 
 def add_transcribe(sub) -> None:
@@ -23,18 +24,18 @@ def add_transcribe(sub) -> None:
     p.add_argument("files", nargs="*", help="audio files, folders (searched recursively) or - for standard input")
     p.add_argument("--file-list", help="text file with one audio path per line")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p.add_argument("--beam", type=positive, default=TRANSCRIBE_BEAM,
-                   help=f"beam size of joint CTC/attention search (default {TRANSCRIBE_BEAM}); 1 = greedy: about a third of the time, more errors")
-    p.add_argument("--ctc-weight", type=float, default=None, help="CTC share of the joint beam score (default 0.2; beam search only)")
+    p.add_argument("--beam", type=positive, default=DEFAULTS.beam_size,
+                   help=f"beam size of joint CTC/attention search (default {DEFAULTS.beam_size}); 1 = greedy: about a third of the time, more errors")
+    p.add_argument("--ctc-weight", type=float, default=None, help=f"CTC share of the joint beam score (default {DEFAULTS.ctc_weight:g}; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only); default: the bundled LM, with the bundled model")
     p.add_argument("--no-lm", action="store_true", help="beam search without the character LM")
-    p.add_argument("--lm-weight", type=float, default=None, help="LM weight for shallow fusion (default 0.5)")
+    p.add_argument("--lm-weight", type=float, default=None, help=f"LM weight for shallow fusion (default {DEFAULTS.lm_weight:g})")
     p.add_argument("--internal-lm-weight", type=float, default=None,
-                   help="weight of the decoder's own LM, subtracted beside the LM (default 0.15; 0: none)")
+                   help=f"weight of the decoder's own LM, subtracted beside the LM (default {DEFAULTS.internal_lm_weight:g}; 0: none)")
     p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end; "
                    "default: the bundled one, with the bundled model")
     p.add_argument("--no-word-lm", action="store_true", help="beam search without the word LM")
-    p.add_argument("--word-lm-weight", type=float, default=None, help="word LM weight (default 0.4)")
+    p.add_argument("--word-lm-weight", type=float, default=None, help=f"word LM weight (default {DEFAULTS.word_lm_weight:g})")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=positive, default=8, help="speech segments decoded together (default 8)")
     p.add_argument("--keep-level", action="store_true",
@@ -48,7 +49,7 @@ def add_transcribe(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
     p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
     p.add_argument("--onnx-encoder", help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
-    p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1: faster than more for this small model; see BENCHMARKS.md)")
+    p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1: faster than more for this small model; see RESULTS.md)")
     p.set_defaults(run=_run_transcribe)
 
 
@@ -63,7 +64,7 @@ def _transcribe_usage_error(args) -> str | None:
                  ("--no-word-lm", args.no_word_lm or None), ("--word-lm-weight", args.word_lm_weight))
         ignored = [flag for flag, value in given if value is not None]
         if ignored:
-            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is {TRANSCRIBE_BEAM})"
+            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is {DEFAULTS.beam_size})"
     if args.lm and args.no_lm:
         return "give --lm or --no-lm, not both"
     if args.word_lm and args.no_word_lm:
@@ -131,49 +132,20 @@ def _run_transcribe(args) -> int:
         return fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
 
     apply_threads(args, decoding=True)
-    from speech_s2s.model.files import ModelFileError, load_model
-    from speech_s2s.decoding.search import DecodingOptions, with_overrides
-    from speech_s2s.transcribe import (BUNDLED_MODEL, BUNDLED_WORD_LM, FailedFile, Recognizer, TranscribeOptions, fusion_weights, language_model_file,
-                                       with_word_lm)
     from speech_s2s import writers
+    from speech_s2s.builder import RecognizerConfig, build_recognizer
+    from speech_s2s.transcribe import FailedFile
 
-    try:
-        model = load_model(args.model or BUNDLED_MODEL)
-    except ModelFileError as error:
-        return fail(str(error))
-    encoder = None
-    if args.onnx_encoder:
-        try:
-            from speech_s2s.model.onnx_encoder import OnnxEncoder
-
-            encoder = OnnxEncoder(args.onnx_encoder, model)  # checked against the float weights
-        except ImportError:
-            return fail("--onnx-encoder needs onnxruntime: pip install 'speech_s2s[onnx]'")
-        except ValueError as error:
-            return fail(str(error))
-    if args.int8:
-        from speech_s2s.model.files import quantize_int8
-
-        model = quantize_int8(model)
-    lm = None
-    lm_path = language_model_file(args.model, args.beam, args.lm or not args.no_lm)
-    if lm_path:
-        from speech_s2s.decoding.char_lm import load_lm
-
-        try:
-            lm = load_lm(lm_path, vocabulary=model.vocabulary)
-        except ValueError as error:
-            return fail(str(error))
-    decoding = with_overrides(
-        DecodingOptions(), beam_size=args.beam, ctc_weight=args.ctc_weight, length_bonus=args.length_bonus,
-        **fusion_weights(lm is not None, args.lm_weight, args.internal_lm_weight),
+    config = RecognizerConfig(
+        model=args.model, lm=args.lm or not args.no_lm, word_lm=args.word_lm or not args.no_word_lm, int8=args.int8, onnx_encoder=args.onnx_encoder,
+        decoding=decoding_from_args(args, length_bonus=args.length_bonus),
     )
     try:
-        lm, decoding = with_word_lm(language_model_file(args.model, args.beam, args.word_lm or not args.no_word_lm, BUNDLED_WORD_LM),
-                                    model.vocabulary, decoding, lm, args.word_lm_weight)
-    except ValueError as error:  # WordLMError
+        recognizer = build_recognizer(config, batch_size=args.batch_size, keep_level=args.keep_level)
+    except ImportError:
+        return fail("--onnx-encoder needs onnxruntime: pip install 'speech_s2s[onnx]'")
+    except ValueError as error:  # a model, LM or ONNX file that cannot be used: the message names it
         return fail(str(error))
-    recognizer = Recognizer(model, TranscribeOptions(decoding=decoding, batch_size=args.batch_size, keep_level=args.keep_level), lm, encoder)
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:

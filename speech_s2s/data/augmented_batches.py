@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speech_s2s.frontend.audio import load_audio
 from speech_s2s.data.augment import AugmentConfig, Augmenter, to_int16
 from speech_s2s.data.corpus import Utterance
+from speech_s2s.frontend.audio import load_audio
 from speech_s2s.frontend.features import LogMel
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # feats [B,T,F], frames [B], targets [B,L], lengths [B]

@@ -12,7 +12,11 @@ import torch
 from tqdm import tqdm
 
 from speech_s2s.data.corpus import Utterance
-from speech_s2s.data.feature_store import FrameMoments, extract_features, utterance_features
+from speech_s2s.data.feature_store import (
+    FrameMoments,
+    extract_features,
+    utterance_features,
+)
 from speech_s2s.frontend.features import LogMel
 from speech_s2s.text import Vocabulary
 

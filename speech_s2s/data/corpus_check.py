@@ -17,7 +17,14 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
-from speech_s2s.data.corpus import TRANSCRIPT, TRUNCATED_AUDIO, CorpusError, Problem, Utterance, read_librispeech
+from speech_s2s.data.corpus import (
+    TRANSCRIPT,
+    TRUNCATED_AUDIO,
+    CorpusError,
+    Problem,
+    Utterance,
+    read_librispeech,
+)
 
 DECODE_BLOCK = 1 << 16  # samples decoded at a time: bounded memory for files of any length
 

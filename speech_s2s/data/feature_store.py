@@ -25,8 +25,8 @@ import torch
 from tqdm import tqdm
 
 from speech_s2s import atomic
-from speech_s2s.frontend.audio import load_audio
 from speech_s2s.data.corpus import Utterance
+from speech_s2s.frontend.audio import load_audio
 from speech_s2s.frontend.features import FeatureConfig, LogMel
 
 log = logging.getLogger(__name__)

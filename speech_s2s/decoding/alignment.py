@@ -16,7 +16,6 @@ import torchaudio.functional
 
 from speech_s2s.text import BLANK_ID, Vocabulary
 
-
 # The last character's spike comes before the word's acoustic end; measured on words with known
 # boundaries (tests/test_alignment.py), ending one 40 ms frame after it was within 20 ms on
 # average (2 frames: 50 ms late, 3: 85 ms).

@@ -13,49 +13,18 @@ from typing import Protocol
 import torch
 
 from speech_s2s.decoding.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
-from speech_s2s.model.decoder import DecoderState, InternalLanguageModel, Memory, ProjectedDecoder
-from speech_s2s.model.encoder import ChunkConfig, EncoderOutput
+from speech_s2s.decoding.options import GREEDY, DecodingOptions
+from speech_s2s.model.decoder import (
+    DecoderState,
+    InternalLanguageModel,
+    Memory,
+    ProjectedDecoder,
+)
+from speech_s2s.model.encoder import EncoderOutput
 from speech_s2s.model.seq2seq import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
 
 NEG_INF = float("-inf")
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    beam_size: int = 1  # 1 = greedy search
-    # Share of the CTC prefix score in the joint score (beam search only). On single sentences 0.1
-    # scored best (dev-tts 36.1 % against 38.3 % at 0.3), but on a segment holding two sentences
-    # the ninth session's model looped at 0.1 and 0.2 ("... not very kind and thine kind and thine
-    # kind"), where 0.3 followed the audio (tests/test_search.py). 0.2 since the nineteenth
-    # session: with the word LM in the search it is better than 0.3 on all five dev sets (the real
-    # voice 0.1 points, dev-tts-unread 0.8, dev-kokoro 1.5; BENCHMARKS.md), and the bundled model
-    # reads both sentences at pauses of 0.3 to 3 s at 0.2 and 0.15 alike.
-    ctc_weight: float = 0.2
-    lm_weight: float = 0.0  # shallow fusion weight of the language model, if one is given
-    # Weight of the decoder's internal LM (decoder.InternalLanguageModel), subtracted beside an
-    # external LM only: the decoder's prior leans to its train text, the LM's to wider English.
-    internal_lm_weight: float = 0.0
-    length_bonus: float = 0.0  # added per emitted token; counters the search's bias to short output
-    length_normalization: bool = False  # rank finished hypotheses by score per token
-    # End-of-sentence rules against LAS's well-known failures (looping, runaway and early-stopping
-    # output): never emit more tokens than the CTC branch has frames (it could not align them), nor
-    # much more than CTC's own greedy transcript is long, nor stop at much less than it (attention
-    # trained on single sentences wants to stop at the first sentence's end); and stop at once on
-    # input CTC hears as silence.
-    max_tokens_per_ctc_frame: float = 1.0
-    max_tokens_per_ctc_token: float = 1.5
-    min_tokens_per_ctc_token: float = 0.7
-    stop_on_ctc_silence: bool = True
-    # Greedy output that stops short of the CTC lower bound, or runs into the length cap (a loop), is
-    # decoded again by joint CTC/attention beam search of this width, which holds <eos> back and
-    # follows the audio (forcing attention alone on only loops).
-    fallback_beam_size: int = 4
-    # Beam search computes CTC prefix scores only for this many tokens per hypothesis: <eos> and the
-    # best others by attention (+ LM) score, as ESPnet's pre-beam. None = 2 x beam_size; the
-    # vocabulary size (or more) scores every token.
-    ctc_candidates: int | None = None
-    chunk: ChunkConfig | None = None  # encode in latency-controlled chunks, as a live decoder would; None = full context
 
 
 @dataclass
@@ -128,7 +97,7 @@ def max_output_tokens(ctc_frames: int, ctc_tokens: int, options: DecodingOptions
 
 
 @torch.no_grad()
-def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions()) -> list[list[int]]:
+def greedy_search(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = GREEDY) -> list[list[int]]:
     """Batched attention greedy search: the most likely token each step until <eos> or the length cap."""
     return _greedy(model, model.prepare_memory(encoded), model.ctc_log_probs(encoded), encoded.ctc_lengths, options)[0]
 
@@ -422,7 +391,7 @@ def decode(
     model: Seq2Seq,
     feats: torch.Tensor,
     lengths: torch.Tensor,
-    options: DecodingOptions = DecodingOptions(),
+    options: DecodingOptions = GREEDY,
     lm: LanguageModel | None = None,
 ) -> list[DecodingResult]:
     """Raw log-mel [B, T, F] with frame counts -> one result per utterance."""
@@ -432,7 +401,7 @@ def decode(
 
 
 @torch.no_grad()
-def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = DecodingOptions(),
+def decode_encoded(model: Seq2Seq, encoded: EncoderOutput, options: DecodingOptions = GREEDY,
                    lm: LanguageModel | None = None) -> list[DecodingResult]:
     """One result per utterance of an encoded batch (for callers that also need the encoder output)."""
     ctc_log_probs = model.ctc_log_probs(encoded)
@@ -471,8 +440,3 @@ def _beam_results(model: Seq2Seq, memory: Memory, ctc_log_probs: torch.Tensor, c
         best = hyps[0] if hyps else Hypothesis([], NEG_INF)
         results[b] = DecodingResult(best.tokens, model.vocabulary.decode(best.tokens), best.score, hyps)
     return results
-
-
-def with_overrides(options: DecodingOptions, **overrides) -> DecodingOptions:
-    """`DecodingOptions` with some fields replaced, ignoring overrides given as None."""
-    return replace(options, **{k: v for k, v in overrides.items() if v is not None})

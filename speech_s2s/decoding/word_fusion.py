@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from speech_s2s.decoding.search import DecodingOptions, LanguageModel
-from speech_s2s.text import EOS_ID, Vocabulary
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import LanguageModel
 from speech_s2s.decoding.word_lm import BOS, EOS, WordNgramLM
+from speech_s2s.text import EOS_ID, Vocabulary
 
 
 @dataclass(frozen=True)

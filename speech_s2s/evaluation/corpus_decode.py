@@ -23,11 +23,12 @@ import torch
 from tqdm import tqdm
 
 from speech_s2s import atomic
-from speech_s2s.frontend.audio import AudioError, load_audio
 from speech_s2s.data.corpus import Utterance
+from speech_s2s.decoding.options import DecodingOptions, search_fields
+from speech_s2s.decoding.search import LanguageModel, decode
+from speech_s2s.frontend.audio import AudioError, load_audio
 from speech_s2s.frontend.level import LevelConfig, decoding_level, into_range
 from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.decoding.search import DecodingOptions, LanguageModel, decode
 
 if TYPE_CHECKING:
     from speech_s2s.decoding.word_fusion import WordFusionWeights
@@ -61,9 +62,9 @@ def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str
         status = os.stat(path)
         return [str(Path(path).resolve()), status.st_size, status.st_mtime_ns]
 
-    signed = {"model": identity(model_file), "lm": identity(lm_file), "options": asdict(options), "level": asdict(level) if level else None}
+    signed = {"model": identity(model_file), "lm": identity(lm_file), "options": search_fields(options), "level": asdict(level) if level else None}
     if word_lm_file is not None:  # absent otherwise, so the runs before word LMs existed keep their signature
-        # "in the search": the eighteenth session's re-ranking after it had the same weights
+        # "in the search": a re-ranking of the finished hypotheses (before 2026-11-30) had the same weights
         signed["word_lm"] = [identity(word_lm_file), "in the search", asdict(word_lm_weights) if word_lm_weights is not None else None]
     return json.dumps(signed, sort_keys=True, default=str)
 

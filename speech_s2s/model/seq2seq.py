@@ -15,9 +15,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from speech_s2s.model.decoder import AttentionDecoder, DecoderConfig, Memory
-from speech_s2s.model.encoder import ChunkConfig, EncoderConfig, EncoderOutput, PyramidalEncoder
 from speech_s2s.frontend.features import FeatureConfig, GlobalMVN, LogMel
+from speech_s2s.model.decoder import AttentionDecoder, DecoderConfig, Memory
+from speech_s2s.model.encoder import (
+    ChunkConfig,
+    EncoderConfig,
+    EncoderOutput,
+    PyramidalEncoder,
+)
 from speech_s2s.text import BLANK_ID, EOS_ID, Vocabulary
 
 IGNORE_INDEX = -100  # target padding, skipped by the cross-entropy

@@ -23,17 +23,31 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from speech_s2s.training import distributed
 from speech_s2s.data.augment import AugmentConfig
-from speech_s2s.training.checkpoint import CHECKPOINT, TrainingState, fixed_options, load_checkpoint, rank_seed, rng_state, save_checkpoint
-from speech_s2s.data.batches import FeatureSet, collate, make_batches, speaker_balanced_subset
-from speech_s2s.model.encoder import ChunkConfig
+from speech_s2s.data.batches import (
+    FeatureSet,
+    collate,
+    make_batches,
+    speaker_balanced_subset,
+)
+from speech_s2s.data.sampler import BucketingSampler
+from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.decoding.search import decode
 from speech_s2s.frontend.features import LogMel, SpecAugmentConfig, spec_augment
+from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.files import save_model
 from speech_s2s.model.seq2seq import LossOutput, Seq2Seq
+from speech_s2s.training import distributed
+from speech_s2s.training.checkpoint import (
+    CHECKPOINT,
+    TrainingState,
+    fixed_options,
+    load_checkpoint,
+    rank_seed,
+    rng_state,
+    save_checkpoint,
+)
 from speech_s2s.training.plots import plot_attention, plot_learning_curve
-from speech_s2s.data.sampler import BucketingSampler
-from speech_s2s.decoding.search import DecodingOptions, decode
 
 __all__ = ["CHECKPOINT", "TrainConfig", "TrainingState", "fit", "evaluate", "chunk_for_step", "learning_rate_at"]
 

@@ -7,7 +7,16 @@ import random
 
 import numpy as np
 
-from .engine import SAMPLE_RATE, Settings, SettingsMap, Voice, have, read_wav_16k, run, tmp_path
+from .engine import (
+    SAMPLE_RATE,
+    Settings,
+    SettingsMap,
+    Voice,
+    have,
+    read_wav_16k,
+    run,
+    tmp_path,
+)
 
 ENGINE = "rhvoice"
 _ARCTIC = "LGPL-2.1-or-later (voice built from CMU ARCTIC, BSD-style)"

@@ -29,7 +29,13 @@ from typing import Any, Collection, Iterable, Iterator
 
 import numpy as np
 
-from speech_s2s.data.normalize import normalize_text, number_to_words, ordinal_to_words, split_sentences, year_to_words
+from speech_s2s.data.normalize import (
+    normalize_text,
+    number_to_words,
+    ordinal_to_words,
+    split_sentences,
+    year_to_words,
+)
 
 MIN_WORDS = 3
 MAX_WORDS = 22
