@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What the new voices and the acoustic augmentation each do, from short runs (MODEL_CARD.md's ablation).
+# What the new voices and the acoustic augmentation each do, from short runs (the ablation in
+# docs/history/training.md).
 #
 #   recipes/campaign/ablation.sh
 #

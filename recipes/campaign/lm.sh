@@ -49,7 +49,7 @@ fi
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   # shellcheck disable=SC2086
   [[ -f $lm_dir/word_lm.safetensors ]] || speech-s2s train-word-lm --text "$lm_dir/text.txt" --out "$lm_dir/word_lm.safetensors" $WORD_LM_ARGS
-  # a run the session's end killed (or LM_MINUTES stopped) goes on from its checkpoint, exactly
+  # a run that was killed (or that LM_MINUTES stopped) goes on from its checkpoint, exactly
   resume=()
   [[ -f $lm_dir/charlm.safetensors.checkpoint ]] && resume=(--resume)
   [[ -n ${LM_MINUTES:-} ]] && resume+=(--max-minutes "$LM_MINUTES")

@@ -4,8 +4,8 @@
 #
 #   recipes/campaign/run.sh [--stage N] [--stop-stage N]
 #
-# Stages: 0 data (synthetic corpus, the rehearsed third-session corpus, real-voice dev set, room
-# bank; Kokoro's corpora (the books, then modern sentences), the short utterances' and the modern
+# Stages: 0 data (synthetic corpus, the rehearsed legacy corpus of tool 2941059, real-voice dev set,
+# room bank; Kokoro's corpora (the books, then modern sentences), the short utterances' and the modern
 # sentences' go on in the background) -> 1 manifests and phase -> 2 train
 # (--max-minutes $MINUTES, resumed) -> 3 average (kept as $phase/average-update-N; AT=N takes that one
 # again, for a phase that has trained on since), interpolated with the anchor model -> 4 export ->
@@ -48,8 +48,8 @@ MOH=${MOH:-/usr/share/asterisk/moh}                 # music on hold (Debian aste
 TRAIN_ARGS=${TRAIN_ARGS:-"--lr 2e-4 --warmup-steps 300 --max-frames 3000 --epochs 100 --checkpoint-every 100
   --curriculum-epochs 0 --dev-max-utterances 150 --chunk-sizes 16 32 64 --chunk-right-contexts 0 16
   --full-context-probability 0.4"}
-# Acoustic augmentation (light|medium|strong, or none). The ablation (MODEL_CARD.md) measured medium
-# at 11 dev-tts points worse than none after 400 updates, and worse on the real voice too.
+# Acoustic augmentation (light|medium|strong, or none). The ablation (docs/history/training.md) measured
+# medium at 11 dev-tts points worse than none after 400 updates, and worse on the real voice too.
 AUGMENT=${AUGMENT:-none}
 AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
 # The export is the average interpolated with ANCHOR: each weight the weighted mean of the two
@@ -57,43 +57,44 @@ AVERAGE=${AVERAGE:-3}           # epoch snapshots averaged for the export
 # dev-asterisk %: alone 30.42 / 35.39 / 93.04; 0.3 of the anchor 29.65 / 35.61 / 94.99; 0.5 of it
 # 28.80 / 36.41 / 97.95; the anchor 29.48 / 43.02 / 103.89. Chunked (32+16) on dev-bench: 31.1 % at
 # 0.5, against 33.2 % alone and 35.1 % for the anchor.
-# The anchor is the third session's model (bundled at ANCHOR_COMMIT), the one that learnt the
+# The anchor is the model bundled at commit 217d91e (ANCHOR_COMMIT, 2026-11-28), the one that learnt the
 # benchmark's voice family; stage 3 takes it from git. Phases 5-9 were interpolated with the bundled
-# model instead, which from phase 5 on is itself half the third session's: phase 8 at 0.5 with the
-# bundled model, greedy dev-bench 29.07 % (the bundled model 28.14), with the third session's 28.03.
-# Every phase's fine-tuned half now competes against the last one's with the same anchor.
+# model instead, which from phase 5 on is itself half the 217d91e model: phase 8 at 0.5 with the bundled
+# model, greedy dev-bench 29.07 % (the bundled model 28.14), with the 217d91e model 28.03. Every phase's
+# fine-tuned half now competes against the last one's with the same anchor.
 ANCHOR_COMMIT=217d91e
 anchor_from_git=$EXP/anchor-$ANCHOR_COMMIT.safetensors
 ANCHOR=${ANCHOR:-$anchor_from_git}
-# The anchor's share: 0.5 until the twelfth session. Phase 10 at update 1,200, greedy, dev-tts-unread /
-# dev-asterisk / dev-bench / dev-kokoro / dev-short %: 0.5 33.57 / 93.80 / 27.73 / 42.17 / 61.15;
-# 0.3 31.00 / 88.72 / 27.10 / 39.13 / 52.49; 0.2 30.33 / 86.74 / 27.45 / 39.42 / 49.34; 0.1 30.55 /
-# 85.55 / 28.17 / 37.68 / 49.61 (the bundled model 33.30 / 95.22 / 27.84 / 42.61 / 62.20). Phases that
-# rehearse the third session's corpus need less of its model than phase 5 did.
-# 0 since the fifteenth session. Phase 3 at update 5,118 (the bundled model at 0.2), greedy, dev-bench /
-# dev-asterisk / dev-tts-unread %: 0.2 25.45 / 84.20 / 28.29; 0.1 25.70 / 82.45 / 27.18; the average
-# alone 26.17 / 81.06 / 26.83. With the default decoding (beam 8, CTC 0.3, the bundled LM at 0.5), the
-# average alone against 0.2: dev-bench 19.23 -> 19.45 (95 % interval -0.54 .. +0.99), dev-asterisk
-# 74.63 -> 71.00 (-5.16 .. -2.12). The rehearsal keeps the benchmark's voices; the anchor only held
-# the real voice back.
+# The anchor's share: 0.5 until commit 0311715 (2026-11-30). Phase 10 at update 1,200, greedy,
+# dev-tts-unread / dev-asterisk / dev-bench / dev-kokoro / dev-short %: 0.5 33.57 / 93.80 / 27.73 /
+# 42.17 / 61.15; 0.3 31.00 / 88.72 / 27.10 / 39.13 / 52.49; 0.2 30.33 / 86.74 / 27.45 / 39.42 / 49.34;
+# 0.1 30.55 / 85.55 / 28.17 / 37.68 / 49.61 (the bundled model 33.30 / 95.22 / 27.84 / 42.61 / 62.20).
+# Phases that rehearse the legacy corpus need less of the 217d91e model than phase 5 did.
+# 0 since commit 538fe12 (2026-11-30). Phase 3 of the campaign folder begun on 2026-11-30 at update
+# 5,118 (the bundled model at 0.2), greedy, dev-bench / dev-asterisk / dev-tts-unread %: 0.2 25.45 /
+# 84.20 / 28.29; 0.1 25.70 / 82.45 / 27.18; the average alone 26.17 / 81.06 / 26.83. With the default
+# decoding (beam 8, CTC 0.3, the bundled LM at 0.5), the average alone against 0.2: dev-bench 19.23 ->
+# 19.45 (95 % interval -0.54 .. +0.99), dev-asterisk 74.63 -> 71.00 (-5.16 .. -2.12). The rehearsal
+# keeps the benchmark's voices; the anchor only held the real voice back.
 ANCHOR_WEIGHT=${ANCHOR_WEIGHT:-0}   # 0: the average alone
 # Stage 6's rule: the dev sets a promotion must be better on (the issue's two: the synthetic dev split,
 # by the name stage 1 gave it, and the real voice); every other one must not be worse beyond noise.
 IMPROVE=${IMPROVE:-}
-# The frozen benchmark (test-tts: the third session's engines and tool, held-out sentences), which stage
-# 0 remakes with that tool from git, and its dev split (dev-bench). Every engine synthesises the same
-# audio at every build: piper's noise, which that tool drew from one unseeded onnxruntime session,
-# is seeded per utterance by seeded_piper.py (unseeded, two builds of the thirteenth session gave
-# the bundled model 32.09 and 32.07 % on test-tts, greedy, and its piper voices 42.86 / 39.93 and
-# 30.94 / 33.44 %). The third session's corpus (REHEARSE) is made the old way: training data.
+# The frozen benchmark (test-tts: the engines and corpus tool of commit 2941059, held-out sentences),
+# which stage 0 remakes with that tool from git, and its dev split (dev-bench). Every engine synthesises
+# the same audio at every build: piper's noise, which that tool drew from one unseeded onnxruntime
+# session, is seeded per utterance by seeded_piper.py (unseeded, two builds on 2026-11-30, before commit
+# c643189, gave the bundled model 32.09 and 32.07 % on test-tts, greedy, and its piper voices 42.86 /
+# 39.93 and 30.94 / 33.44 %). The legacy corpus (REHEARSE), from the same tool, is made the old way:
+# training data.
 BENCHMARK=$DATA/evalcorpus
 BENCH_DEV=${BENCH_DEV:-$BENCHMARK/dev-tts}
-# What a phase trains on besides the corpus. Phase 3, on the corpus alone, fell behind the bundled
-# model on every voice of the benchmark's dev split (dev-bench 36.0 vs 29.5 % at epoch 3); phase 4
-# gave the benchmark's four engines twice their share (WEIGHTS, engine=times) and did no better at
-# its first epoch (36.3 %). The bundled model learnt those voices from the third session's corpus,
-# so phases now rehearse that corpus itself (REHEARSE: its train split, 12 h, remade by stage 0 with
-# the corpus tool of that time), minus any sentence of a dev set. A changed mix starts a new phase
+# What a phase trains on besides the corpus. Phase 3, on the corpus alone, fell behind the bundled model
+# on every voice of the benchmark's dev split (dev-bench 36.0 vs 29.5 % at epoch 3); phase 4 gave the
+# benchmark's four engines twice their share (WEIGHTS, engine=times) and did no better at its first
+# epoch (36.3 %). The bundled model, then 217d91e, learnt those voices from the legacy corpus, so phases
+# now rehearse that corpus itself (REHEARSE: its train split, 12 h, remade by stage 0 with the corpus
+# tool of commit 2941059, LEGACY_TOOL), minus any sentence of a dev set. A changed mix starts a new phase
 # from the last one's weights.
 WEIGHTS=${WEIGHTS:-}
 REHEARSE=${REHEARSE-$DATA/corpus-legacy/train-tts}   # REHEARSE= for none
@@ -101,15 +102,15 @@ REHEARSE=${REHEARSE-$DATA/corpus-legacy/train-tts}   # REHEARSE= for none
 # own that stage 0 synthesises in the background (one process, lowest priority, beside training;
 # resumed every run) up to KOKORO_HOURS; its train split joins the mix, and a new phase begins each
 # time it has grown by a quarter. KOKORO_HOURS=0 leaves it out.
-# 12 since the eleventh session (8 before): a larger plan extends the smaller one (its utterances are a
-# prefix), and at 8 h the split would have stopped at 6,851, short of the quarter's growth (7,091) that
-# lets phase 9's 5,673 take in the rest.
-# 5 since the fifteenth session (its plan a prefix of 12 h's; 4,209 utterances made by then): the real voice
-# follows the text more than Kokoro's voices. 300 updates from phase 4's weights on Kokoro's train split
-# alone took dev-asterisk from 80.96 to 85.71 % (on phase 4's mix: 80.77), while the modern sentences
-# took it from 86.21 to 81.85 in phase 3. So Kokoro's voices go on reading WordNet's examples instead
-# (KOKORO_MODERN: the same train speakers, seed 1; no dev split of its own, dev-modern's sentences
-# never trained on), made after the books' plan by the same background process.
+# 12 since commit d0a73bb (2026-11-29; 8 before): a larger plan extends the smaller one (its utterances
+# are a prefix), and at 8 h the split would have stopped at 6,851, short of the quarter's growth (7,091)
+# that lets phase 9's 5,673 take in the rest.
+# 5 since commit 42fe468 (2026-11-30; its plan a prefix of 12 h's; 4,209 utterances made by then): the
+# real voice follows the text more than Kokoro's voices. 300 updates from phase 4's weights on Kokoro's
+# train split alone took dev-asterisk from 80.96 to 85.71 % (on phase 4's mix: 80.77), while the modern
+# sentences took it from 86.21 to 81.85 in phase 3. So Kokoro's voices go on reading WordNet's examples
+# instead (KOKORO_MODERN: the same train speakers, seed 1; no dev split of its own, dev-modern's
+# sentences never trained on), made after the books' plan by the same background process.
 KOKORO_HOURS=${KOKORO_HOURS:-5}
 KOKORO_DEV_UTTS=${KOKORO_DEV_UTTS:-100}    # its dev split (4 voices no train speaker uses) is a dev set: dev-kokoro
 KOKORO_JOIN_UTTS=${KOKORO_JOIN_UTTS:-2000} # its train split joins the mix from this many utterances (about 2.2 h)
@@ -136,7 +137,8 @@ SHORT=$DATA/corpus-short
 # speakers (seed 0, so no dev-tts voice is trained on) and made in the background like the two above.
 # The books' train text is over half the King James Bible, and the decoder learns its English: "lord"
 # is in 34 of the bundled model's real-voice transcripts (default decoding) and in no reference; an
-# LM without the Bible was better on every sentence dev set (MODEL_CARD.md). Its dev split is dev-modern.
+# LM without the Bible was better on every sentence dev set (docs/history/decoding.md). Its dev split
+# is dev-modern.
 # The first 6 h joined phase 3; 1,400 updates later, greedy against the phase's start: dev-modern 60.89 ->
 # 56.01 %, dev-asterisk 86.21 -> 81.85 % (better in 100 % of paired resamples). Hence 12 h.
 MODERN_HOURS=${MODERN_HOURS:-12}            # planned at sentence speed: 21,737 utterances (10,875 at 6 h, the first plan, a prefix)
@@ -150,7 +152,7 @@ MODERN=$DATA/corpus-modern
 # frequent in the Bible than in the modern sentences. From phase 8 on, a phase keeps this share of the
 # utterances that read a verse (the same ones in every phase); the books' and modern sentences stay whole.
 KJV_SHARE=${KJV_SHARE:-0.25}   # 1: all of them
-LEGACY_TOOL=2941059             # the commit whose tools/make_tts_corpus.py made the third session's corpus
+LEGACY_TOOL=2941059             # the commit whose tools/make_tts_corpus.py made the legacy corpus and the benchmark
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 corpus=$DATA/corpus
 mkdir -p "$EXP"
@@ -165,7 +167,7 @@ synthesise_in_background() {  # corpus folder, log, make_tts_corpus.py's other a
     commands+="python tools/make_tts_corpus.py --out $(printf %q "${spec[0]}") --jobs 1 $(printf '%q ' "${spec[@]:2}")>> $(printf %q "${spec[1]}") 2>&1; "
     echo "synthesis of ${spec[0]} in the background, unless one already holds $first's lock: ${spec[1]}"
   done
-  # one process makes them in turn; flock: a second run in the same session must not start a second
+  # one process makes them in turn; flock: a later run, while that process lives, must not start a second
   nohup flock -n "$first/.synthesis.lock" nice -n 19 bash -c "$commands" > /dev/null 2>&1 &
 }
 
@@ -174,7 +176,7 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   python tools/make_tts_corpus.py --out "$corpus" --seed 0 --jobs "$JOBS" --train-hours "$HOURS" --dev-utts 300 --test-utts 400
   python tools/make_asterisk_devset.py --out "$DATA/devsets"
   [[ -f $DATA/rirs.npz ]] || python tools/make_rir_bank.py --out "$DATA/rirs.npz" --count 200 --seed 0
-  # the tool as it was, from git: the frozen benchmark, and the third session's corpus to rehearse
+  # the tool as it was, from git: the frozen benchmark, and the legacy corpus to rehearse
   legacy=$(mktemp -d)
   git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/data/normalize.py | tar -x -C "$legacy"
   python recipes/campaign/seeded_piper.py "$legacy/tools/make_tts_corpus.py" --out "$BENCHMARK" --seed 0 --jobs "$JOBS" \
@@ -229,8 +231,9 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   # The frozen benchmark's own dev split (its voices are test-tts's engines): a phase that forgets
   # them must not be promoted, as phase 3 would have been on the two sets above alone.
   [[ -d $BENCH_DEV ]] && prepare_once "$BENCH_DEV" dev-bench
-  # The bundled model read 94 of dev-tts's 300 sentences in training (the third session's corpus
-  # had Northanger Abbey, now dev-tts's book), which flatters it there; promotion compares on the rest.
+  # The bundled model read 94 of dev-tts's 300 sentences in training (the legacy corpus, made by the
+  # tool of commit 2941059, had Northanger Abbey, now dev-tts's book), which flatters it there;
+  # promotion compares on the rest.
   if [[ -n $REHEARSE && -d $REHEARSE && ! -f $EXP/dev-tts-unread.files ]]; then
     python recipes/campaign/campaign.py unread "$EXP/dev-tts" "$REHEARSE" "$EXP/dev-tts-unread"
   fi
@@ -331,7 +334,7 @@ score_model() {  # model, output json
 if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
   echo "stage 5: score the dev sets; log the run"
   # the bundled model's scores, again whenever a dev set is new to them or the decoding code has
-  # changed since (the package's files but the models: the twelfth session's level correction moved
+  # changed since (the package's files but the models: the level correction of commit 0f11f22 moved
   # dev-short by a point), so that both models are always scored by the same program
   code=$(git ls-tree -r HEAD speech_s2s | grep -v "speech_s2s/assets/" | git hash-object --stdin 2>/dev/null || echo unknown)
   for name in $(dev_sets); do

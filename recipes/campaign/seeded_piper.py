@@ -1,6 +1,6 @@
 """Run a corpus tool with piper's noise seeded per utterance, as tools/tts/piper.py does today.
 
-The frozen benchmark (test-tts, and dev-bench) is made by the third session's corpus tool, from git,
+The frozen benchmark (test-tts, and dev-bench) is made by the corpus tool of commit 2941059, from git,
 whose piper voice shares one onnxruntime session over all its utterances: their noise then depends
 on the order the process met them in, and every build gave piper's voices new audio. This wraps
 that tool unchanged: each piper utterance gets a new session seeded from its text and settings

@@ -6,8 +6,8 @@
 #
 #   recipes/campaign/setup.sh
 #
-# The thirteenth session began on a new machine with no corpora and no checkpoints: this and run.sh
-# rebuilt everything from the registries (stage 0 took about an hour of both cores).
+# On a new machine with no corpora and no checkpoints (2026-11-30), this and run.sh rebuilt everything
+# from the registries (stage 0 took about an hour of both cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -7,10 +7,10 @@ LM counts in full; when it ends (a space, or <eos>), part of what the character 
 (its letters and the delimiter) is taken back and the word LM's log-probability of the word after
 the two before it is added, and at <eos> that of the sentence's end too. A finished hypothesis so
 scores `char_lm_share` x the character LM plus `word_lm_weight` x the word LM over its whole text,
-the sum the eighteenth session's n-best re-ranking added after the search; inside the search, the
-beam keeps what the word LM prefers instead of finding it only if it happened to survive. Against
-the re-ranking (bundled model, beam 16, word LM weight 0.4): the real voice 55.13 -> 54.21 % WER,
-dev-kokoro 20.29 -> 19.28, the other dev sets within noise (BENCHMARKS.md).
+the sum that the n-best re-ranking of commit c8e45f9 (2026-11-30) added after the search; inside the
+search, the beam keeps what the word LM prefers instead of finding it only if it happened to survive.
+Against the re-ranking (bundled model, beam 16, word LM weight 0.4): the real voice 55.13 -> 54.21 %
+WER, dev-kokoro 20.29 -> 19.28, the other dev sets within noise (docs/history/decoding.md).
 
 Without a character LM the word LM alone speaks at word ends, at its own weight.
 """

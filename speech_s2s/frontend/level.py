@@ -5,7 +5,7 @@ bundled model, trained on corpora whose active level (below) spans about -21 to 
 held-out dev set played 30 dB quieter as no words at all (99.96 % WER, nearly all deletions), and
 the real-voice dev set 20 dB quieter at 101.1 % instead of 95.2 % (greedy). Scaling each segment's
 level into the training range before its features gives 42.2 % and 95.6 %, and speech already
-inside the range is passed through untouched. BENCHMARKS.md has the figures and the command.
+inside the range is passed through untouched. docs/history/real-voice.md has the figures and the command.
 
 The level is measured as speech is, not as the file's mean: the RMS of the loudest half of its
 25 ms frames, so the pauses a segment holds do not make it look quieter.
@@ -79,9 +79,10 @@ def into_range(samples: np.ndarray, config: LevelConfig | None = LevelConfig()) 
 
 def training_range(levels_db: Sequence[float]) -> tuple[float, float]:
     """The band of active levels (dB) a model's training utterances span: from the 10th percentile
-    to 1 dB above the 90th, each rounded outward to a whole dB. On the 300 training utterances the
-    twelfth session measured (10th -20.9, 90th -13.7) this is -21..-12, the band that measured best
-    (LevelConfig); on 500 of the thirteenth session's phase 1 mix (with the short utterances), -22..-11."""
+    to 1 dB above the 90th, each rounded outward to a whole dB. On 300 utterances of the bundled
+    model's training corpora (commit 0f11f22: 10th -20.9, 90th -13.7) this is -21..-12, the band that
+    measured best (LevelConfig); on 500 of the phase 1 mix (with the short utterances) of the campaign
+    folder begun on 2026-11-30, -22..-11."""
     if not levels_db:
         raise ValueError("no levels to take a range from")
     low, high = np.percentile(np.asarray(levels_db, dtype=np.float64), [10, 90])
