@@ -7,11 +7,16 @@ files are named here too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from speech_s2s.decoding.options import DecodingOptions
+
+if TYPE_CHECKING:  # annotations only: building imports torch, naming the types must not
+    from speech_s2s.decoding.word_fusion import WordFusionWeights
+    from speech_s2s.transcribe import Recognizer
 
 ASSETS = Path(__file__).parent / "assets"
 BUNDLED_MODEL = ASSETS / "model.safetensors"
@@ -61,7 +66,7 @@ class Decoding:
     config: RecognizerConfig
 
     @property
-    def word_lm_weights(self):
+    def word_lm_weights(self) -> WordFusionWeights | None:
         """The word fusion's weights when the search consults a word LM, else None."""
         return getattr(self.lm, "weights", None) if self.config.word_lm_file() else None
 
@@ -104,7 +109,7 @@ def build_decoding(config: RecognizerConfig = RecognizerConfig()) -> Decoding:
 
 
 def build_recognizer(config: RecognizerConfig = RecognizerConfig(), *, batch_size: int = 8, word_timestamps: bool = True,
-                     keep_level: bool = False):
+                     keep_level: bool = False) -> Recognizer:
     """A `Recognizer` (speech_s2s.transcribe) for `config`; raises as `build_decoding`."""
     from speech_s2s.transcribe import Recognizer, TranscribeOptions
 
@@ -118,7 +123,7 @@ def load(
     internal_lm_weight: float | None = None, word_lm: str | Path | None | bool = True, word_lm_weight: float | None = None,
     batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
     decoding: DecodingOptions | None = None,
-):
+) -> Recognizer:
     """`speech_s2s.load()`: a Recognizer for a model file (default: the bundled model) that decodes as
     `speech-s2s transcribe` does by default (DecodingOptions()); any argument given overrides it.
     `lm`, `word_lm`: an LM file; True (default) = the bundled one with the bundled model and none

@@ -14,9 +14,10 @@ from __future__ import annotations
 import queue
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class MicrophoneSource:
     def dropped_seconds(self) -> float:
         return self._dropped_samples / self.rate
 
-    def _callback(self, indata, frames, time_info, status) -> None:
+    def _callback(self, indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         if status.input_overflow:
             self.overflows += 1
         try:

@@ -271,7 +271,9 @@ def test_a_missing_argument_is_one_line_not_a_traceback():
     for argv, said in ((["steps"], "campaign.py steps: the following arguments are required: phase"),
                        (["promote", "new.json"], "campaign.py promote: the following arguments are required: bundled"),
                        (["log", "exp", "phase-1", "many", "3", "s.json"], "campaign.py log: argument steps_before: invalid int value: 'many'"),
-                       (["sort"], "campaign.py: argument command: invalid choice: 'sort' (choose from 'phase', 'unread', 'curve', 'steps', 'transcribed', 'log', 'promote', 'subset')")):
+                       (["sort"],
+                           "campaign.py: argument command: invalid choice: 'sort' "
+                           "(choose from 'phase', 'unread', 'curve', 'steps', 'transcribed', 'log', 'promote', 'subset')")):
         result = subprocess.run([sys.executable, str(CAMPAIGN), *argv], capture_output=True, text=True)
         assert (result.returncode, result.stderr.strip()) == (2, said)
 

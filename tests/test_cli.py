@@ -108,7 +108,8 @@ def test_the_weights_the_help_states_are_the_defaults():
 
 @pytest.mark.parametrize("flags, error", [
     (["--internal-lm-weight", "0.1"], "--internal-lm-weight needs --lm"),
-    (["--beam", "1", "--lm", "x.safetensors"], "--lm, --lm-weight, --internal-lm-weight, --word-lm, --word-lm-weight and --ctc-weight only apply to beam search"),
+    (["--beam", "1", "--lm", "x.safetensors"],
+        "--lm, --lm-weight, --internal-lm-weight, --word-lm, --word-lm-weight and --ctc-weight only apply to beam search"),
     (["--beam", "1", "--word-lm", "x.safetensors"], "--lm, --lm-weight, --internal-lm-weight, --word-lm, --word-lm-weight and --ctc-weight only apply"),
 ])
 def test_decode_refuses_lm_options_it_cannot_use(tmp_path, capsys, flags, error):

@@ -21,7 +21,7 @@ def test_projected_decoder_steps_equal_the_plain_steps(num_layers, rows_per_utte
     projected = ProjectedDecoder(decoder, memory)
     plain_state, state = decoder.initial_state(memory, rows_per_utterance), projected.initial_state(rows_per_utterance)
     with torch.no_grad():
-        for step in range(4):
+        for _ in range(4):
             tokens = torch.randint(0, 7, (2 * rows_per_utterance,))
             want, plain_state = decoder.step(tokens, plain_state, memory)
             got, state = projected.step(tokens, state)

@@ -26,7 +26,8 @@ SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat and a do
 
 @pytest.fixture(scope="module")
 def trained() -> CharLM:
-    return train_char_lm(SENTENCES, CharLMConfig(embedding_size=16, hidden_size=64, num_layers=1, dropout=0.0), CharLMTrainConfig(steps=150, batch_size=3, learning_rate=1e-2))
+    return train_char_lm(SENTENCES, CharLMConfig(embedding_size=16, hidden_size=64, num_layers=1, dropout=0.0), CharLMTrainConfig(steps=150,
+        batch_size=3, learning_rate=1e-2))
 
 
 def test_learns_its_sentences(trained):
@@ -80,7 +81,8 @@ def test_train_lm_reports_held_out_bits_and_refuses_a_shape_with_init(trained, t
     out = capsys.readouterr().out
     assert " trained on 9 sentences; 3 held-out sentences: " in out and "bits/char before, " in out
     assert load_lm(tmp_path / "lm.safetensors").config == trained.config
-    assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--init", str(tmp_path / "init.safetensors"), "--hidden", "32"]) == 1
+    assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--init", str(tmp_path / "init.safetensors"), "--hidden",
+        "32"]) == 1
     assert capsys.readouterr().err.strip() == "speech-s2s: error: --init takes the LM's shape from LM; drop --hidden/--layers"
     assert main(["train-lm", "--text", str(text), "--out", str(tmp_path / "x.safetensors"), "--held-out", "12"]) == 1
     assert capsys.readouterr().err.strip() == "speech-s2s: error: --held-out 12: the text has only 12 sentences"
@@ -107,7 +109,8 @@ def _tiny_lm(**overrides) -> CharLM:
     return CharLM(CharLMConfig(**{"embedding_size": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.0, **overrides})).eval()
 
 
-@pytest.mark.parametrize("metadata", [{"format": "speech_s2s_char_lm"}, {"format": "speech_s2s_char_lm", "config": "{oops"}, {"format": "speech_s2s_char_lm", "config": '{"bogus": 1}'}, {"format": "speech_s2s_char_lm", "config": '{"hidden_size": "big"}'}])
+@pytest.mark.parametrize("metadata", [{"format": "speech_s2s_char_lm"}, {"format": "speech_s2s_char_lm", "config": "{oops"},
+    {"format": "speech_s2s_char_lm", "config": '{"bogus": 1}'}, {"format": "speech_s2s_char_lm", "config": '{"hidden_size": "big"}'}])
 def test_lm_file_with_missing_or_broken_config_is_one_line_error(tmp_path, metadata):
     from safetensors.torch import save_file
 

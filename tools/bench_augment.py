@@ -113,7 +113,7 @@ def main() -> None:
     for name in A.PRESETS:
         augmenter = A.Augmenter(A.preset(name, noise_dirs=tuple(args.noise_dir), rir_bank=args.rir_bank), speech=waveforms)
         rng = np.random.default_rng(0)
-        print(f"  {'Augmenter preset ' + name:34s} {time_per_second(lambda x: augmenter(x, rng), audio):7.2f}")
+        print(f"  {'Augmenter preset ' + name:34s} {time_per_second(lambda x, augmenter=augmenter, rng=rng: augmenter(x, rng), audio):7.2f}")
 
     bundled = load_model(Path(speech_s2s.__file__).parent / "assets" / "model.safetensors").config
     config = bundled if args.model == "bundled" else dataclasses.replace(

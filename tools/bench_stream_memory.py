@@ -73,7 +73,7 @@ def main() -> int:
         run = runs[mode] = stream_sampled(args.recording, mode, args.threads)
         samples = run["samples"]
 
-        def at(share: float, column: int) -> float:
+        def at(share: float, column: int, samples: list = samples) -> float:
             return next((s[column] for s in samples if s[1] >= share * minutes * 60), samples[-1][column])
 
         cells = [f"{at(0.1, c):.0f} / {at(0.5, c):.0f} / {samples[-1][c]:.0f} ({max(s[c] for s in samples):.0f})" for c in (2, 3)]

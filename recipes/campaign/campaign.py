@@ -316,12 +316,14 @@ def steps(folder: Path) -> int:
 def log(exp: Path, folder: Path, steps_before: int, minutes: float, scores_path: Path, bundled_path: Path | None) -> int:
     import torch
 
-    state = torch.load(folder / "checkpoint.pt", weights_only=True, map_location="cpu")["state"] if (folder / "checkpoint.pt").is_file() else {"step": 0, "epoch": 0}
+    state = torch.load(folder / "checkpoint.pt", weights_only=True,
+        map_location="cpu")["state"] if (folder / "checkpoint.pt").is_file() else {"step": 0, "epoch": 0}
     scores = json.loads(scores_path.read_text())
     bundled = json.loads(bundled_path.read_text()) if bundled_path and bundled_path.is_file() else {}
     hours = sum(json.loads(line)["duration"] for line in (folder / "train.jsonl").read_text().splitlines()) / 3600
     row = (f"| {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} | {folder.name} ({hours:.1f} h) | {steps_before} -> {state['step']} "
-           f"(epoch {state['epoch']}) | {minutes:.0f} | " + " | ".join(f"{100 * scores[k]:.2f} ({100 * bundled.get(k, float('nan')):.2f})" for k in sorted(scores)) + " |")
+           f"(epoch {state['epoch']}) | {minutes:.0f} | "
+           + " | ".join(f"{100 * scores[k]:.2f} ({100 * bundled.get(k, float('nan')):.2f})" for k in sorted(scores)) + " |")
     table = exp / "campaign.md"
     header = f"| {' | '.join(RUN_COLUMNS + tuple(sorted(scores)))} |"
     if not table.is_file():

@@ -125,7 +125,8 @@ def verify(config: RecipeConfig, paths: Layout) -> None:
                           "fix the corpus, or set skip_invalid = true in [data] to go on with the valid part")
     missing = [s for s in all_splits(config) if not json.loads(paths.report(s).read_text())["exists"]]
     if config.data.dev_split in missing or set(config.data.train_splits) <= set(missing):
-        raise RecipeError(f"stage 0: cannot train without {'the dev split' if config.data.dev_split in missing else 'any training split'} ({', '.join(missing)} missing)")
+        lacking = "the dev split" if config.data.dev_split in missing else "any training split"
+        raise RecipeError(f"stage 0: cannot train without {lacking} ({', '.join(missing)} missing)")
 
 
 def manifests(config: RecipeConfig, paths: Layout) -> None:

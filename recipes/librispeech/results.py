@@ -47,7 +47,8 @@ def results_markdown(config: RecipeConfig, paths, rows: list) -> str:
         f"- Training data: {', '.join(trained.get('splits', [])) or '?'}, {trained.get('hours', '?')} h of audio, {trained.get('utterances', '?')} utterances.",
         f"- Training: {record.get('updates', '?')} updates, {record.get('epochs', '?')} epochs, "
         f"{record.get('hours', float('nan')):.2f} h of wall-clock training on {record.get('hardware', '?')}.",
-        "- Decoding settings: " + "; ".join(f"{s.name} (beam {s.options.beam_size}, CTC weight {s.options.ctc_weight}, LM weight {s.options.lm_weight})" for s in config.decode) + ".",
+        "- Decoding settings: "
+        + "; ".join(f"{s.name} (beam {s.options.beam_size}, CTC weight {s.options.ctc_weight}, LM weight {s.options.lm_weight})" for s in config.decode) + ".",
         "",
         "| test set | setting | WER % | CER % | word errors / words | utterances |",
         "|---|---|---|---|---|---|",
@@ -57,7 +58,8 @@ def results_markdown(config: RecipeConfig, paths, rows: list) -> str:
         lines.append(f"| {split} | {setting} | {100 * score.wer:.2f} | {100 * score.cer:.2f} | {errors} / {score.words} | {score.utterances} |")
     if config.anchors:
         ours = {(split, setting): score for split, setting, score in rows if split in ANCHOR_SETS}
-        lines += ["", "## Against published results (WER %, test-clean / test-other)", "", "| system | LM | test-clean | test-other | source |", "|---|---|---|---|---|"]
+        lines += ["", "## Against published results (WER %, test-clean / test-other)", "", "| system | LM | test-clean | test-other | source |",
+            "|---|---|---|---|---|"]
         for anchor in config.anchors:
             lines.append(f"| {anchor.system} | {'yes' if anchor.lm else 'no'} | {anchor.test_clean:.1f} | {anchor.test_other:.1f} | {anchor.source} |")
         for setting in config.decode:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from speech_s2s import atomic
 from speech_s2s.cli.options import fail, positive
 
 
-def add_prepare(sub) -> None:
+def add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="validate a LibriSpeech-layout split and write its JSONL manifest")
     p.add_argument("corpus", help="split directory, e.g. LibriSpeech/dev-clean")
     p.add_argument("--out", required=True, help="manifest path (.jsonl)")
@@ -19,7 +20,7 @@ def add_prepare(sub) -> None:
     p.set_defaults(run=_run_prepare)
 
 
-def _run_prepare(args) -> int:
+def _run_prepare(args: argparse.Namespace) -> int:
     from speech_s2s.data.corpus import (
         CorpusError,
         audio_list,
@@ -50,7 +51,7 @@ def _run_prepare(args) -> int:
     return 0
 
 
-def add_features(sub) -> None:
+def add_features(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "features", help="compute log-mel features of manifests into a sharded cache (resumable; reused while audio and settings hold)",
         description="Compute the log-mel features of each MANIFEST (NAME.jsonl) into OUT/NAME: shards written atomically, so a rerun after a "
@@ -65,7 +66,7 @@ def add_features(sub) -> None:
     p.set_defaults(run=_run_features)
 
 
-def _run_features(args) -> int:
+def _run_features(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(1)  # one thread per process: the shards are the parallelism

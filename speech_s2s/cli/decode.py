@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from speech_s2s.cli.options import (
 )
 
 
-def add_decode(sub) -> None:
+def add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "decode", help="decode a manifest's utterances whole, for scoring (resumable)",
         description="Decode each utterance of MANIFEST whole (no voice-activity cutting, as published results are scored) into OUTPUT "
@@ -33,14 +34,15 @@ def add_decode(sub) -> None:
     p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end")
     p.add_argument("--word-lm-weight", type=float, default=None, help=f"word LM weight (default {DEFAULTS.word_lm_weight:g} with --word-lm)")
     p.add_argument("--batch-size", type=positive, default=16, help="utterances decoded together (default 16)")
-    p.add_argument("--keep-level", action="store_true", help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
+    p.add_argument("--keep-level", action="store_true",
+        help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1)")
     p.set_defaults(run=_run_decode)
 
 
-def _run_decode(args) -> int:
+def _run_decode(args: argparse.Namespace) -> int:
     if args.beam == 1 and (args.lm or args.lm_weight is not None or args.internal_lm_weight is not None or args.ctc_weight is not None
                            or args.word_lm or args.word_lm_weight is not None):
         return fail("--lm, --lm-weight, --internal-lm-weight, --word-lm, --word-lm-weight and --ctc-weight only apply to beam search: "

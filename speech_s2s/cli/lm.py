@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from speech_s2s.cli.options import (
@@ -13,7 +14,7 @@ from speech_s2s.cli.options import (
 )
 
 
-def add_train_lm(sub) -> None:
+def add_train_lm(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-lm", help="train a character LSTM LM for shallow fusion")
     p.add_argument("--text", nargs="+", required=True, help="text files (one sentence per line; a leading 'utt-id' is stripped with --kaldi) or corpora")
     p.add_argument("--kaldi", action="store_true", help="lines are 'utt-id TEXT'")
@@ -32,7 +33,7 @@ def add_train_lm(sub) -> None:
     p.set_defaults(run=_run_train_lm)
 
 
-def _run_train_lm(args) -> int:
+def _run_train_lm(args: argparse.Namespace) -> int:
     apply_threads(args)
     from speech_s2s.decoding.char_lm import (
         CharLMConfig,
@@ -92,7 +93,7 @@ def _run_train_lm(args) -> int:
     return 0
 
 
-def add_train_word_lm(sub) -> None:
+def add_train_word_lm(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-word-lm", help="estimate a word n-gram LM (Kneser-Ney) that beam search consults at each word's end",
                        description="Estimate an interpolated Kneser-Ney word n-gram LM from text, for `transcribe --word-lm`. "
                        "Seconds for a few million words.")
@@ -106,7 +107,7 @@ def add_train_word_lm(sub) -> None:
     p.set_defaults(run=_run_train_word_lm)
 
 
-def _run_train_word_lm(args) -> int:
+def _run_train_word_lm(args: argparse.Namespace) -> int:
     from speech_s2s.decoding.char_lm import split_held_out
     from speech_s2s.decoding.word_lm import (
         WordLMConfig,

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speech_s2s.cli.options import fail
 
+if TYPE_CHECKING:
+    from speech_s2s.model.seq2seq import Seq2Seq
 
-def _add_model_output(p) -> None:
+
+def _add_model_output(p: argparse.ArgumentParser) -> None:
     """--out and --half, shared by the commands that write a model for shipping."""
     p.add_argument("--out", required=True)
     p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
 
 
-def _write_model(model, args, info: dict) -> None:
+def _write_model(model: Seq2Seq, args: argparse.Namespace, info: dict) -> None:
     import torch
 
     from speech_s2s.model.files import save_model
@@ -22,14 +27,14 @@ def _write_model(model, args, info: dict) -> None:
     save_model(model, args.out, torch.float16 if args.half else None, info=info)
 
 
-def add_export(sub) -> None:
+def add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="copy a trained model into a (smaller) file for shipping")
     p.add_argument("--model", required=True, help="trained model (.safetensors), e.g. EXP/best.safetensors")
     _add_model_output(p)
     p.set_defaults(run=_run_export)
 
 
-def _run_export(args) -> int:
+def _run_export(args: argparse.Namespace) -> int:
     from speech_s2s.model.files import ModelFileError, load_model
 
     try:
@@ -44,7 +49,7 @@ def _run_export(args) -> int:
     return 0
 
 
-def add_export_onnx(sub) -> None:
+def add_export_onnx(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export-onnx", help="write a model's encoder as ONNX, for transcribe --onnx-encoder (needs onnx and onnxruntime)")
     p.add_argument("out", help="ONNX file to write")
     p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
@@ -52,7 +57,7 @@ def add_export_onnx(sub) -> None:
     p.set_defaults(run=_run_export_onnx)
 
 
-def _run_export_onnx(args) -> int:
+def _run_export_onnx(args: argparse.Namespace) -> int:
     from speech_s2s.builder import BUNDLED_MODEL
     from speech_s2s.model.files import ModelFileError, load_model
 
@@ -68,7 +73,7 @@ def _run_export_onnx(args) -> int:
     return 0
 
 
-def add_average(sub) -> None:
+def add_average(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("average", help="average snapshots of one model (e.g. its last epochs) into one model")
     p.add_argument("models", nargs="+", help="model files (.safetensors) of one run, e.g. EXP/epoch01[3-5].safetensors")
     p.add_argument("--weights", type=float, nargs="+", metavar="W",
@@ -78,7 +83,7 @@ def add_average(sub) -> None:
     p.set_defaults(run=_run_average)
 
 
-def _run_average(args) -> int:
+def _run_average(args: argparse.Namespace) -> int:
     from speech_s2s.model.files import ModelFileError, average_info, average_models
 
     try:
@@ -92,14 +97,14 @@ def _run_average(args) -> int:
     return 0
 
 
-def add_info(sub) -> None:
+def add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="what a model file holds: shape, vocabulary, normalisation, training data, metrics")
     p.add_argument("model", nargs="?", help="model file (.safetensors); default: the bundled model")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(run=_run_info)
 
 
-def _run_info(args) -> int:
+def _run_info(args: argparse.Namespace) -> int:
     from speech_s2s.builder import BUNDLED_MODEL
     from speech_s2s.model.files import (
         ModelFileError,

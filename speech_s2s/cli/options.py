@@ -25,7 +25,7 @@ DECODING_DEFAULT_THREADS = 1
 MAX_DEFAULT_THREADS = 4
 
 
-def apply_threads(args, decoding: bool = False) -> None:
+def apply_threads(args: argparse.Namespace, decoding: bool = False) -> None:
     """Set torch's CPU threads from --threads or the default; called once the options are known to be good."""
     import torch
 
@@ -53,7 +53,7 @@ def given(**options) -> dict:
 DEFAULTS = DecodingOptions()
 
 
-def decoding_from_args(args, **more) -> DecodingOptions:
+def decoding_from_args(args: argparse.Namespace, **more) -> DecodingOptions:
     """`DecodingOptions()` with the decoding options a command was given (--beam, --ctc-weight, the LM
     weights); options the command lacks or that were not given keep the default."""
     given_options = {name: getattr(args, option, None) for name, option in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from speech_s2s.cli.options import fail
 
 
-def add_score(sub) -> None:
+def add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="WER/CER of Kaldi-style hypothesis against reference")
     p.add_argument("--ref", required=True, help="reference: 'utt-id TEXT' lines (or a LibriSpeech split directory)")
     p.add_argument("--hyp", required=True, help="hypothesis: 'utt-id TEXT' lines")
@@ -28,7 +29,7 @@ def add_score(sub) -> None:
     p.set_defaults(run=_run_score)
 
 
-def _run_score(args) -> int:
+def _run_score(args: argparse.Namespace) -> int:
     from speech_s2s.evaluation.scoring import (
         ScoringError,
         paired_bootstrap,

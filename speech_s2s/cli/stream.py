@@ -5,17 +5,21 @@ Nothing heavy (torch, sounddevice) is imported until the command runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from speech_s2s.streaming import Event
 
 from speech_s2s.cli.options import DEFAULTS, apply_threads, decoding_from_args
 
 STREAM_FORMATS = ("txt", "jsonl")
 
 
-def add_stream(sub) -> None:
+def add_stream(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "stream", help="live captions from a microphone, a file in real time, or raw PCM on standard input",
         description="Recognise speech as it is spoken: partial text while you speak, final text at each pause. "
@@ -45,7 +49,7 @@ def add_stream(sub) -> None:
     p.set_defaults(run=run_stream)
 
 
-def _usage_error(args) -> str | None:
+def _usage_error(args: argparse.Namespace) -> str | None:
     if args.input not in (None, "-"):
         return f"unexpected input {args.input!r}: use --file {args.input} for a file, or - for raw PCM on standard input"
     sources = [name for name, given in (("--device", args.device is not None), ("--file", args.file is not None), ("-", args.input == "-")) if given]
@@ -75,7 +79,7 @@ class _Display:
         self.live = output_format == "txt" and out.isatty()
         self._partial_shown = False
 
-    def show(self, event) -> None:
+    def show(self, event: Event) -> None:
         if self.format == "jsonl":
             self.out.write(json.dumps(event.to_dict()) + "\n")
         elif self.live:
@@ -93,14 +97,14 @@ def _stop_on_signals() -> None:
     control, as in some CI runners), so it is installed explicitly."""
     import signal
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
 
-def run_stream(args) -> int:
+def run_stream(args: argparse.Namespace) -> int:
     problem = _usage_error(args)
     if problem:
         print(f"speech-s2s stream: error: {problem}", file=sys.stderr)

@@ -6,10 +6,12 @@ stay quick); training code is imported when the command runs.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speech_s2s import atomic
 from speech_s2s.cli.options import (
@@ -20,8 +22,13 @@ from speech_s2s.cli.options import (
     positive,
 )
 
+if TYPE_CHECKING:  # annotations only: training code is imported when the command runs
+    from speech_s2s.data.batches import FeatureSet
+    from speech_s2s.model.seq2seq import ModelConfig
+    from speech_s2s.training.distributed import Distributed
 
-def add_train(sub) -> None:
+
+def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a model on LibriSpeech-layout corpora or manifests",
         description="Train a model; on several GPUs or machines, launch it with torchrun (torchrun --nproc_per_node N -m speech_s2s.cli train ...). "
@@ -75,7 +82,7 @@ def add_train(sub) -> None:
     p.set_defaults(run=_run_train)
 
 
-def _augment_config(args):
+def _augment_config(args: argparse.Namespace):
     if not args.augment:
         return None
     from speech_s2s.data.augment import preset
@@ -86,18 +93,19 @@ def _augment_config(args):
 MODEL_CONFIG = "model_config.json"  # in the experiment directory: the shape --resume rebuilds
 
 
-def _save_model_config(exp: Path, config) -> None:
+def _save_model_config(exp: Path, config: ModelConfig) -> None:
     atomic.write_text(exp / MODEL_CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
 
 
-def _model_config(args, exp: Path):
+def _model_config(args: argparse.Namespace, exp: Path):
     from speech_s2s.model.seq2seq import ModelConfig, config_from_json
 
     saved = exp / MODEL_CONFIG
     if args.resume and saved.is_file():
         return _resumed_model_config(args, saved, config_from_json(saved.read_text()))
     config = config_from_json(Path(args.config).read_text()) if args.config else ModelConfig()
-    encoder = dataclasses.replace(config.encoder, **{k: v for k, v in {"hidden_size": args.encoder_hidden, "num_layers": args.encoder_layers}.items() if v is not None})
+    encoder = dataclasses.replace(config.encoder, **{k: v for k, v in {"hidden_size": args.encoder_hidden,
+        "num_layers": args.encoder_layers}.items() if v is not None})
     decoder = dataclasses.replace(config.decoder, **({"hidden_size": args.decoder_hidden} if args.decoder_hidden else {}))
     config = dataclasses.replace(config, encoder=encoder, decoder=decoder)
     if args.ctc_weight is not None:
@@ -111,7 +119,7 @@ SHAPE_OPTIONS = {"encoder_hidden": ("--encoder-hidden", "encoder", "hidden_size"
                  "decoder_hidden": ("--decoder-hidden", "decoder", "hidden_size")}
 
 
-def _resumed_model_config(args, saved: Path, config):
+def _resumed_model_config(args: argparse.Namespace, saved: Path, config: ModelConfig) -> ModelConfig:
     """The run's own config: shape options that differ are refused (not ignored); --ctc-weight may change."""
     from speech_s2s.model.seq2seq import config_from_json
     from speech_s2s.training.checkpoint import CHANGEABLE_MODEL_FIELDS, ResumeError
@@ -119,12 +127,14 @@ def _resumed_model_config(args, saved: Path, config):
     for name, (flag, part, field_name) in SHAPE_OPTIONS.items():
         given, kept = getattr(args, name), getattr(getattr(config, part), field_name)
         if given is not None and given != kept:
-            raise ResumeError(f"{saved}: {flag} {given} differs from the run's {kept}; a resume cannot change the model's shape (drop it, or start a new --exp)")
+            raise ResumeError(f"{saved}: {flag} {given} differs from the run's {kept}; "
+                              "a resume cannot change the model's shape (drop it, or start a new --exp)")
     if args.config:
         wanted = config_from_json(Path(args.config).read_text())
         keep = {name: getattr(config, name) for name in CHANGEABLE_MODEL_FIELDS}
         if dataclasses.replace(wanted, **keep) != config:
-            raise ResumeError(f"{saved}: --config {args.config} describes another model than the run's; a resume cannot change it (drop it, or start a new --exp)")
+            raise ResumeError(f"{saved}: --config {args.config} describes another model than the run's; "
+                              "a resume cannot change it (drop it, or start a new --exp)")
     if args.ctc_weight is not None and args.ctc_weight != config.ctc_weight:
         logging.info("resuming with ctc_weight %g (the run had %g until now)", args.ctc_weight, config.ctc_weight)
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
@@ -132,7 +142,7 @@ def _resumed_model_config(args, saved: Path, config):
     return config
 
 
-def _initial_model(args, exp: Path):
+def _initial_model(args: argparse.Namespace, exp: Path):
     """A fresh model from --config, or one initialised from --init (its config saved for --resume)."""
     from speech_s2s.model.files import load_model
     from speech_s2s.model.seq2seq import Seq2Seq
@@ -148,7 +158,7 @@ def _initial_model(args, exp: Path):
     return model
 
 
-def _input_level(args, train) -> tuple[float, float] | None:
+def _input_level(args: argparse.Namespace, train: FeatureSet) -> tuple[float, float] | None:
     """The level band decoding will scale speech into: the training audio's, measured on a sample
     (the same sample at every start, so a resumed run saves the same band); a fine-tune keeps its
     start's, as it keeps its normalisation (None when that file states none)."""
@@ -162,7 +172,7 @@ def _input_level(args, train) -> tuple[float, float] | None:
     return band
 
 
-def _run_train(args) -> int:
+def _run_train(args: argparse.Namespace) -> int:
     from speech_s2s.training import distributed
 
     context = distributed.setup(args.device)
@@ -174,7 +184,7 @@ def _run_train(args) -> int:
         distributed.teardown(context)
 
 
-def _train_config(args, device: str):
+def _train_config(args: argparse.Namespace, device: str):
     """TrainConfig from --train-config (if given), then the options given on the command line."""
     from speech_s2s.frontend.features import SpecAugmentConfig
     from speech_s2s.model.seq2seq import build_config
@@ -186,7 +196,8 @@ def _train_config(args, device: str):
         if not isinstance(values, dict) or {"augment", "device"} & set(values):
             raise ValueError("must be a JSON object of TrainConfig fields, without augment and device (use --augment and --device)")
         config = build_config(TrainConfig, values)
-    spec = given(freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks, time_width=args.time_mask_width, time_warp=args.time_warp)
+    spec = given(freq_masks=args.freq_masks, freq_width=args.freq_mask_width, time_masks=args.time_masks, time_width=args.time_mask_width,
+        time_warp=args.time_warp)
     spec_augment = None if args.no_spec_augment else (dataclasses.replace(config.spec_augment or SpecAugmentConfig(), **spec) if spec else config.spec_augment)
     return dataclasses.replace(
         config, spec_augment=spec_augment, device=device, augment=_augment_config(args),
@@ -201,14 +212,14 @@ def _train_config(args, device: str):
     )
 
 
-def _feature_cache(args, exp: Path, source: str, default_name: str) -> Path:
+def _feature_cache(args: argparse.Namespace, exp: Path, source: str, default_name: str) -> Path:
     """Where a corpus's features are cached: DIR/NAME for manifest NAME.jsonl with --feature-dir, else in the experiment."""
     if args.feature_dir:
         return Path(args.feature_dir) / (Path(source).stem if source.endswith(".jsonl") else Path(source).name)
     return exp / default_name
 
 
-def _train(args, context) -> int:
+def _train(args: argparse.Namespace, context: Distributed) -> int:
     apply_threads(args)
     import torch
 
@@ -266,7 +277,8 @@ def _train(args, context) -> int:
         return fail(str(error))
     parameters = sum(p.numel() for p in model.parameters())
     hours = sum(u.duration for u in train.utterances) / 3600
-    logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s, on %d process(es)", parameters / 1e6, len(train), hours, len(dev), exp, context.world_size)
+    logging.info("training %.1fM parameters on %d utterances (%.2f h), dev %d, into %s, on %d process(es)", parameters / 1e6, len(train), hours,
+        len(dev), exp, context.world_size)
     try:
         state = fit(model, train, dev, config, exp, resume=args.resume, context=context)
     except ResumeError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from speech_s2s.cli.options import (
 )
 
 
-def add_transcribe(sub) -> None:
+def add_transcribe(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "transcribe", help="transcribe audio files of any length",
         description="Transcribe audio files of any length, rate and channel count. Exit status: 0 all transcribed, "
@@ -48,7 +49,8 @@ def add_transcribe(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
     p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
-    p.add_argument("--onnx-encoder", help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
+    p.add_argument("--onnx-encoder",
+        help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
     p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1: faster than more for this small model; see RESULTS.md)")
     p.set_defaults(run=_run_transcribe)
 
@@ -56,7 +58,7 @@ def add_transcribe(sub) -> None:
 FORMATS = ("txt", "jsonl", "tsv", "srt", "vtt")  # speech_s2s.writers.FORMATS, named here so --help needs no torch
 
 
-def _transcribe_usage_error(args) -> str | None:
+def _transcribe_usage_error(args: argparse.Namespace) -> str | None:
     """What is wrong with the options, before any work is done (exit status 2)."""
     if args.beam == 1:
         given = (("--lm", args.lm), ("--no-lm", args.no_lm or None), ("--lm-weight", args.lm_weight), ("--ctc-weight", args.ctc_weight),
@@ -64,7 +66,8 @@ def _transcribe_usage_error(args) -> str | None:
                  ("--no-word-lm", args.no_word_lm or None), ("--word-lm-weight", args.word_lm_weight))
         ignored = [flag for flag, value in given if value is not None]
         if ignored:
-            return f"{', '.join(ignored)} only {'applies' if len(ignored) == 1 else 'apply'} to beam search: drop --beam 1 (the default is {DEFAULTS.beam_size})"
+            verb = "applies" if len(ignored) == 1 else "apply"
+            return f"{', '.join(ignored)} only {verb} to beam search: drop --beam 1 (the default is {DEFAULTS.beam_size})"
     if args.lm and args.no_lm:
         return "give --lm or --no-lm, not both"
     if args.word_lm and args.no_word_lm:
@@ -91,7 +94,7 @@ def _transcribe_usage_error(args) -> str | None:
     return None
 
 
-def _open_output(args, output_format: str):
+def _open_output(args: argparse.Namespace, output_format: str):
     """The shared output (stdout or --output) and the ids it already holds."""
     from speech_s2s.writers import header, ids_in_output
 
@@ -114,7 +117,7 @@ def _open_output(args, output_format: str):
     return handle, done
 
 
-def _run_transcribe(args) -> int:
+def _run_transcribe(args: argparse.Namespace) -> int:
     problem = _transcribe_usage_error(args)
     if problem:
         return fail(problem, status=2)

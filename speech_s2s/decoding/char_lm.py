@@ -43,31 +43,35 @@ class CharLMTrainConfig:
     seed: int = 0
 
 
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, B, H]
+
+
 class CharLM(nn.Module):
     def __init__(self, config: CharLMConfig = CharLMConfig()):
         super().__init__()
         self.config = config
         self.vocabulary = Vocabulary(config.vocabulary)
         self.embedding = nn.Embedding(len(self.vocabulary), config.embedding_size)
-        self.lstm = nn.LSTM(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.output = nn.Linear(config.hidden_size, len(self.vocabulary))
 
-    def forward(self, tokens: torch.Tensor, state=None):
+    def forward(self, tokens: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """tokens [B, L] -> logits [B, L, V] and the LSTM state."""
         hidden, state = self.lstm(self.embedding(tokens), state)
         return self.output(hidden), state
 
     # The three hooks beam search uses (speech_s2s.decoding.search.LanguageModel).
-    def initial_state(self, batch_size: int):
+    def initial_state(self, batch_size: int) -> LSTMState:
         zeros = torch.zeros(self.config.num_layers, batch_size, self.config.hidden_size, device=self.output.weight.device)
         return (zeros, zeros)
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor, state):
+    def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
         logits, state = self(tokens[:, None], state)
         return torch.log_softmax(logits[:, 0], dim=-1), state
 
-    def select_state(self, state, index: torch.Tensor):
+    def select_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
         return (state[0][:, index], state[1][:, index])
 
     def sentence_log_prob(self, text: str) -> float:

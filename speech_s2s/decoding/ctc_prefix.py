@@ -49,7 +49,8 @@ class CTCPrefixScorer:
         r_b = self.cum_blank.clone()[None, :]
         return torch.full_like(r_b, NEG_INF), r_b
 
-    def extend(self, r_n: torch.Tensor, r_b: torch.Tensor, last_tokens: torch.Tensor, empty: torch.Tensor):
+    def extend(self, r_n: torch.Tensor, r_b: torch.Tensor, last_tokens: torch.Tensor, empty: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For N prefixes (r_n, r_b [N, T], last token [N], empty [N] bool) and every token c:
         returns new (r_n, r_b) [N, V, T] and prefix scores psi [N, V]; psi[:, EOS] is the full score."""
         n, steps = r_n.shape
@@ -83,7 +84,7 @@ class BatchCTCPrefixScorer:
         self.cum_x = self.x.cumsum(2)  # [B, V, T]
         self.probs = x.exp().masked_fill(~self.real[..., None], 0.0)  # [B, T, V]; padding emits nothing
 
-    def select(self, utterances: torch.Tensor) -> "BatchCTCPrefixScorer":
+    def select(self, utterances: torch.Tensor) -> BatchCTCPrefixScorer:
         """The scorer for some of the utterances [B'] (dropping finished ones from a batch)."""
         chosen = object.__new__(BatchCTCPrefixScorer)
         for name in ("lengths", "real", "x", "cum_x", "probs"):

@@ -290,8 +290,8 @@ def _collect_finished(finished: list[list[Hypothesis]], searched: torch.Tensor, 
     lm = lm_total[rows, EOS_ID].tolist() if lm_total is not None else [0.0] * len(scores)
     ilm = ilm_total[rows, EOS_ID].tolist() if ilm_total is not None else [0.0] * len(scores)
     tokens = history[rows].tolist()
-    for b, hyp_tokens, score, a, c, l, i in zip(utterances, tokens, scores, attention, ctc, lm, ilm):
-        finished[b].append(Hypothesis(hyp_tokens, score, a, c, l, i))
+    for b, hyp_tokens, score, a, c, lm_score, i in zip(utterances, tokens, scores, attention, ctc, lm, ilm):
+        finished[b].append(Hypothesis(hyp_tokens, score, a, c, lm_score, i))
 
 
 @torch.no_grad()

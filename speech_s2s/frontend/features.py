@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torchaudio
 from torch import nn
@@ -103,7 +104,7 @@ class StreamingLogMel:
         self._frames += count
         return torch.log(power.clamp_min(LOG_FLOOR)).T
 
-    def push(self, samples) -> torch.Tensor:
+    def push(self, samples: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Frames [T', F] completed by `samples` (16 kHz mono float32, numpy or torch, any length)."""
         samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
         self._buffer = torch.cat([self._buffer, samples])
@@ -157,7 +158,8 @@ def _time_warp(feats: torch.Tensor, length: int, warp: int, generator: torch.Gen
     centre = int(torch.randint(warp + 1, length - warp - 1, (1,), generator=generator))
     shift = int(torch.randint(-warp, warp + 1, (1,), generator=generator))
     left = torch.nn.functional.interpolate(feats[None, None, :centre], size=(centre + shift, feats.shape[1]), mode="bilinear", align_corners=False)
-    right = torch.nn.functional.interpolate(feats[None, None, centre:length], size=(length - centre - shift, feats.shape[1]), mode="bilinear", align_corners=False)
+    right = torch.nn.functional.interpolate(feats[None, None, centre:length], size=(length - centre - shift, feats.shape[1]), mode="bilinear",
+        align_corners=False)
     warped = feats.clone()
     warped[:length] = torch.cat([left[0, 0], right[0, 0]], dim=0)
     return warped

@@ -81,13 +81,14 @@ class SileroVAD(nn.Module):
         self.final_conv = nn.Conv1d(128, 1, kernel_size=1)
 
     @classmethod
-    def load(cls) -> "SileroVAD":
+    def load(cls) -> SileroVAD:
         model = cls()
         model.load_state_dict(_weights_from_torchscript(_silero_file("silero_vad.jit")))
         return model.eval()
 
     @torch.no_grad()
-    def forward(self, windows: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, windows: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """windows [N, CONTEXT + WINDOW] (each with its 64 samples of context) -> probabilities [N], state."""
         x = nn.functional.pad(windows, (0, CONTEXT), mode="reflect")[:, None, :]
         x = self.stft_conv(x)

@@ -34,7 +34,7 @@ class DecoderState:
     context: torch.Tensor  # [B, D]
     weights: torch.Tensor  # [B, T]
 
-    def select(self, index: torch.Tensor) -> "DecoderState":
+    def select(self, index: torch.Tensor) -> DecoderState:
         """Keep (and repeat) batch rows `index`: how beam search reorders its hypotheses."""
         return DecoderState(
             [h[index] for h in self.hidden], [c[index] for c in self.cell], self.context[index], self.weights[index]
@@ -49,7 +49,7 @@ class Memory:
     keys: torch.Tensor  # [B, T, A]
     mask: torch.Tensor  # [B, T]
 
-    def select(self, index: torch.Tensor) -> "Memory":
+    def select(self, index: torch.Tensor) -> Memory:
         return Memory(self.values[index], self.keys[index], self.mask[index])
 
 
@@ -127,8 +127,11 @@ class SearchState:
     context_weights: torch.Tensor  # [N, T]
     weights: torch.Tensor  # [N, T]
 
-    def select(self, index: torch.Tensor) -> "SearchState":
+    def select(self, index: torch.Tensor) -> SearchState:
         return SearchState([h[index] for h in self.hidden], [c[index] for c in self.cell], self.context_weights[index], self.weights[index])
+
+
+ProjectedState = tuple[list[torch.Tensor], list[torch.Tensor]]  # each LSTM layer's (hidden, cell) rows
 
 
 class ProjectedDecoder:
@@ -150,7 +153,7 @@ class ProjectedDecoder:
         self.frame_gates = memory.values @ first.weight_ih[:, embedding:].T  # [B, T, 4H]
         self.frame_output = memory.values @ output.weight[:, hidden:].T  # [B, T, H]
 
-    def select(self, utterances: torch.Tensor) -> "ProjectedDecoder":
+    def select(self, utterances: torch.Tensor) -> ProjectedDecoder:
         """The same for some of the utterances [B'] (dropping finished ones from a search)."""
         chosen = object.__new__(ProjectedDecoder)
         chosen.decoder, chosen.memory, chosen.token_gates = self.decoder, self.memory.select(utterances), self.token_gates
@@ -190,14 +193,14 @@ class InternalLanguageModel:
         zeros = self.token_gates.new_zeros(rows, self.decoder.config.hidden_size)
         return [zeros] * len(self.decoder.cells), [zeros] * len(self.decoder.cells)
 
-    def step(self, tokens: torch.Tensor, state: tuple[list[torch.Tensor], list[torch.Tensor]]):
+    def step(self, tokens: torch.Tensor, state: ProjectedState) -> tuple[torch.Tensor, ProjectedState]:
         """tokens [N] -> (log-probabilities [N, V], next state)."""
         decoder = self.decoder
         x, hidden, cell = _lstm_layers(decoder, F.embedding(tokens, self.token_gates), *state)
         logits = decoder.output[2](decoder.output[1](_hidden_output(decoder, x)))
         return torch.log_softmax(logits, dim=-1), (hidden, cell)
 
-    def select_state(self, state: tuple[list[torch.Tensor], list[torch.Tensor]], index: torch.Tensor):
+    def select_state(self, state: ProjectedState, index: torch.Tensor) -> ProjectedState:
         return [h[index] for h in state[0]], [c[index] for c in state[1]]
 
 

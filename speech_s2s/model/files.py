@@ -73,7 +73,8 @@ def _input_level(path: Path, metadata: dict[str, str]) -> tuple[float, float] | 
 
 
 # safetensors dtype codes, as torch names them.
-_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16",
+    "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
 def _dtype_name(code: str) -> str:
@@ -241,7 +242,8 @@ def format_model_info(info: ModelInfo) -> str:
         f"file:          {info.path} ({info.file_size / 2**20:.1f} MiB, format version {info.format_version})",
         f"parameters:    {info.parameters / 1e6:.2f}M, stored as {info.dtype}",
         f"vocabulary:    {len(info.vocabulary)} tokens: {special} {characters!r}",
-        f"features:      {features.n_mels} log-mel bins, {1000 * features.n_fft / features.sample_rate:g} ms window, {frame_rate:g} frames/s; normalisation {normalization}",
+        f"features:      {features.n_mels} log-mel bins, {1000 * features.n_fft / features.sample_rate:g} ms window, {frame_rate:g} frames/s; "
+        f"normalisation {normalization}",
         f"encoder:       {encoder.num_layers} BiLSTM layers x {encoder.hidden_size} per direction, {reduction}x time reduction "
         f"({frame_rate / reduction:g} Hz); CTC reads layer {encoder.ctc_layer} ({frame_rate / ctc_reduction:g} Hz)",
         f"decoder:       {decoder.num_layers} LSTM layer(s) x {decoder.hidden_size}, embedding {decoder.embedding_size}, "

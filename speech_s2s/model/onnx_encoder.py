@@ -97,7 +97,8 @@ class OnnxEncoder:
             raise ValueError(f"{path}: not an ONNX encoder ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
         made_for = self.session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
         if made_for != model_fingerprint(model):
-            raise ValueError(f"{path}: {'was exported from another model' if made_for else 'was not written by speech-s2s export-onnx'}; export it from this one")
+            cause = "was exported from another model" if made_for else "was not written by speech-s2s export-onnx"
+            raise ValueError(f"{path}: {cause}; export it from this one")
         self.reduction = model.encoder.reduction
 
     def __call__(self, feats: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:

@@ -278,7 +278,8 @@ def fit(
             running_loss += float(output.loss.detach())
             running_count += 1
             progress.update(1)
-            progress.set_postfix(loss=f"{float(output.loss.detach()):.3f}", ctc=f"{float(output.ctc_loss.detach()):.3f}", acc=f"{output.attention_accuracy:.2f}")
+            progress.set_postfix(loss=f"{float(output.loss.detach()):.3f}", ctc=f"{float(output.ctc_loss.detach()):.3f}",
+                acc=f"{output.attention_accuracy:.2f}")
             if state.step % config.log_every == 0:
                 state.history.append({"step": state.step, "train_loss": running_loss / running_count, "lr": learning_rate_at(state.step - 1, config)})
                 running_loss, running_count = 0.0, 0

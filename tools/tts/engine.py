@@ -24,8 +24,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Mapping
 
 import numpy as np
 import soundfile as sf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import defaultdict
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from . import ENGINES
 from .engine import Settings, gender, speaker_voices, voice_parts

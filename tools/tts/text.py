@@ -24,8 +24,9 @@ import re
 import shutil
 import subprocess
 import zlib
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
