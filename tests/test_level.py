@@ -3,7 +3,6 @@
 import dataclasses
 import math
 
-import jiwer
 import numpy as np
 import pytest
 
@@ -64,14 +63,6 @@ def test_a_lift_stops_at_its_limit_and_short_of_clipping():
     assert active_level_db(lifted) < LevelConfig().low_db
 
 
-@pytest.fixture(scope="module")
-def recognizer() -> Recognizer:
-    import torch
-
-    torch.set_num_threads(1)
-    return load(beam_size=1)
-
-
 def _without_level(recognizer: Recognizer) -> Recognizer:
     return Recognizer(recognizer.model, dataclasses.replace(recognizer.options, keep_level=True), recognizer.lm)
 
@@ -86,7 +77,7 @@ def default_recognizer() -> Recognizer:
 
 
 def test_speech_30_db_quieter_reads_the_same_and_without_the_correction_reads_nothing(default_recognizer):
-    # The default decoding: greedy, the fifteenth session's model spells "not bury kind" once the
+    # The default decoding: with greedy search, the model of commit 0644b18 (2026-11-30) spells "not bury kind" once the
     # correction has brought the quiet copy to the band's lower edge (a b/v near-tie the LM settles).
     quiet = SPEECH * np.float32(10 ** (-30 / 20))
     assert [s.text for s in default_recognizer.transcribe(SPEECH)[0]] == [SAMPLE_TEXT]
@@ -94,24 +85,26 @@ def test_speech_30_db_quieter_reads_the_same_and_without_the_correction_reads_no
     assert [s.text for s in _without_level(default_recognizer).transcribe(quiet)[0]] == [""]
 
 
-def test_live_chunked_partials_take_the_level_of_the_last_finished_utterance(recognizer):
+def test_live_chunked_partials_take_the_level_of_the_last_finished_utterance(default_recognizer):
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    quiet = np.concatenate([silence, SPEECH, silence, SPEECH, silence]) * np.float32(10 ** (-30 / 20))
-    blocks = [quiet[i : i + 800] for i in range(0, len(quiet), 800)]
+    recorded = np.concatenate([silence, SPEECH, silence, SPEECH, silence])
+    quiet = recorded * np.float32(10 ** (-30 / 20))
 
-    def partials_and_finals(which: Recognizer) -> tuple[list[str], list[str]]:
-        events = list(StreamingRecognizer(which, StreamOptions(mode="chunked")).stream(blocks))
+    def partials_and_finals(which: Recognizer, audio: np.ndarray) -> tuple[list[str], list[str]]:
+        events = list(StreamingRecognizer(which, StreamOptions(mode="chunked")).stream([audio[i : i + 800] for i in range(0, len(audio), 800)]))
         second = max(e.start for e in events)
         return [e.text for e in events if e.type == "partial" and e.start == second], [e.text for e in events if e.type == "final"]
 
-    partials, finals = partials_and_finals(recognizer)
-    # the nineteenth session's model hears the first one's "very" as "bury" here: a word, not the level
-    assert len(finals) == 2 and all(jiwer.wer(SAMPLE_TEXT, final) <= 1 / 9 for final in finals), finals
-    # Chunked CTC's partial is rougher than the final (the fifteenth session's model: "and your brother
-    # an sister we nt very kone"), but readable; without the level there is none at all (below).
-    assert partials and partials[-1].startswith("and your brother") and jiwer.cer(SAMPLE_TEXT, partials[-1]) < 0.25
-    partials, finals = partials_and_finals(_without_level(recognizer))
-    assert (partials, finals) == ([], ["", ""])
+    # Level invariance: 30 dB quieter, the stream says what it says at the recorded level, word for
+    # word: the same two finals, and the second utterance's chunked-CTC partials (decoded at the
+    # first utterance's gain) the same too. The default decoding, because with greedy search the
+    # bundled model of 2026-12-07 (commit 047846e) hears the quiet copy's first "very" as "bury", a b/v
+    # near-tie that the corrected level (the band's lower edge, not the recorded -19.5 dB) tips.
+    partials, finals = partials_and_finals(default_recognizer, recorded)
+    assert len(finals) == 2 and len(partials) >= 4 and all(finals), (partials, finals)
+    assert partials_and_finals(default_recognizer, quiet) == (partials, finals)
+    # without the level correction the quiet copy has no partials and empty finals
+    assert partials_and_finals(_without_level(default_recognizer), quiet) == ([], ["", ""])
 
 
 def test_the_cli_reads_a_quiet_recording_and_keep_level_decodes_it_as_recorded(tmp_path, capsys):

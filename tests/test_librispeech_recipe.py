@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from speech_s2s.evaluation.scoring import read_kaldi_text, score
+
 REPOSITORY = Path(__file__).parent.parent
 RECIPE = REPOSITORY / "recipes" / "librispeech" / "recipe.py"
 TINY = REPOSITORY / "recipes" / "librispeech" / "conf" / "tiny.toml"
@@ -67,15 +69,24 @@ def test_stages_0_to_7_write_every_file_and_a_results_table_and_a_rerun_redoes_n
     assert re.search(r"- Model: mean of epochs \[1, 2\] \(the last ones\); 0\.\dM parameters", results)
     assert re.search(r"- Training: \d+ updates, 2 epochs, \d+\.\d\d h of wall-clock training on 2 x CPU", results)
     for split, count in sets.items():
+        references = read_kaldi_text(exp / "data" / f"{split}.ref.txt")
+        assert len(references) == count
+        scores = {}
         for setting in settings:
-            assert re.search(rf"\| {split} \| {setting} \| \d+\.\d\d \| \d+\.\d\d \| \d+ / \d+ \| {count} \|", results), (split, setting)
+            # the figures are those of the recipe's own hypotheses against its references
+            hypotheses = read_kaldi_text(exp / "decode" / f"hyp-{split}-{setting}.txt")
+            scores[setting] = scored = score(references, hypotheses, strict=True)
+            errors = scored.substitutions + scored.deletions + scored.insertions
+            row = f"| {split} | {setting} | {100 * scored.wer:.2f} | {100 * scored.cer:.2f} | {errors} / {scored.words} | {count} |"
+            assert row in results.splitlines(), (row, results)
             recogs = (exp / f"recogs-{split}-{setting}.txt").read_text().splitlines()
             assert len(recogs) == 2 * count and recogs[0].split(":\t")[1].startswith("ref=[")
             errs = (exp / f"errs-{split}-{setting}.txt").read_text()
             assert errs.startswith(f"{split}, {setting}\n%WER ") and "SUBSTITUTIONS (top 30" in errs
             assert errs.count(" errors / ") == count
         summary = (exp / f"wer-summary-{split}.txt").read_text().splitlines()
-        assert summary[0] == "setting\tWER%\tCER%" and sorted(line.split("\t")[0] for line in summary[1:]) == sorted(settings)
+        assert summary[0] == "setting\tWER%\tCER%"
+        assert sorted(summary[1:]) == sorted(f"{name}\t{100 * r.wer:.2f}\t{100 * r.cer:.2f}" for name, r in scores.items())
     reports = {split: json.loads((exp / "data" / f"verify-{split}.json").read_text()) for split in ("train-clean-100", *sets)}
     assert {split: (r["valid"], r["problems"]) for split, r in reports.items()} == {"train-clean-100": (24, []), "dev-clean": (8, []), "test-clean": (6, [])}
     assert (exp / "train" / "learning_curve.png").is_file() and (exp / "train" / "attention-epoch002.png").is_file()

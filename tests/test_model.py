@@ -87,7 +87,7 @@ def test_half_precision_export_is_half_the_size_and_decodes_the_same(tmp_path):
 
 
 def test_feature_constants_come_from_the_config_not_the_file(tmp_path):
-    """Files before the fifteenth session stored the Hann window and mel filterbank in float16; the
+    """Files before commit 279113c (2026-11-30) stored the Hann window and mel filterbank in float16; the
     rounded window's leakage moved quiet log-mel bins by up to 1.0. Loading recomputes both, so a
     loaded model's features equal a fresh extractor's exactly, and a float16 file stores them in float32."""
     from safetensors import safe_open

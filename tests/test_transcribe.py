@@ -21,8 +21,8 @@ SENTENCE = "and your brother and sister were not very kind"
 
 @pytest.fixture(scope="module")
 def recognizer():
-    # Beam search (no LM): these tests are about the pipeline, and since the sixteenth session's
-    # model greedy search hears the sample's "very" as "bury" in some of its segment cuts.
+    # Beam search (no LM): these tests are about the pipeline, and since commit 4f8c638 (2026-11-30) the
+    # bundled model's greedy search hears the sample's "very" as "bury" in some of its segment cuts.
     return Recognizer(load_model(BUNDLED_MODEL), TranscribeOptions(decoding=DecodingOptions(beam_size=4), batch_size=4, read_ahead=1))
 
 

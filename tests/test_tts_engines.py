@@ -60,7 +60,7 @@ def test_every_engine_describes_its_voices_and_draws_settings_from_the_seed(engi
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_an_utterance_is_the_same_audio_whatever_was_synthesised_before(engine):
     # corpora are rebuilt on new machines, with utterances spread over processes in varying order:
-    # piper's noise once came from one session's random stream and changed at every build
+    # piper's noise once came from one onnxruntime session's random stream and changed at every build
     module = ENGINES[engine]
     if not module.available():
         pytest.skip(f"{engine} is not installed")
