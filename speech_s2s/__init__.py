@@ -47,7 +47,7 @@ _API = {
     "Word": ("speech_s2s.decoding.alignment", "Word"),
     "DecodingOptions": ("speech_s2s.decoding.options", "DecodingOptions"),
     "SegmenterConfig": ("speech_s2s.frontend.vad", "SegmenterConfig"),
-    "inputs": ("speech_s2s.inputs", "inputs"),
+    "inputs": ("speech_s2s.input_files", "inputs"),
     "AudioError": ("speech_s2s.frontend.audio", "AudioError"),
 }
 __all__ = sorted(_API)

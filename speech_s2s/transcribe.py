@@ -26,7 +26,7 @@ from speech_s2s.frontend.audio import SAMPLE_RATE, AudioError, audio_info, strea
 from speech_s2s.frontend.level import LevelConfig, decoding_level, into_range
 from speech_s2s.frontend.vad import Segment as AudioSegment
 from speech_s2s.frontend.vad import Segmenter, SegmenterConfig, SpeechDetector
-from speech_s2s.inputs import InputFile
+from speech_s2s.input_files import InputFile
 from speech_s2s.model.encoder import EncoderOutput
 from speech_s2s.model.seq2seq import Seq2Seq
 

@@ -25,7 +25,7 @@ GREEDY_WER_BOUND = 0.32
 
 def transcribe_heldout(recognizer) -> dict[str, str]:
     """utt-id -> text for every file of the set, in one pass sharing `recognizer`."""
-    from speech_s2s.inputs import inputs  # not speech_s2s.inputs: after load() that name is the module (see test_inputs.py)
+    from speech_s2s import inputs
 
     results = list(recognizer.transcribe_files(inputs([str(path) for path in FILES])))
     assert [type(r).__name__ for r in results] == ["FileTranscript"] * len(FILES), results

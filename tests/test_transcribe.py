@@ -7,7 +7,7 @@ import soundfile
 from speech_s2s.builder import BUNDLED_MODEL, BUNDLED_SAMPLE
 from speech_s2s.decoding.options import DecodingOptions
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-from speech_s2s.inputs import InputFile
+from speech_s2s.input_files import InputFile
 from speech_s2s.model.files import load_model
 from speech_s2s.transcribe import (
     FailedFile,

@@ -44,7 +44,7 @@ def run_system(name: str, paths: list[str]) -> dict:
 
         torch.set_num_threads(int(threads[:-1]))
         from speech_s2s.builder import BUNDLED_LM, BUNDLED_MODEL, load
-        from speech_s2s.inputs import expand_inputs
+        from speech_s2s.input_files import expand_inputs
         from speech_s2s.model.files import quantize_int8
         from speech_s2s.transcribe import FileTranscript, Recognizer
 

@@ -27,7 +27,7 @@ import speech_s2s  # noqa: E402,F401 (sets the OpenMP environment before torch l
 from speech_s2s.builder import BUNDLED_MODEL  # noqa: E402
 from speech_s2s.data.corpus import read_librispeech  # noqa: E402
 from speech_s2s.evaluation.scoring import score  # noqa: E402
-from speech_s2s.inputs import expand_inputs  # noqa: E402
+from speech_s2s.input_files import expand_inputs  # noqa: E402
 from speech_s2s.model.files import load_model, quantize_int8  # noqa: E402
 from speech_s2s.transcribe import FileTranscript, Recognizer
 

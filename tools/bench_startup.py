@@ -36,7 +36,7 @@ from speech_s2s.transcribe import BUNDLED_MODEL, BUNDLED_SAMPLE, Recognizer; mar
 from speech_s2s.model.files import load_model
 model = load_model(BUNDLED_MODEL); mark("load the model (safetensors)")
 recognizer = Recognizer(model); mark("Recognizer(model): loads Silero VAD (torch.jit)")
-from speech_s2s.inputs import expand_inputs
+from speech_s2s.input_files import expand_inputs
 files = expand_inputs([str(BUNDLED_SAMPLE)], None)[0]
 result = list(recognizer.transcribe_files(files)); mark("transcribe the sample (first call)")
 result = list(recognizer.transcribe_files(files)); mark("transcribe the sample again")

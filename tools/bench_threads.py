@@ -28,7 +28,7 @@ import torch
 threads, beam, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 if threads:
     torch.set_num_threads(threads)
-from speech_s2s.inputs import expand_inputs
+from speech_s2s.input_files import expand_inputs
 from speech_s2s.decoding.options import DecodingOptions
 from speech_s2s.transcribe import Recognizer, TranscribeOptions
 from speech_s2s.builder import BUNDLED_MODEL

@@ -121,7 +121,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     problem = _transcribe_usage_error(args)
     if problem:
         return fail(problem, status=2)
-    from speech_s2s.inputs import InputError, expand_inputs
+    from speech_s2s.input_files import InputError, expand_inputs
 
     try:
         inputs, warnings = expand_inputs(args.files, args.file_list)

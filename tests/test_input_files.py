@@ -2,7 +2,7 @@
 
 import pytest
 
-from speech_s2s.inputs import InputError, assign_ids, expand_inputs
+from speech_s2s.input_files import InputError, assign_ids, expand_inputs
 
 
 def _ids(paths):
@@ -37,3 +37,13 @@ def test_a_folder_without_audio_is_an_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(InputError, match="folder holds no audio files"):
         expand_inputs([str(tmp_path)])
+
+
+def test_the_package_level_inputs_stays_the_function_after_the_recognizer_loads():
+    """`speech_s2s.inputs(...)` is the API the package docstring and README show; a submodule of the
+    same name would replace it once anything imported that submodule (load() does)."""
+    import speech_s2s
+
+    speech_s2s.load(beam_size=1)
+    assert callable(speech_s2s.inputs)
+    assert [item.id for item in speech_s2s.inputs([str(speech_s2s.builder.BUNDLED_SAMPLE)])] == ["sample"]
