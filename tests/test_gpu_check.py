@@ -25,7 +25,8 @@ def test_the_gpu_check_dry_run_passes_every_step_on_cpu(tmp_path):
     assert resume["unequal_tensors"] == 0 and resume["max_abs_difference"] == 0.0  # on CPU a resumed run is exactly an unbroken one
     assert 0 < resume["killed_at_batch"] and resume["killed_after_step"] >= report["plan"]["train_steps"] // 2
     assert resume["resumed_from_step"] < report["plan"]["train_steps"]
-    assert report["steps"]["torchrun"]["collective"]["backend"] == "gloo"
+    torchrun = report["steps"]["torchrun"]
+    assert torchrun["collective"]["backend"] == "gloo" and torchrun["unequal_tensors_from_train"] == 0  # one process under torchrun: the same run
     assert report["steps"]["decode"]["greedy_differing_utterances"] == 0
     timed = {(m["search"], m["batch"]) for m in report["steps"]["throughput"]["decoding"]}
     assert timed == {("greedy", 1), ("greedy", 4), ("beam16_lms", 1), ("beam16_lms", 4)}
