@@ -298,7 +298,7 @@ def train_command(check: Check, exp: Path, precision: str, launcher: list[str] |
 def _train_config_file(check: Check) -> Path:
     """TrainConfig fields the command line has no option for."""
     path = check.work / "train_config.json"
-    path.write_text(json.dumps({"log_every": check.plan.log_every}))
+    path.write_text(json.dumps({"log_every": max(1, min(check.plan.log_every, check.plan.train_steps // 5))}))
     return path
 
 
@@ -322,7 +322,9 @@ def _finished_run(exp: Path, rc: int, log: Path, steps: int) -> dict:
     dev = [h for h in history if "dev_wer" in h]
     if state["step"] != steps:
         raise RuntimeError(f"stopped at step {state['step']}, not {steps}")
-    if not losses or not all(math.isfinite(x) for x in losses):
+    if not losses:
+        raise RuntimeError("no training loss logged")
+    if not all(math.isfinite(x) for x in losses):
         raise RuntimeError(f"training loss not finite: {losses[-3:]}")
     return {"step": state["step"], "epoch": state["epoch"], "first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4),
             "dev_wer": round(dev[-1]["dev_wer"], 4) if dev else None, "gpu_rng_saved": _gpu_rng_saved(saved)}
