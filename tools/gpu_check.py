@@ -21,7 +21,7 @@ Steps, each a function below with its own time budget; a failing step is recorde
 Writes OUT/gpu_check.json (every step's status, figures and error) and OUT/gpu_check.md after every step;
 the exit status is 0 when every step passed. Progress goes to stderr.
 
-Prepare on the CPU machine, once (about a minute; 17 MB of corpus, 5 MB of wheels, both ignored by git):
+Prepare on the CPU machine, once (about a minute; 17 MiB of corpus, 4.6 MiB of wheels, both ignored by git):
 
     python tools/make_tts_corpus.py --engines espeak --out .gpucheck/corpus --train-hours 0.25 \\
         --dev-utts 20 --test-utts 0 --seed 0 --jobs 2
@@ -471,9 +471,8 @@ def step_resume(check: Check) -> dict:
     progress(f"  $ {' '.join(command[:8])} ... (to be killed after step {check.plan.train_steps // 2})")
     with open(log, "w") as handle:
         process = subprocess.Popen(command, cwd=REPOSITORY, env=check.environment, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            with time_limit(left()):
-                at = kill_after_middle_checkpoint(process, killed / CHECKPOINT, check.plan.train_steps // 2)
+        try:  # the step's time limit (main) interrupts the polling; the run is killed either way
+            at = kill_after_middle_checkpoint(process, killed / CHECKPOINT, check.plan.train_steps // 2)
         finally:
             _kill_group(process)
     if at is None:
