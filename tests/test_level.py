@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from speech_s2s.builder import BUNDLED_SAMPLE, load
+from speech_s2s.evaluation.scoring import normalize_for_scoring
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
 from speech_s2s.frontend.level import (
     LevelConfig,
@@ -89,9 +90,9 @@ def test_speech_30_db_quieter_reads_the_same_and_without_the_correction_reads_no
     # The default decoding: greedy, the fifteenth session's model spells "not bury kind" once the
     # correction has brought the quiet copy to the band's lower edge (a b/v near-tie the LM settles).
     quiet = SPEECH * np.float32(10 ** (-30 / 20))
-    assert [s.text for s in default_recognizer.transcribe(SPEECH)[0]] == [SAMPLE_TEXT]
-    assert [s.text for s in default_recognizer.transcribe(quiet)[0]] == [SAMPLE_TEXT]
-    assert [s.text for s in _without_level(default_recognizer).transcribe(quiet)[0]] == [""]
+    assert [s.raw_text for s in default_recognizer.transcribe(SPEECH)[0]] == [SAMPLE_TEXT]
+    assert [s.raw_text for s in default_recognizer.transcribe(quiet)[0]] == [SAMPLE_TEXT]
+    assert [s.raw_text for s in _without_level(default_recognizer).transcribe(quiet)[0]] == [""]
 
 
 def test_live_chunked_partials_take_the_level_of_the_last_finished_utterance(recognizer):
@@ -106,7 +107,7 @@ def test_live_chunked_partials_take_the_level_of_the_last_finished_utterance(rec
 
     partials, finals = partials_and_finals(recognizer)
     # the nineteenth session's model hears the first one's "very" as "bury" here: a word, not the level
-    assert len(finals) == 2 and all(jiwer.wer(SAMPLE_TEXT, final) <= 1 / 9 for final in finals), finals
+    assert len(finals) == 2 and all(jiwer.wer(SAMPLE_TEXT, normalize_for_scoring(final).lower()) <= 1 / 9 for final in finals), finals
     # Chunked CTC's partial is rougher than the final (the fifteenth session's model: "and your brother
     # an sister we nt very kone"), but readable; without the level there is none at all (below).
     assert partials and partials[-1].startswith("and your brother") and jiwer.cer(SAMPLE_TEXT, partials[-1]) < 0.25
@@ -122,7 +123,7 @@ def test_the_cli_reads_a_quiet_recording_and_keep_level_decodes_it_as_recorded(t
     # 16-bit, as a quiet microphone records it: 30 dB below the sample's own level
     soundfile.write(tmp_path / "quiet.wav", SPEECH * 10 ** (-30 / 20), SAMPLE_RATE, subtype="PCM_16")
     capsys.readouterr()
-    assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1"]) == 0
+    assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1", "--no-punctuation"]) == 0
     assert capsys.readouterr().out == f"quiet {SAMPLE_TEXT}\n"
     assert main(["transcribe", str(tmp_path / "quiet.wav"), "--beam", "1", "--keep-level"]) == 0
     assert capsys.readouterr().out == "quiet\n"

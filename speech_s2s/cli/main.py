@@ -1,4 +1,5 @@
-"""`speech-s2s` command line: transcribe, stream, train, score, prepare, features, decode, train-lm, export, average, info, punctuate, train-punctuation. Thin: parsing and printing only.
+"""`speech-s2s` command line: transcribe, stream, train, score, prepare, features, decode, train-lm, export, average, info,
+punctuate, train-punctuation. Thin: parsing and printing only.
 
 Start-up is kept quick: building the parser imports nothing heavy, so `--help`, usage errors, `score` and
 `prepare` never load torch (tests/test_cli.py checks it). Each subcommand imports what it needs when it

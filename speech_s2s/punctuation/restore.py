@@ -3,7 +3,8 @@
 It never adds, drops or reorders a word: only the letters' case changes and a mark may follow a word, so word
 times stay aligned with the restored words one to one. A long line is read in overlapping chunks of
 CHUNK_WORDS words; each word takes its labels from the chunk where it has OVERLAP_WORDS of context or more on
-both sides (or the line's edge). The line's first word is capitalised and its last ends a sentence.
+both sides (or the line's edge). The line's first word and every word after a sentence end are capitalised,
+and the line's last word ends a sentence.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Restorer:
         for words, line_cases, line_marks in zip(lines, cases, marks):
             if words:
                 line_cases[0] = max(line_cases[0], CAPITAL)
+                for index in range(1, len(words)):  # a sentence starts after each sentence end
+                    if line_marks[index - 1] in SENTENCE_ENDS:
+                        line_cases[index] = max(line_cases[index], CAPITAL)
                 if line_marks[-1] not in SENTENCE_ENDS:
                     line_marks[-1] = STOP
             out.append(Labelled(tuple(words), tuple(line_cases), tuple(line_marks)))
