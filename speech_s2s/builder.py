@@ -23,6 +23,7 @@ BUNDLED_MODEL = ASSETS / "model.safetensors"
 BUNDLED_SAMPLE = ASSETS / "sample.flac"
 BUNDLED_LM = ASSETS / "lm.safetensors"  # character LM over the bundled model's vocabulary (recipes/campaign/lm.sh)
 BUNDLED_WORD_LM = ASSETS / "word_lm.safetensors"  # word trigram the search consults at word ends (recipes/campaign/lm.sh)
+BUNDLED_PUNCTUATION = ASSETS / "punctuation.safetensors"  # case-and-punctuation restorer (speech-s2s train-punctuation; RESULTS.md)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class RecognizerConfig:
     threads: int | None = None  # torch's CPU threads; None leaves them as they are
     int8: bool = False  # int8 weights in the encoder's LSTMs and the CTC head (CPU)
     onnx_encoder: str | Path | None = None  # encode with ONNX Runtime from this file (export-onnx of the same model)
+    punctuation: str | Path | bool = True  # restore case and punctuation: True = the bundled restorer, a file, or False = none
+
+    def punctuation_file(self) -> Path | None:
+        if self.punctuation is False or self.punctuation is None:
+            return None
+        return BUNDLED_PUNCTUATION if self.punctuation is True else Path(self.punctuation)
 
     def lm_file(self) -> Path | None:
         return _language_model_file(self, self.lm, BUNDLED_LM)
@@ -115,27 +122,35 @@ def build_recognizer(config: RecognizerConfig = RecognizerConfig(), *, batch_siz
 
     built = build_decoding(config)
     options = TranscribeOptions(decoding=built.options, batch_size=batch_size, word_timestamps=word_timestamps, keep_level=keep_level)
-    return Recognizer(built.model, options, built.lm, built.encoder)
+    restorer = None
+    punctuation_file = config.punctuation_file()
+    if punctuation_file:
+        from speech_s2s.punctuation.restore import Restorer
+
+        restorer = Restorer.load(punctuation_file)
+    return Recognizer(built.model, options, built.lm, built.encoder, restorer)
 
 
 def load(
     model: str | Path | None = None, *, beam_size: int | None = None, lm: str | Path | None | bool = True, lm_weight: float | None = None,
     internal_lm_weight: float | None = None, word_lm: str | Path | None | bool = True, word_lm_weight: float | None = None,
     batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
-    decoding: DecodingOptions | None = None,
+    decoding: DecodingOptions | None = None, punctuation: str | Path | bool = True,
 ) -> Recognizer:
     """`speech_s2s.load()`: a Recognizer for a model file (default: the bundled model) that decodes as
     `speech-s2s transcribe` does by default (DecodingOptions()); any argument given overrides it.
     `lm`, `word_lm`: an LM file; True (default) = the bundled one with the bundled model and none
     with any other; None or False = none. `beam_size` 1 is greedy search, which uses no LM.
-    Raises ModelFileError / LMError / WordLMError naming the file."""
+    `punctuation`: restore case and punctuation in each segment's text (True: the bundled restorer; a
+    file; False: none), the model's own words staying in `Segment.raw_text`.
+    Raises ModelFileError / LMError / WordLMError / PunctuationModelError naming the file."""
     from speech_s2s.decoding.options import with_overrides
 
     options = with_overrides(decoding or DecodingOptions(), beam_size=beam_size, lm_weight=lm_weight, internal_lm_weight=internal_lm_weight,
                              word_lm_weight=word_lm_weight)
     config = RecognizerConfig(model=model, lm=bool(lm) if lm in (None, False, True) else lm,
                               word_lm=bool(word_lm) if word_lm in (None, False, True) else word_lm,
-                              decoding=options, device=device, threads=threads)
+                              decoding=options, device=device, threads=threads, punctuation=punctuation)
     return build_recognizer(config, batch_size=batch_size, word_timestamps=word_timestamps)
 
 

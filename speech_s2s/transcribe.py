@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from speech_s2s.frontend.vad import Segmenter, SegmenterConfig, SpeechDetector
 from speech_s2s.input_files import InputFile
 from speech_s2s.model.encoder import EncoderOutput
 from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.punctuation.restore import Restorer
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,13 @@ log = logging.getLogger(__name__)
 class Segment:
     start: float  # seconds from the start of the file
     end: float
-    text: str
-    words: tuple[Word, ...] = ()
+    text: str  # cased and punctuated when the recogniser has a restorer, else as the model spelt it
+    words: tuple[Word, ...] = ()  # the model's words with their times, one for one with `text`'s words
+    raw_text: str = ""  # the model's words as it spelt them (lowercase, no marks); `text` when not given
+
+    def __post_init__(self) -> None:
+        if not self.raw_text and self.text:
+            object.__setattr__(self, "raw_text", self.text)
 
 
 @dataclass(frozen=True)
@@ -102,9 +108,11 @@ class Recognizer:
     """A model with its decoding options: transcribes files or arrays of any length."""
 
     def __init__(self, model: Seq2Seq, options: TranscribeOptions = TranscribeOptions(), lm: LanguageModel | None = None,
-                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None):
+                 encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None, restorer: Restorer | None = None):
         """lm: fused into beam search (a character LM, or one with a word LM: `with_word_lm`).
-        encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only."""
+        encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only.
+        restorer: puts case and punctuation into each segment's text (speech_s2s.punctuation); raw_text keeps the words."""
+        self.restorer = restorer
         if encoder is not None and options.decoding.chunk is not None:
             raise ValueError("another encoder computes the full-context form only; it cannot encode in chunks")
         self.model = model.eval()
@@ -147,7 +155,10 @@ class Recognizer:
                 if ctc is not None and result.tokens:
                     frames = int(encoded.ctc_lengths[row])
                     words = tuple(word_times(ctc[row, :frames], result.tokens, self.model.vocabulary, self.ctc_frame_seconds, start, end))
-                results[i] = Segment(round(start, 3), round(end, 3), result.text, words)
+                results[i] = Segment(round(start, 3), round(end, 3), result.text, words, result.text)
+        if self.restorer is not None and results:
+            restored = self.restorer.restore_many([s.text for s in results])  # type: ignore[union-attr]
+            results = [replace(s, text=text) for s, text in zip(results, restored)]  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ one input

@@ -30,7 +30,9 @@ def _timestamp(seconds: float, separator: str) -> str:
 
 def captions(segments: tuple[Segment, ...], limit: int = CAPTION_CHARACTERS) -> list[tuple[float, float, str]]:
     """Caption cues: each segment's words grouped into runs of at most `limit` characters (using
-    word times), or the segment whole when it has no word times."""
+    word times), or the segment whole when it has no word times. A run ends at a sentence end
+    where one falls in its last two thirds. The words shown are the segment's text (restored: one
+    for one with its timed words)."""
     cues = []
     for segment in segments:
         if not segment.text:
@@ -38,13 +40,19 @@ def captions(segments: tuple[Segment, ...], limit: int = CAPTION_CHARACTERS) -> 
         if not segment.words or len(segment.text) <= limit:
             cues.append((segment.start, segment.end, segment.text))
             continue
-        group = [segment.words[0]]
-        for word in segment.words[1:]:
-            if len(" ".join(w.word for w in group)) + 1 + len(word.word) > limit:
-                cues.append((group[0].start, group[-1].end, " ".join(w.word for w in group)))
-                group = []
-            group.append(word)
-        cues.append((group[0].start, segment.end, " ".join(w.word for w in group)))
+        shown = segment.text.split()
+        if len(shown) != len(segment.words):
+            shown = [w.word for w in segment.words]
+        timed = list(zip(shown, segment.words))
+        group = [timed[0]]
+        for item in timed[1:]:
+            while group and len(" ".join(t for t, _ in group)) + 1 + len(item[0]) > limit:
+                ends = [i for i, (t, _) in enumerate(group) if t[-1:] in ".?!" and i >= len(group) // 3]
+                cut = ends[-1] + 1 if ends else len(group)
+                cues.append((group[0][1].start, group[cut - 1][1].end, " ".join(t for t, _ in group[:cut])))
+                group = group[cut:]
+            group.append(item)
+        cues.append((group[0][1].start, segment.end, " ".join(t for t, _ in group)))
     return cues
 
 

@@ -12,25 +12,51 @@ from conftest import MINI_CORPUS
 from speech_s2s.builder import (
     BUNDLED_LM,
     BUNDLED_MODEL,
+    BUNDLED_PUNCTUATION,
     BUNDLED_SAMPLE,
     BUNDLED_WORD_LM,
 )
 from speech_s2s.cli.main import main
 from speech_s2s.decoding.options import DecodingOptions
+from speech_s2s.punctuation.restore import Restorer
 
 # What the bundled model hears in the bundled sample (a held-out voice reading a held-out sentence).
 SAMPLE_ID = BUNDLED_SAMPLE.name.split(".")[0]
 SAMPLE_TEXT = (BUNDLED_SAMPLE.parent / "sample.txt").read_text().split(maxsplit=1)[1].strip().lower()
+# ... and what a person reads: the same words with case and punctuation restored (the default).
+SAMPLE_SHOWN = Restorer.load(BUNDLED_PUNCTUATION).restore(SAMPLE_TEXT)
 
 
 def test_bundled_model_and_lms_are_small_enough_to_ship():
-    assert BUNDLED_MODEL.stat().st_size + BUNDLED_LM.stat().st_size + BUNDLED_WORD_LM.stat().st_size <= 25 * 1024 * 1024
+    files = (BUNDLED_MODEL, BUNDLED_LM, BUNDLED_WORD_LM, BUNDLED_PUNCTUATION)
+    assert sum(path.stat().st_size for path in files) <= 25 * 1024 * 1024
 
 
 @pytest.mark.parametrize("flags", [[], ["--beam", "4", "--no-lm"]])
 def test_transcribe_bundled_sample_with_bundled_model(capsys, flags):
     assert main(["transcribe", str(BUNDLED_SAMPLE), *flags]) == 0  # default: beam 8 with the bundled LM
+    assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_SHOWN}\n"
+
+
+def test_no_punctuation_gives_the_raw_words_and_scoring_is_the_same(tmp_path, capsys):
+    assert main(["transcribe", str(BUNDLED_SAMPLE), "--no-punctuation"]) == 0
     assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+    assert SAMPLE_SHOWN != SAMPLE_TEXT and normalize_scored(SAMPLE_SHOWN) == normalize_scored(SAMPLE_TEXT)
+    reference, restored, raw = (tmp_path / name for name in ("ref.txt", "restored.txt", "raw.txt"))
+    reference.write_text(f"{SAMPLE_ID} {SAMPLE_TEXT.replace('very', 'quite')}\n")
+    restored.write_text(f"{SAMPLE_ID} {SAMPLE_SHOWN}\n")
+    raw.write_text(f"{SAMPLE_ID} {SAMPLE_TEXT}\n")
+    summaries = []
+    for hypothesis in (restored, raw):
+        assert main(["score", "--ref", str(reference), "--hyp", str(hypothesis)]) == 0
+        summaries.append(capsys.readouterr().out)
+    assert summaries[0] == summaries[1] and "11.1" in summaries[0]  # one word in nine, either way
+
+
+def normalize_scored(text: str) -> str:
+    from speech_s2s.evaluation.scoring import normalize_for_scoring
+
+    return normalize_for_scoring(text)
 
 
 def test_greedy_search_gives_the_sample_its_id_and_some_words(capsys):
@@ -38,7 +64,7 @@ def test_greedy_search_gives_the_sample_its_id_and_some_words(capsys):
     out = capsys.readouterr().out
     assert out.endswith("\n") and out.count("\n") == 1
     utterance, text = out.rstrip("\n").split(" ", 1)
-    assert utterance == SAMPLE_ID and text.split() and text == text.strip().lower()
+    assert utterance == SAMPLE_ID and text.split() and text == text.strip()
 
 
 def test_greedy_search_through_the_cli_stays_within_its_wer_bound_on_the_heldout_set(tmp_path, capsys):
@@ -70,9 +96,9 @@ def test_default_decoding_is_beam_search_with_the_bundled_lms_and_greedy_uses_no
     made = []
     original = Recognizer.__init__
 
-    def spy(self, model, options, lm=None, encoder=None):
+    def spy(self, model, options, lm=None, encoder=None, restorer=None):
         made.append((options.decoding, lm))
-        original(self, model, options, lm, encoder)
+        original(self, model, options, lm, encoder, restorer)
 
     def word_lm_weight(lm) -> float | None:  # with a character LM inside (None: the word LM alone)
         assert isinstance(lm, WordFusion)
@@ -136,7 +162,7 @@ def test_decode_refuses_lm_options_it_cannot_use(tmp_path, capsys, flags, error)
 
 def test_int8_model_transcribes_the_bundled_sample_alike(capsys):
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--int8", "--threads", "1"]) == 0
-    assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+    assert capsys.readouterr().out == f"{SAMPLE_ID} {SAMPLE_SHOWN}\n"
 
 
 def test_bad_file_in_batch_fails_alone_and_the_rest_are_transcribed(tmp_path, capsys):
@@ -150,7 +176,7 @@ def test_bad_file_in_batch_fails_alone_and_the_rest_are_transcribed(tmp_path, ca
     captured = capsys.readouterr()
     assert code == 1
     lines = [json.loads(line) for line in captured.out.splitlines()]
-    assert [(line["path"], line["text"]) for line in lines] == [(str(good), SAMPLE_TEXT)]
+    assert [(line["path"], line["text"]) for line in lines] == [(str(good), SAMPLE_SHOWN)]
     errors = captured.err.splitlines()
     assert errors[0].startswith(f"speech-s2s: error: {broken}: not a readable audio file")
     assert errors[1] == f"speech-s2s: error: {empty}: empty file"
@@ -162,7 +188,7 @@ def test_file_list_and_output_file(tmp_path):
     listing.write_text(f"{BUNDLED_SAMPLE}\n")
     out = tmp_path / "hyp.txt"
     assert main(["transcribe", "--file-list", str(listing), "--output", str(out)]) == 0
-    assert out.read_text() == f"{SAMPLE_ID} {SAMPLE_TEXT}\n"
+    assert out.read_text() == f"{SAMPLE_ID} {SAMPLE_SHOWN}\n"
 
 
 def test_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
@@ -329,13 +355,13 @@ def test_an_existing_output_is_never_emptied_and_a_killed_run_resumes(tmp_path, 
 
     monkeypatch.setattr(writers, "lines", ctrl_c_after_the_first_file)
     assert main(["transcribe", *map(str, inputs), "--output", str(out), "--overwrite"]) == 130
-    assert out.read_text() == f"s0 {SAMPLE_TEXT}\n"  # written and flushed as soon as it was done
+    assert out.read_text() == f"s0 {SAMPLE_SHOWN}\n"  # written and flushed as soon as it was done
     assert "add --resume to continue" in capsys.readouterr().err
     monkeypatch.setattr(writers, "lines", real_lines)
     with open(out, "a") as handle:
         handle.write("s1 and your bro")  # a line cut short by the kill is redone, not kept
     assert main(["transcribe", *map(str, inputs), "--output", str(out), "--resume"]) == 0
-    assert out.read_text() == "".join(f"s{n} {SAMPLE_TEXT}\n" for n in range(3))
+    assert out.read_text() == "".join(f"s{n} {SAMPLE_SHOWN}\n" for n in range(3))
     assert "resuming: 1 of 3 inputs already done" in capsys.readouterr().err
 
 
@@ -345,7 +371,7 @@ def test_folders_and_colliding_names_get_distinct_ids(tmp_path, capsys):
         shutil.copy(BUNDLED_SAMPLE, tmp_path / folder / "s01.flac")
     assert main(["transcribe", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out == f"a/s01 {SAMPLE_TEXT}\nb/s01 {SAMPLE_TEXT}\n"
+    assert captured.out == f"a/s01 {SAMPLE_SHOWN}\nb/s01 {SAMPLE_SHOWN}\n"
     assert "2 inputs share the id 's01'" in captured.err
 
 
@@ -354,14 +380,14 @@ def test_standard_input(monkeypatch, capsys):
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(BUNDLED_SAMPLE.read_bytes())))
     assert main(["transcribe", "-"]) == 0
-    assert capsys.readouterr().out == f"stdin {SAMPLE_TEXT}\n"
+    assert capsys.readouterr().out == f"stdin {SAMPLE_SHOWN}\n"
 
 
 def test_captions_need_one_input_or_an_output_folder(tmp_path, capsys):
     assert main(["transcribe", str(BUNDLED_SAMPLE), str(MINI_CORPUS), "--output-format", "srt"]) == 2
     _one_line_error(capsys, "srt holds one recording's captions")
     assert main(["transcribe", str(BUNDLED_SAMPLE), "--output-format", "srt", "--output-dir", str(tmp_path / "subs")]) == 0
-    assert (tmp_path / "subs" / "sample.srt").read_text().splitlines()[2] == SAMPLE_TEXT
+    assert (tmp_path / "subs" / "sample.srt").read_text().splitlines()[2] == SAMPLE_SHOWN
 
 
 def test_unexpected_errors_are_one_line_unless_verbose(monkeypatch, capsys):

@@ -15,6 +15,7 @@ FLOORS = {
     "decoding": 3,
     "data": 3,  # corpora and batches: over the frontend, never the model or the search
     "training": 4, "evaluation": 4,
+    "punctuation": 4,  # text after decoding: the restorer reads normalisation (data) and plots (training)
     "input_files": 5, "transcribe": 5, "streaming": 6, "sources": 5, "writers": 6, "builder": 6, "__init__": 7,
     "cli": 8,
 }

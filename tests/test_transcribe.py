@@ -83,11 +83,16 @@ def test_the_python_api_transcribes_a_path_or_an_array_as_a_generator_of_segment
     recognizer = speech_s2s.load(batch_size=2)
     segments, info = recognizer.transcribe(str(BUNDLED_SAMPLE))
     assert (info.sample_rate, info.channels, info.duration) == (SAMPLE_RATE, 1, 2.5)
-    assert [s.text for s in segments] == [SENTENCE]
+    segments = list(segments)
+    assert [s.raw_text for s in segments] == [SENTENCE]  # the model's words; `text` has them cased and punctuated
+    restored = segments[0]
+    assert restored.text[0].isupper() and restored.text[-1] in ".?!" and restored.text.lower().replace(",", "").rstrip(".?!") == SENTENCE
+    assert [w.word for w in restored.words] == SENTENCE.split() and len(restored.text.split()) == len(restored.words)
+    assert [s.text for s in speech_s2s.load(batch_size=2, punctuation=False).transcribe(str(BUNDLED_SAMPLE))[0]] == [SENTENCE]
     sentence = load_audio(BUNDLED_SAMPLE)
     audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), sentence, np.zeros(SAMPLE_RATE, np.float32), sentence])
     segments, info = recognizer.transcribe(audio)
     assert not isinstance(segments, list) and info.duration == len(audio) / SAMPLE_RATE
     segments = list(segments)
-    assert [s.text for s in segments] == [SENTENCE, SENTENCE]
+    assert [s.raw_text for s in segments] == [SENTENCE, SENTENCE]
     assert 0.7 < segments[0].start < 1.4 and segments[1].start > 3.4

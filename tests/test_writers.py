@@ -35,7 +35,7 @@ def test_jsonl_holds_segment_and_word_times():
     row = json.loads(lines(TRANSCRIPT, "jsonl")[0])
     assert row["id"] == "talk" and row["duration"] == 3725.5
     assert row["segments"][0]["words"][1] == {"word": "hoped", "start": 0.66, "end": 1.1}
-    assert row["segments"][1] == {"start": 3600.0, "end": 3601.25, "text": "that was all", "words": []}
+    assert row["segments"][1] == {"start": 3600.0, "end": 3601.25, "text": "that was all", "words": [], "raw_text": "that was all"}
 
 
 def test_long_segments_become_captions_of_at_most_84_characters_split_at_word_times():
@@ -60,3 +60,16 @@ def test_the_command_line_offers_exactly_the_writers_formats():
     from speech_s2s.cli import transcribe as cli
 
     assert cli.FORMATS == writers.FORMATS  # named twice so that --help needs no torch
+
+
+def test_restored_captions_show_the_restored_words_and_break_at_sentence_ends():
+    raw = "and so it was done we went home then it rained all night long and we stayed in by the fire reading"
+    shown = "And so it was done. We went home, then it rained all night long, and we stayed in by the fire reading."
+    words = tuple(Word(w, i * 0.5, i * 0.5 + 0.4) for i, w in enumerate(raw.split()))
+    cues = captions((Segment(0.0, 12.0, shown, words, raw),), limit=40)
+    assert " ".join(text for _, _, text in cues) == shown
+    assert cues[0][2] == "And so it was done." and cues[0][1] == words[4].end  # the sentence's end, not the 40th character
+    assert all(len(text) <= 40 for _, _, text in cues)
+    record = json.loads(lines(FileTranscript("a.wav", "a", shown, 12.0, (Segment(0.0, 12.0, shown, words, raw),)), "jsonl")[0])
+    assert record["text"] == shown and record["segments"][0]["raw_text"] == raw
+    assert [w["word"] for w in record["segments"][0]["words"]] == raw.split()

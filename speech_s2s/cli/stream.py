@@ -46,6 +46,8 @@ def add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
                    help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
+    p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
+                   "by default their case and punctuation are restored (partials stay raw)")
     p.set_defaults(run=run_stream)
 
 
@@ -146,7 +148,8 @@ def run_stream(args: argparse.Namespace) -> int:
 
     apply_threads(args, decoding=True)
     try:
-        recognizer = build_recognizer(RecognizerConfig(model=args.model, decoding=decoding_from_args(args)), word_timestamps=False)
+        config = RecognizerConfig(model=args.model, decoding=decoding_from_args(args), punctuation=not args.no_punctuation)
+        recognizer = build_recognizer(config, word_timestamps=False)
     except ValueError as error:  # a model or LM file that cannot be used: the message names it
         return fail(str(error))
     try:

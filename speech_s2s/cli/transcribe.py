@@ -36,6 +36,9 @@ def add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--word-lm", help="word n-gram LM (.safetensors, from train-word-lm) that beam search consults at each word's end; "
                    "default: the bundled one, with the bundled model")
     p.add_argument("--no-word-lm", action="store_true", help="beam search without the word LM")
+    p.add_argument("--no-punctuation", action="store_true", help="the model's words as it spells them (lowercase, no marks); "
+                   "by default case and punctuation are restored (speech-s2s punctuate)")
+    p.add_argument("--punctuation-model", metavar="FILE", help="another case-and-punctuation restorer (default: the bundled one)")
     p.add_argument("--word-lm-weight", type=float, default=None, help=f"word LM weight (default {DEFAULTS.word_lm_weight:g})")
     p.add_argument("--length-bonus", type=float, default=None, help="score added per output token (beam search only)")
     p.add_argument("--batch-size", type=positive, default=8, help="speech segments decoded together (default 8)")
@@ -142,6 +145,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     config = RecognizerConfig(
         model=args.model, lm=args.lm or not args.no_lm, word_lm=args.word_lm or not args.no_word_lm, int8=args.int8, onnx_encoder=args.onnx_encoder,
         decoding=decoding_from_args(args, length_bonus=args.length_bonus),
+        punctuation=False if args.no_punctuation else (args.punctuation_model or True),
     )
     try:
         recognizer = build_recognizer(config, batch_size=args.batch_size, keep_level=args.keep_level)

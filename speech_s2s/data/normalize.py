@@ -14,6 +14,7 @@ import unicodedata
 
 __all__ = [
     "normalize_text",
+    "normalize_phrase",
     "split_sentences",
     "number_to_words",
     "ordinal_to_words",
@@ -209,6 +210,12 @@ def normalize_text(raw: str) -> str:
     """
     if HEADING_RE.match(raw):
         return ""
+    return normalize_phrase(raw)
+
+
+def normalize_phrase(raw: str) -> str:
+    """`normalize_text` without its heading rule: for a word or phrase cut from a sentence, where
+    ``I`` is the pronoun and ``5`` a number, not a chapter heading."""
     text = "".join(CHAR_MAP.get(c, c) for c in raw)
     text = _strip_accents(text)
     text = text.replace("_", "")

@@ -66,3 +66,26 @@ def plot_attention(weights: np.ndarray, text: str, path: str | Path, title: str 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_restorer_curve(history: list[dict], path: str | Path) -> None:
+    """The punctuation restorer's training: history rows {"step", "train_loss"} and {"step", "dev_loss",
+    "dev_f1", "dev_case"} (speech_s2s.punctuation.train)."""
+    train = [(r["step"], r["train_loss"]) for r in history if "train_loss" in r]
+    dev = [(r["step"], r["dev_loss"], r["dev_f1"], r["dev_case"]) for r in history if "dev_f1" in r]
+    fig, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        loss_axis.plot(*zip(*train), label="train (case + mark, per word)", alpha=0.8)
+    if dev:
+        steps, losses, f1s, cases = zip(*dev)
+        loss_axis.plot(steps, losses, "o-", label="dev")
+        score_axis.plot(steps, [100 * f for f in f1s], "o-", label="dev punctuation F1")
+        score_axis.plot(steps, [100 * c for c in cases], "s--", label="dev case accuracy")
+    loss_axis.set(xlabel="update", ylabel="cross-entropy", title="loss", yscale="log")
+    score_axis.set(xlabel="update", ylabel="%", title="dev scores")
+    for axis in (loss_axis, score_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

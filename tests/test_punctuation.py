@@ -1,0 +1,119 @@
+"""The punctuation-and-case restorer: labels, model files, training (overfit, exact resume), the Restorer, the CLI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from speech_s2s.punctuation.labels import CAPITAL, COMMA, LOWER, NONE, QUESTION, STOP, UPPER, baseline, join, label_sentence, render, score
+from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel, PunctuationModelError, load_restorer, save_restorer
+from speech_s2s.punctuation.restore import BUNDLED, Restorer, chunks
+from speech_s2s.punctuation.train import Checkpointing, PunctuationTrainConfig, ResumeError, checkpoint_step, train_restorer
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = {
+    "emma": ["Emma Woodhouse, handsome, clever, and rich, had lived nearly twenty-one years.", "Was she happy?",
+             "I am, said Mr. Knightley, very glad; the 25th of May was fine.", "She had been mistress of his house.",
+             "The U.S. Army came at 5 o'clock!"] * 20,
+    "wordnet": ["he had a nasty spill on the ice", "how big is that part compared to the whole?"] * 20,
+}
+TINY = PunctuationConfig(word_size=8, char_size=4, char_filters=8, hidden_size=16, dropout=0.0)
+
+
+def test_label_sentence_spells_numbers_and_keeps_case_and_marks():
+    x = label_sentence('"I am," said Mr. Darcy, "born in 1811; the U.S. Army, well-known."')
+    assert x.words == ("i", "am", "said", "mister", "darcy", "born", "in", "eighteen", "eleven", "the", "u", "s", "army", "well", "known")
+    assert render(x.words, x.cases, x.marks) == "I am, said Mister Darcy, born in eighteen eleven, the U S Army, well known."
+    assert x.cases[0] == UPPER and x.cases[3] == CAPITAL and x.cases[5] == LOWER
+    assert label_sentence("how big is it").marks[-1] == STOP and label_sentence("how big is it").cases[0] == CAPITAL
+    assert label_sentence("Can I go?").marks == (NONE, NONE, QUESTION)
+    assert label_sentence("").words == () and label_sentence("-- !").words == ()
+
+
+def test_render_never_changes_the_words_and_scores_count_marks():
+    words = ("hello", "world", "how", "are", "you")
+    ref = join([label_sentence("Hello, world."), label_sentence("How are you?")])
+    assert ref.words == words and ref.marks == (COMMA, STOP, NONE, NONE, QUESTION)
+    assert [w.lower().strip(",.?") for w in render(words, ref.cases, ref.marks).split()] == list(words)
+    perfect = score([ref], [ref])
+    assert perfect["f1"] == 1.0 and perfect["case_accuracy"] == 1.0 and perfect["slot_error_rate"] == 0.0
+    trivial = score([ref], [baseline(words)])
+    assert trivial["r,"] == 0.0 and trivial["case_accuracy"] == 0.8
+    assert trivial["slot_error_rate"] == 1.0  # "," and "." deleted, "?" written "."
+    assert trivial["f1"] == 0.0 and trivial["p."] == 0.0
+    assert render(["ok."], [CAPITAL], [STOP]) == "Ok."  # a word already ending in a mark gets no second one
+
+
+def test_chunks_tile_the_line_in_order():
+    assert chunks(0) == [] and chunks(10) == [(0, 10, 0, 10)]
+    spans = chunks(1000, 96, 24)
+    assert [k for _, _, k, _ in spans][0] == 0 and spans[-1][3] == 1000
+    assert all(a[3] == b[2] for a, b in zip(spans, spans[1:]))
+    assert all(read <= keep < end <= read_end for read, read_end, keep, end in spans)
+
+
+def test_save_load_roundtrip_and_errors(tmp_path):
+    model = PunctuationModel(PunctuationConfig(vocabulary=("the", "a"), word_size=8, char_size=4, char_filters=8, hidden_size=16))
+    path = tmp_path / "p.safetensors"
+    save_restorer(model, path)
+    loaded = load_restorer(path)
+    assert loaded.config == model.config
+    for bad, message in ((tmp_path / "none.safetensors", "no such"), (ROOT / "README.md", "not a safetensors")):
+        with pytest.raises(PunctuationModelError, match=message):
+            load_restorer(bad)
+    with pytest.raises(PunctuationModelError, match="not a speech_s2s punctuation model"):
+        load_restorer(ROOT / "speech_s2s" / "assets" / "lm.safetensors")
+
+
+def test_training_overfits_and_resumes_exactly(tmp_path):
+    train = PunctuationTrainConfig(steps=150, batch_size=8, min_words=8, max_words=16, learning_rate=2e-2, dev_every=50,
+                                   weights=(("books", 1.0), ("wordnet", 0.5)))
+    whole, history = train_restorer(TEXT, TEXT, TINY, train)
+    assert history[-1]["dev_f1"] > 0.5 and history[-1]["dev_case"] > 0.9
+    path = tmp_path / "ck"
+    train_restorer(TEXT, TEXT, TINY, train, Checkpointing(path, max_minutes=0.0))
+    assert checkpoint_step(path) == 0
+    torch.manual_seed(123)  # a resume restores every random state
+    resumed, _ = train_restorer(TEXT, TEXT, TINY, train, Checkpointing(path, resume=True))
+    assert checkpoint_step(path) == 150
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ResumeError):
+        train_restorer(TEXT, TEXT, TINY, PunctuationTrainConfig(steps=151, batch_size=8, min_words=8, max_words=16,
+                       weights=(("books", 1.0),)), Checkpointing(path, resume=True))
+
+
+def test_restorer_keeps_every_word_on_odd_and_long_input():
+    restorer = Restorer(PunctuationModel(PunctuationConfig(vocabulary=("the",), word_size=8, char_size=4, char_filters=8, hidden_size=16)))
+    assert restorer.restore("") == "" and restorer.restore("   ") == ""
+    odd = "naïve café 42 über ok. x"
+    assert [w.lower().rstrip(".,?!") for w in restorer.restore(odd).split()] == ["naïve", "café", "42", "über", "ok", "x"]
+    words = [f"w{i % 7}" for i in range(3000)]
+    restored = restorer.restore(" ".join(words)).split()
+    assert len(restored) == 3000 and [w.lower().rstrip(".,?!") for w in restored] == words
+    assert restored[0][0] == "W" and restored[-1][-1] in ".?!"
+    batch = restorer.restore_many(["one two three", "four five six seven", ""])
+    assert batch == [restorer.restore("one two three"), restorer.restore("four five six seven"), ""]
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled restorer")
+def test_bundled_restorer_restores_a_sentence():
+    restored = Restorer.load().restore("my name is john and i live in london where do you live")
+    assert restored.startswith("My name is John") and restored[-1] in ".?" and " I " in restored
+    assert BUNDLED.stat().st_size <= 1024 * 1024
+
+
+def test_punctuate_command(tmp_path):
+    if not BUNDLED.is_file():
+        pytest.skip("no bundled restorer")
+    lines = tmp_path / "in.txt"
+    lines.write_text("hello world how are you\n\nu1 twenty five\n")
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "speech_s2s.cli", "punctuate", str(lines)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.split("\n")
+    assert out[1] == "" and out[0][0] == "H" and out[2].lower().startswith("u1 twenty five")
+    missing = subprocess.run([sys.executable, "-m", "speech_s2s.cli", "punctuate", str(tmp_path / "none.txt")], capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
