@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from speech_s2s.atomic import replacing
+from speech_s2s.configs import flat_config_from_json
 from speech_s2s.errors import first_line
 from speech_s2s.text import EOS_ID, Vocabulary
 
@@ -227,22 +228,7 @@ def save_lm(model: CharLM, path: str | Path) -> None:
 def _config_from_json(text: str) -> CharLMConfig:
     """The LM config from its JSON metadata. Fields it lacks take their defaults: an LM file
     without a vocabulary is assumed to use the default `Vocabulary()`."""
-    values = json.loads(text)
-    if not isinstance(values, dict):
-        raise ValueError("config is not a JSON object")
-    defaults = CharLMConfig()
-    unknown = sorted(set(values) - set(asdict(defaults)))
-    if unknown:
-        raise ValueError(f"unknown config fields {unknown}")
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"config field {key!r} must be a list of strings, not {value!r}")
-            values[key] = tuple(value)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(default, int) and not isinstance(value, int)):
-            raise ValueError(f"config field {key!r} must be {type(default).__name__}, not {value!r}")
-    return CharLMConfig(**values)
+    return flat_config_from_json(CharLMConfig, text)
 
 
 def load_lm(path: str | Path, vocabulary: Vocabulary | None = None) -> CharLM:

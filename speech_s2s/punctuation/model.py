@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from speech_s2s.atomic import replacing
+from speech_s2s.configs import flat_config_from_json
 from speech_s2s.errors import first_line
 from speech_s2s.punctuation.labels import CASES, MARKS
 
@@ -98,22 +99,7 @@ def save_restorer(model: PunctuationModel, path: str | Path) -> None:
 
 
 def _config_from_json(text: str) -> PunctuationConfig:
-    values = json.loads(text)
-    if not isinstance(values, dict):
-        raise ValueError("config is not a JSON object")
-    defaults = PunctuationConfig()
-    unknown = sorted(set(values) - set(asdict(defaults)))
-    if unknown:
-        raise ValueError(f"unknown config fields {unknown}")
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"config field {key!r} must be a list of strings")
-            values[key] = tuple(value)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(default, int) and not isinstance(value, int)):
-            raise ValueError(f"config field {key!r} must be {type(default).__name__}, not {value!r}")
-    return PunctuationConfig(**values)
+    return flat_config_from_json(PunctuationConfig, text)
 
 
 def load_restorer(path: str | Path) -> PunctuationModel:
