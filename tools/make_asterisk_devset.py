@@ -176,7 +176,7 @@ def assign_ids(kept: list[Decision], speaker: str, per_chapter: int) -> list[tup
     return [(f"{speaker}-{i // per_chapter + 1}-{i % per_chapter:04d}", d) for i, d in enumerate(ordered)]
 
 
-def _decode(source: Path, target: Path) -> None:
+def decode_to_flac(source: Path, target: Path) -> None:
     """G.722 (or anything ffmpeg reads) -> 16 kHz mono 16-bit FLAC at `target`, atomically."""
     tmp = target.with_name(f".{target.name}.tmp")
     command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
@@ -243,7 +243,7 @@ def build(sounds: Path, transcripts: Path, out: Path, speaker: str = SPEAKER, pe
         if not target.is_file():
             todo += 1
             try:
-                _decode(sounds / f"{d.prompt.name}{AUDIO_SUFFIX}", target)
+                decode_to_flac(sounds / f"{d.prompt.name}{AUDIO_SUFFIX}", target)
             except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
                 failures += 1
                 tqdm.write(f"error: {d.prompt.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")

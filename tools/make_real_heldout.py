@@ -38,7 +38,6 @@ is kept), files written atomically; prints the counts and durations per source. 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -50,11 +49,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speech_s2s import atomic  # noqa: E402
 from speech_s2s.data.normalize import normalize_text  # noqa: E402
+from tools.make_asterisk_devset import decode_to_flac  # noqa: E402
 
-SAMPLE_RATE = 16000
 SPLIT = "test-real"
 CHAPTER = "1"
-FFMPEG_TIMEOUT_S = 60
 # Speaker ids clear of the synthetic corpora (1000-3999) and of dev-asterisk (9000).
 SOURCES: dict[str, str] = {"tuxpaint": "9101", "ktuberling": "9102"}
 SOURCE_ABOUT: dict[str, str] = {
@@ -205,23 +203,6 @@ def assign_ids(kept: list[Decision]) -> list[tuple[str, Decision]]:
     return assigned
 
 
-def _decode(source: Path, target: Path) -> None:
-    """Anything ffmpeg reads -> 16 kHz mono 16-bit FLAC at `target`, atomically."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
-               "-ac", "1", "-ar", str(SAMPLE_RATE), "-sample_fmt", "s16", "-f", "flac", str(tmp)]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-            raise RuntimeError(f"ffmpeg: {last}")
-        if not tmp.is_file() or tmp.stat().st_size == 0:
-            raise RuntimeError("ffmpeg wrote nothing")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _seconds(path: Path) -> float:
     import soundfile
 
@@ -272,7 +253,7 @@ def build(tuxpaint: Path, ktuberling: Path, out: Path) -> int:
         target = chapter_dir / f"{utt}.flac"
         if not target.is_file():
             try:
-                _decode(d.clip.audio, target)
+                decode_to_flac(d.clip.audio, target)  # the Asterisk tool's ffmpeg call: .ogg needs no format hint
             except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
                 failures += 1
                 print(f"error: {d.clip.audio}: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
