@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import sys
 from pathlib import Path
 
@@ -33,14 +32,12 @@ from speech_s2s.data.normalize import normalize_text, split_sentences  # noqa: E
 from tools.tts.text import (  # noqa: E402
     BOILERPLATE_RE,
     DEV_BOOK,
-    DING_MARKUP_RE,
-    DING_MIN_WORDS,
-    DING_PLACEHOLDER_RE,
     SOTU_ASIDE_RE,
     SOTU_SINCE,
     TEST_BOOK,
     WORDNET_QUOTE_RE,
     _wordnet_glosses,
+    ding_example_items,
     find_austen_dir,
     find_ding,
     find_wordnet_dir,
@@ -80,16 +77,7 @@ def ding_examples() -> list[str]:
     path = find_ding()
     if path is None:
         raise FileNotFoundError("Ding's dictionary not found; apt-get install trans-de-en")
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("#") or " :: " not in line:
-            continue
-        for item in re.split(r"[|;]", line.split(" :: ", 1)[1]):
-            item = " ".join(DING_MARKUP_RE.sub(" ", item).split())
-            if (item[:1].isupper() and item[-1:] in ".!?" and len(item.split()) >= DING_MIN_WORDS
-                    and not DING_PLACEHOLDER_RE.search(item)):
-                out.append(item)
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(ding_example_items(path)))
 
 
 def sotu(directory: Path) -> list[str]:

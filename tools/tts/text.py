@@ -174,11 +174,11 @@ def find_ding() -> Path | None:
     return next((Path(f) for f in DING_FILES if Path(f).is_file()), None)
 
 
-def load_ding_examples(path: Path) -> list[str]:
-    """The English example sentences of Ding's dictionary, as normalised sentences in file order. A
-    line is ``German :: English``, senses split by ``|`` and alternatives by ``;``; an English item
-    is a sentence when it starts with a capital, ends in ``.!?``, has DING_MIN_WORDS words or more, and
-    says no placeholder (``sb.``, ``sth.``, ``A/B``), once its ``{grammar}`` and ``[usage]`` notes go."""
+def ding_example_items(path: Path) -> list[str]:
+    """The English example sentences of Ding's dictionary as written (cased, punctuated), in file
+    order. A line is ``German :: English``, senses split by ``|`` and alternatives by ``;``; an English
+    item is a sentence when it starts with a capital, ends in ``.!?``, has DING_MIN_WORDS words or more,
+    and says no placeholder (``sb.``, ``sth.``, ``A/B``), once its ``{grammar}`` and ``[usage]`` notes go."""
     result: list[str] = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("#") or " :: " not in line:
@@ -187,10 +187,13 @@ def load_ding_examples(path: Path) -> list[str]:
             item = " ".join(DING_MARKUP_RE.sub(" ", item).split())
             if (item[:1].isupper() and item[-1:] in ".!?" and len(item.split()) >= DING_MIN_WORDS
                     and not DING_PLACEHOLDER_RE.search(item)):
-                sentence = _sentence_or_none(item)
-                if sentence:
-                    result.append(sentence)
+                result.append(item)
     return result
+
+
+def load_ding_examples(path: Path) -> list[str]:
+    """Ding's English example sentences (`ding_example_items`), normalised, in file order."""
+    return [sentence for sentence in map(_sentence_or_none, ding_example_items(path)) if sentence]
 
 
 def load_sotu(data_dir: Path, since: int = SOTU_SINCE) -> list[str]:
