@@ -20,6 +20,9 @@
 # Folders (repository-relative by default): DATA (corpora), EXP (experiments). Everything is resumable:
 # the corpus tool skips what exists, training resumes exactly within a phase (see campaign.py).
 set -euo pipefail
+# The body is one compound command, read whole before it runs: bash reads a plain script as it goes,
+# so an edit committed while a long run trains would otherwise change the lines it has yet to read.
+{
 cd "$(dirname "$0")/../.."
 
 stage=0
@@ -178,7 +181,7 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   [[ -f $DATA/rirs.npz ]] || python tools/make_rir_bank.py --out "$DATA/rirs.npz" --count 200 --seed 0
   # the tool as it was, from git: the frozen benchmark, and the legacy corpus to rehearse
   legacy=$(mktemp -d)
-  git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/data/normalize.py | tar -x -C "$legacy"
+  git archive "$LEGACY_TOOL" tools/make_tts_corpus.py speech_s2s/__init__.py speech_s2s/normalize.py | tar -x -C "$legacy"
   python recipes/campaign/seeded_piper.py "$legacy/tools/make_tts_corpus.py" --out "$BENCHMARK" --seed 0 --jobs "$JOBS" \
     --train-hours 0 --max-train-utts 0 --dev-utts 300 --test-utts 400
   if [[ -n $REHEARSE ]]; then
@@ -383,3 +386,5 @@ if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
     echo "promoted: commit speech_s2s/assets/model.safetensors with $EXP/campaign.md's row"
   fi
 fi
+exit
+}
