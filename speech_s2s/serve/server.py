@@ -182,24 +182,18 @@ class CaptionServer:
                 await self._serve_events(connection, session)
             else:
                 await self._serve_vosk(connection, session)
-            code, reason = NORMAL, "end of audio"
-            await connection.close(code, reason)
+            await connection.close(NORMAL, "end of audio")
         except ClientError as error:
-            code, reason = error.code, error.reason
-            await connection.close(code, reason)
-        except ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else (closed.sent.code if closed.sent else 1006)
-            reason = "client closed" if closed.rcvd else "connection lost"
-            if closed.sent and not closed.rcvd:
-                reason = closed.sent.reason or reason
+            await connection.close(error.code, error.reason)
+        except ConnectionClosed:
+            pass
         except Exception as error:  # a bug or an unusable input in decoding: this client only
             log.error("%s internal error: %s", peer, error, exc_info=self.config.verbose)
-            code, reason = INTERNAL, "internal error"
-            await connection.close(code, reason)
+            await connection.close(INTERNAL, "internal error")
         finally:
             self.sessions -= 1
         audio = session.seconds if session is not None else 0.0
-        log.info("%s closed %d (%s) after %.1f s, %.1f s of audio", peer, code, reason, time.monotonic() - started, audio)
+        log.info("%s closed %s after %.1f s, %.1f s of audio", peer, _how_closed(connection), time.monotonic() - started, audio)
 
     async def _receive(self, connection: ServerConnection) -> str | bytes:
         try:
@@ -331,6 +325,17 @@ def _response(status: int, reason: str, body: bytes, content_type: str) -> Respo
     headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-cache",
                        "X-Content-Type-Options": "nosniff"})
     return Response(status, reason, headers, body)
+
+
+def _how_closed(connection: ServerConnection) -> str:
+    """The close frame we sent (first: what the client was told, by us or the library's keep-alive),
+    else the client's, else none: the connection was lost."""
+    protocol = connection.protocol
+    if protocol.close_sent is not None and (protocol.close_sent.reason or protocol.close_rcvd is None):
+        return f"{protocol.close_sent.code} ({protocol.close_sent.reason})"
+    if protocol.close_rcvd is not None:
+        return f"{protocol.close_rcvd.code} (closed by the client: {protocol.close_rcvd.reason or 'no reason'})"
+    return "1006 (connection lost)"
 
 
 def _peer(connection: ServerConnection) -> str:
