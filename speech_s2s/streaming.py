@@ -43,6 +43,7 @@ from speech_s2s.frontend.vad import (
     WINDOW_SECONDS,
     Segment,
     Segmenter,
+    SileroVAD,
     SpeechDetector,
 )
 from speech_s2s.model.encoder import ChunkConfig
@@ -188,13 +189,15 @@ def _percentile(values: list[float], q: float) -> float | None:
 class StreamingRecognizer:
     """A `Recognizer` run live: `push` audio blocks, get `Event`s; `finish` at the end of the stream."""
 
-    def __init__(self, recognizer: Recognizer, options: StreamOptions = StreamOptions(), clock: Callable[[], float] = time.monotonic):
-        """`clock`: what times processing and latency; a benchmark on a shared machine passes time.thread_time."""
+    def __init__(self, recognizer: Recognizer, options: StreamOptions = StreamOptions(), clock: Callable[[], float] = time.monotonic,
+                 vad: SileroVAD | None = None):
+        """`clock`: what times processing and latency; a benchmark on a shared machine passes time.thread_time.
+        `vad`: a voice-activity model to share (a server's sessions use one); by default one is loaded."""
         self.recognizer = recognizer
         self.options = options
         self._clock = clock
         self._partial_decoding = with_overrides(recognizer.options.decoding, beam_size=options.partial_beam_size)
-        self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector())
+        self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector(vad))
         self._pad_samples = round(recognizer.options.segmenter.pad_seconds / WINDOW_SECONDS) * WINDOW
         self._update = round(options.update_seconds * SAMPLE_RATE)
         self._chunked = ChunkedCTC(recognizer.model, options.chunk) if options.mode == "chunked" else None

@@ -1,4 +1,4 @@
-"""`speech-s2s` command line: transcribe, stream, train, score, prepare, features, decode, train-lm, export, average, info,
+"""`speech-s2s` command line: transcribe, stream, serve, train, score, prepare, features, decode, train-lm, export, average, info,
 punctuate, train-punctuation. Thin: parsing and printing only.
 
 Start-up is kept quick: building the parser imports nothing heavy, so `--help`, usage errors, `score` and
@@ -21,6 +21,7 @@ from speech_s2s.cli.models import add_average, add_export, add_export_onnx, add_
 from speech_s2s.cli.options import fail
 from speech_s2s.cli.punctuate import add_punctuate, add_train_punctuation
 from speech_s2s.cli.score import add_score
+from speech_s2s.cli.serve import add_serve
 from speech_s2s.cli.stream import add_stream
 from speech_s2s.cli.train import add_train
 from speech_s2s.cli.transcribe import add_transcribe
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="speech-s2s", description="Listen-Attend-Spell speech recognition: transcribe, train, score.")
     parser.add_argument("--verbose", action="store_true", help="debug logging, and a traceback on unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (add_transcribe, add_stream, add_train, add_score, add_prepare, add_features, add_decode, add_train_lm, add_train_word_lm,
+    for add in (add_transcribe, add_stream, add_serve, add_train, add_score, add_prepare, add_features, add_decode, add_train_lm, add_train_word_lm,
                 add_export, add_export_onnx, add_average, add_info, add_punctuate, add_train_punctuation):
         add(sub)
     for command in sub.choices.values():  # --verbose also after the command name

@@ -12,11 +12,29 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from speech_s2s.streaming import Event
+    from speech_s2s.streaming import Event, StreamOptions
+    from speech_s2s.transcribe import Recognizer
 
 from speech_s2s.cli.options import DEFAULTS, apply_threads, decoding_from_args
 
 STREAM_FORMATS = ("txt", "jsonl")
+
+
+def add_live_decoding(p: argparse.ArgumentParser) -> None:
+    """The model and decoding options of live recognition (`stream`, `serve`)."""
+    p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
+    p.add_argument("--beam", type=int, default=DEFAULTS.beam_size, help="beam size of each utterance's final decoding, with the bundled LMs as "
+                   f"transcribe (default {DEFAULTS.beam_size}; partials are greedy); 1 = greedy finals, sooner (RESULTS.md)")
+    p.add_argument("--mode", choices=("agreement", "chunked"), default="agreement",
+                   help="partial text by re-decoding the utterance so far and keeping what two decodings agree on (default, "
+                   "any model), or by CTC over the chunked encoder (bounded work; needs a model trained with dynamic chunks). "
+                   "Final text is the offline decoding of the utterance either way")
+    p.add_argument("--update-seconds", type=float, default=0.4, help="agreement: new audio between partial results (default 0.4)")
+    p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
+                   help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of each decoding (default 1)")
+    p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
+                   "by default their case and punctuation are restored (partials stay raw)")
 
 
 def add_stream(sub: argparse._SubParsersAction) -> None:
@@ -35,19 +53,7 @@ def add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-format", choices=STREAM_FORMATS, default="txt",
                    help="txt: final text, one line per utterance (on a terminal, partial text is shown in place); "
                    "jsonl: every partial and final event as a JSON object")
-    p.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p.add_argument("--beam", type=int, default=DEFAULTS.beam_size, help="beam size of each utterance's final decoding, with the bundled LMs as "
-                   f"transcribe (default {DEFAULTS.beam_size}; partials are greedy); 1 = greedy finals, sooner (RESULTS.md)")
-    p.add_argument("--mode", choices=("agreement", "chunked"), default="agreement",
-                   help="partial text by re-decoding the utterance so far and keeping what two decodings agree on (default, "
-                   "any model), or by CTC over the chunked encoder (bounded work; needs a model trained with dynamic chunks). "
-                   "Final text is the offline decoding of the utterance either way")
-    p.add_argument("--update-seconds", type=float, default=0.4, help="agreement: new audio between partial results (default 0.4)")
-    p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
-                   help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
-    p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
-                   "by default their case and punctuation are restored (partials stay raw)")
+    add_live_decoding(p)
     p.set_defaults(run=run_stream)
 
 
@@ -63,6 +69,11 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--rate applies to - (raw PCM on standard input)"
     if args.rate is not None and args.rate < 1000:
         return f"--rate {args.rate}: too low for speech"
+    return live_decoding_error(args)
+
+
+def live_decoding_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with `add_live_decoding`'s options, before anything loads."""
     if args.beam < 1:
         return "--beam must be at least 1"
     if args.update_seconds <= 0:
@@ -91,6 +102,19 @@ class _Display:
         elif event.type == "final" and event.text:
             self.out.write(event.text + "\n")
         self.out.flush()
+
+
+def build_live(args: argparse.Namespace) -> tuple[Recognizer, StreamOptions]:
+    """The recogniser and streaming options `add_live_decoding`'s options ask for (ValueError: a file
+    that cannot be used, named in the message)."""
+    from speech_s2s.builder import RecognizerConfig, build_recognizer
+    from speech_s2s.model.encoder import ChunkConfig
+    from speech_s2s.streaming import StreamOptions
+
+    apply_threads(args, decoding=True)
+    config = RecognizerConfig(model=args.model, decoding=decoding_from_args(args), punctuation=not args.no_punctuation)
+    recognizer = build_recognizer(config, word_timestamps=False)
+    return recognizer, StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
 
 
 def _stop_on_signals() -> None:
@@ -141,19 +165,14 @@ def run_stream(args: argparse.Namespace) -> int:
     except (SourceError, ValueError) as error:  # AudioError is a ValueError
         return fail(str(error))
 
-    from speech_s2s.builder import RecognizerConfig, build_recognizer
     from speech_s2s.frontend.audio import AudioError
-    from speech_s2s.model.encoder import ChunkConfig
-    from speech_s2s.streaming import StreamingRecognizer, StreamOptions
+    from speech_s2s.streaming import StreamingRecognizer
 
-    apply_threads(args, decoding=True)
     try:
-        config = RecognizerConfig(model=args.model, decoding=decoding_from_args(args), punctuation=not args.no_punctuation)
-        recognizer = build_recognizer(config, word_timestamps=False)
+        recognizer, options = build_live(args)
     except ValueError as error:  # a model or LM file that cannot be used: the message names it
         return fail(str(error))
     try:
-        options = StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
         streamer = StreamingRecognizer(recognizer, options)
     except ValueError as error:  # a chunk this model cannot take
         print(f"speech-s2s stream: error: --chunk: {error}", file=sys.stderr)

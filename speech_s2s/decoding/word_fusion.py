@@ -26,6 +26,8 @@ from speech_s2s.decoding.search import LanguageModel
 from speech_s2s.decoding.word_lm import BOS, EOS, WordNgramLM
 from speech_s2s.text import EOS_ID, Vocabulary
 
+CACHE_ENTRIES = 100_000  # cached word scores, at most
+
 
 @dataclass(frozen=True)
 class WordFusionWeights:
@@ -72,6 +74,10 @@ class WordFusion:
         key = (history, word)
         value = self._cache.get(key)
         if value is None:
+            # A server decodes for days with one fusion: the cache starts again when full, so its
+            # memory stays bounded (a few MB) while one utterance's beams still share their lookups.
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
             value = self._cache[key] = self.word_lm.log_prob(history, word)
         return value
 
