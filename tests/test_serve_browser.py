@@ -7,6 +7,7 @@ one it serves. The harness (audio, server, browser) is tools/bench_serve_browser
 `chromium-driver` and selenium (CI installs them); skipped without them, except under CI=true.
 """
 
+import contextlib
 import os
 import socket
 import threading
@@ -40,25 +41,20 @@ UTTERANCES = ["ho01", "ho02", "ho03", "ho04"]
 DECODING = ("--beam", "1")  # greedy finals: faster on a small machine; the offline reference decodes the same way
 TOKEN = "s3cret/+&= x"  # to be URL-encoded in the page's address and again in the WebSocket's
 # Final text on the page against the offline decoding of the same WAV: they differ only through the
-# audio (Chromium's resampling to its audio rate, then the worklet's to 16 kHz, and where capture
-# starts), which moves a greedy decoding by a word now and then. Measured on 2026-12-09 over 6 runs: at most
-# 9.1 % (3 of 33 words); the bound leaves room for one more word.
-PAGE_VS_OFFLINE_WER_BOUND = 0.13
+# audio (Chromium's resampling to its audio rate, then the worklet's to 16 kHz, and where in the file
+# capture starts, +-20 ms), which moves a greedy decoding by a word now and then. Measured on
+# 2026-12-07 (beam 1, 33 words) over 12 runs: 0 to 12.1 % (4 words); the bound allows 6.
+PAGE_VS_OFFLINE_WER_BOUND = 0.19
 # The issue's goal for the finals' WER against the references: at most 1.1 x offline + 2 points.
 GOAL_FACTOR, GOAL_POINTS = 1.1, 0.02
-# One more word (of 33) on top of the goal: the goal is about the mean, this is one 15 s recording.
+# Measured as above: the page 21.2 to 27.3 %, offline 27.3 % (goal: 32.0 %). One word (of 33) of slack:
+# the goal is about the mean over many recordings, this is one of 15 s.
 GOAL_SLACK = 0.031
 
 reason = missing_browser()
 if reason and os.environ.get("CI") == "true":
     pytest.fail(f"CI must test the caption page; {reason}", pytrace=False)
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _with_token(url: str, token: str | None = TOKEN, **query: str) -> str:
@@ -268,21 +264,68 @@ def test_the_overlay_view_shows_the_last_two_lines(server, speech):
     assert layout["finals"][0][1] <= top + 1, layout  # ...and the first final long gone above the box
 
 
-def test_a_lost_connection_reconnects(plain_browser):
-    port = _free_port()
-    with Server(*DECODING, port=port) as first:
-        plain_browser.get(first.url)
+class CuttableProxy:
+    """A TCP proxy to a server whose connections can all be cut at once: the browser then sees its
+    WebSocket end without a close frame (1006), as when a network goes, while the server stays up."""
+
+    def __init__(self, url: str):
+        address = urllib.parse.urlsplit(url)
+        self.target = (address.hostname, address.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self.target)
+            self.open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        for connection in self.open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.open = []
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_lost_connection_reconnects(server, plain_browser):
+    proxy = CuttableProxy(server.url)
+    try:
+        plain_browser.get(_with_token(proxy.url))
         plain_browser.find_element("id", "start").click()
         wait_for(plain_browser, lambda d: state_of(d)[0] == "listening", 30, "listening")
-        first.process.kill()  # no close frame: as if the network or the machine went away
+        proxy.cut()
         status = wait_for(plain_browser, lambda d: state_of(d)[0] == "reconnecting" and state_of(d)[1], 10, "the lost connection")
         assert status.startswith("connection lost, trying again in 1 s"), status
-    with Server(*DECODING, port=port):
-        wait_for(plain_browser, lambda d: state_of(d)[0] == "listening", 60, "the reconnection")
-        clock = plain_browser.execute_script("return window.captions.audioSeconds")
+        wait_for(plain_browser, lambda d: state_of(d)[0] == "listening", 30, "the reconnection")
+        before = plain_browser.execute_script("return window.captions.audioSeconds")
+        time.sleep(0.5)
+        assert plain_browser.execute_script("return window.captions.audioSeconds") > before > 1.0  # the microphone ran on throughout
         plain_browser.find_element("id", "stop").click()
         wait_for(plain_browser, lambda d: state_of(d)[0] == "stopped", 30, "the stream to end")
-    assert clock > 1.0  # the microphone ran on through the reconnection
+    finally:
+        proxy.close()
 
 
 def test_the_worklet_filters_before_it_downsamples(server, plain_browser):
@@ -330,3 +373,14 @@ def test_the_page_files_are_served_as_their_types(server):
     assert all(f'id="{i}"' in (static / "index.html").read_text() for i in ("start", "stop", "partial", "finals", "status"))
     for path in static.iterdir():  # nothing fetched from elsewhere: no absolute URL in any of the page's files
         assert "http://" not in path.read_text() and "https://" not in path.read_text(), path
+
+
+def test_the_server_shutting_down_is_said_in_words(server, plain_browser):
+    """Last in this file: it stops the module's server (SIGTERM), as its fixture would."""
+    plain_browser.get(_with_token(server.url))
+    plain_browser.find_element("id", "start").click()
+    wait_for(plain_browser, lambda d: state_of(d)[0] == "listening", 30, "listening")
+    server.__exit__(None, None, None)
+    wait_for(plain_browser, lambda d: state_of(d)[0] == "error", 30, "the page to hear of it")
+    assert state_of(plain_browser)[1] == "the server is shutting down"
+    assert server.returncode == 0, server.stderr()

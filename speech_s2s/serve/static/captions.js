@@ -16,8 +16,8 @@ const OVERLAY = params.get('view') === 'overlay';
 const TOKEN = params.get('token');
 
 // Every event as it arrived, for measurement (tools/bench_serve_browser.py). start/end are on the page's
-// audio clock (seconds of audio captured since Start, the same as the server's while there is one
-// connection); audioSeconds is that clock when the event arrived.
+// audio clock (seconds of audio captured since the page loaded: the server's own times, when one
+// connection has carried it all); audioSeconds is that clock when the event arrived.
 window.captionLog = [];
 
 const page = {
@@ -26,7 +26,7 @@ const page = {
   connectedOnce: false, // some socket has opened since Start: a failure is then a lost connection
   audio: null, // {context, stream, source, node} once the microphone runs
   rate: TARGET_RATE, // of the PCM sent
-  captured: 0, // samples captured since Start: the audio clock
+  captured: 0, // samples captured since the page loaded (while started): the audio clock
   pending: [], // [{pcm, position}] captured while no socket was open
   streamOffset: 0, // the audio clock (samples) at the first sample of the current connection
   finals: [], // {text, start, end}, seconds on the audio clock
@@ -264,11 +264,14 @@ function onClose(socket, event) {
   const reason = event.reason || '';
   if (page.finishTimer !== null || !page.running) {
     stopEverything('stopped', event.code === 1000 || event.code === 1005 ? 'stopped' : `stopped (${closeMessage(event.code, reason)})`);
-  } else if (event.code === 1008 || reason.startsWith('unauthorized')) {
-    const missing = TOKEN === null ? 'missing' : 'wrong';
-    stopEverything('error', `the server refused the connection: ${missing} token (${reason || 'unauthorized'}). Open the page as …/?token=YOUR-TOKEN`);
-  } else if (event.code === 1013 || reason.startsWith('server full')) {
-    retryIn(SERVER_FULL_RETRY_SECONDS, `the server is full (${reason || 'no free session'})`);
+  } else if (reason.startsWith('unauthorized')) {
+    // Trying again cannot help: the address must change.
+    stopEverything('error', TOKEN === null
+      ? 'missing token: this server needs one; open the page as …/?token=YOUR-TOKEN (unauthorized)'
+      : "wrong token: the server refused it; check the ?token= in the page's address (unauthorized)");
+  } else if (event.code === 1013) {
+    const detail = reason.replace(/^server full\W*/, '');
+    retryIn(SERVER_FULL_RETRY_SECONDS, `the server is full${detail ? ` (${detail})` : ''}`);
   } else if (event.code === 1006 || event.code === 1012) {
     // No close frame: the network or the server went away; a restarted server takes us back.
     const seconds = page.backoff;
@@ -295,11 +298,17 @@ function start() {
     setStatus('error', 'the microphone needs a secure page: open it over https, or on localhost or 127.0.0.1');
     return;
   }
-  // Made here, in the click, so that autoplay rules let it run.
-  const context = new AudioContext({ latencyHint: 'interactive' });
+  let context;
+  try {
+    context = new AudioContext({ latencyHint: 'interactive' }); // made in the click, so that autoplay rules let it run
+  } catch (error) {
+    setStatus('error', `this browser cannot process audio here: ${error.message}`);
+    return;
+  }
   page.audio = { context };
   page.rate = Math.min(TARGET_RATE, Math.round(context.sampleRate)); // a rarer rate below 16 kHz goes as it is
-  Object.assign(page, { running: true, captured: 0, pending: [], streamOffset: 0, backoff: BACKOFF_FIRST_SECONDS, connectedOnce: false });
+  // The audio clock runs on from the last Start: a transcript of several runs keeps its times in order.
+  Object.assign(page, { running: true, pending: [], backoff: BACKOFF_FIRST_SECONDS, connectedOnce: false });
   connect();
 }
 
@@ -357,7 +366,7 @@ function init() {
 window.captions = {
   start, stop, buildTxt, buildSrt, buildVtt,
   get finals() { return page.finals.slice(); },
-  get audioSeconds() { return page.captured / page.rate; }, // the audio clock: seconds captured since Start
+  get audioSeconds() { return page.captured / page.rate; }, // the audio clock: seconds captured so far
 };
 
 init();
