@@ -9,15 +9,22 @@ arrived) then gives:
 
 - final latency: end of speech -> final on the page, in audio-clock seconds (the capture's own
   clock, not wall time). The audio the page sent is recorded too, and its offset in the file is
-  found by cross-correlation, so latencies are exact whatever the browser skipped before capture;
+  found by cross-correlation, so latencies are exact whatever the browser skipped before capture.
+  The clock advances by the worklet's 50 ms chunks, so it trails the capture by 25 ms on average
+  (and the figures are as much smaller);
 - partial lag: the audio clock when a partial arrived minus the end of the audio it covers;
 - final WER against the offline decoding of the same WAV (`speech-s2s transcribe` with the same
-  decoding options) and against the references.
+  decoding options), against the offline decoding of the audio the page sent (which the server's
+  finals should equal: what differs from the WAV is the browser's resampling and where capture
+  began), and against the references; for all, the held-out set and the real voice apart.
 
 It also saves screenshots of the page mid-caption and of the overlay view (--screenshots).
 
     python tools/bench_serve_browser.py --asterisk data/devsets/dev-asterisk --screenshots docs   # default decoding
     python tools/bench_serve_browser.py --asterisk data/devsets/dev-asterisk -- --beam 1          # greedy finals
+
+Options after `--` go to both `serve` and `transcribe`. On a shared machine, --pause-pids stops the
+given processes (SIGSTOP) while the page runs and always continues them after.
 
 The functions above `main` are the harness of tests/test_serve_browser.py as well.
 """
@@ -171,13 +178,22 @@ class Server:
         return "\n".join(self.lines)
 
 
-def offline_text(wav: Path, *args: str) -> str:
-    """`speech-s2s transcribe WAV ARGS`: the text of the whole file (its id dropped)."""
+def _transcribe(wav: Path, *args: str) -> str:
     result = subprocess.run([sys.executable, "-m", "speech_s2s.cli", "transcribe", str(wav), *args], capture_output=True,
-                            text=True, cwd=ROOT, env={**os.environ, **LIGHT_ENV}, timeout=600)
+                            text=True, cwd=ROOT, env={**os.environ, **LIGHT_ENV}, timeout=1200)
     if result.returncode != 0:
         raise RuntimeError(f"transcribe failed: {result.stderr}")
-    return " ".join(line.split(maxsplit=1)[1] if " " in line else "" for line in result.stdout.splitlines())
+    return result.stdout
+
+
+def offline_text(wav: Path, *args: str) -> str:
+    """`speech-s2s transcribe WAV ARGS`: the text of the whole file (its id dropped)."""
+    return " ".join(line.split(maxsplit=1)[1] if " " in line else "" for line in _transcribe(wav, *args).splitlines())
+
+
+def offline_segments(wav: Path, *args: str) -> list[dict]:
+    """The segments ({start, end, text}, file time) of `speech-s2s transcribe WAV ARGS --output-format jsonl`."""
+    return json.loads(_transcribe(wav, *args, "--output-format", "jsonl"))["segments"]
 
 
 # ---------------------------------------------------------------------------------------------- browser
@@ -313,6 +329,17 @@ def final_latencies(run: PageRun, utterances: list[Utterance], offset: float) ->
     return latencies, missed
 
 
+def by_utterance(segments: list[dict], utterances: list[Utterance], shift: float = 0.0) -> dict[str, str]:
+    """utt-id -> the text of the segments ({start, end, text}; file time = their time + shift) that
+    overlap its speech most."""
+    texts: dict[str, list[str]] = {u.id: [] for u in utterances}
+    for segment in segments:
+        overlaps = [min(segment["end"] + shift, u.end) - max(segment["start"] + shift, u.start) for u in utterances]
+        if max(overlaps) > 0:
+            texts[utterances[int(np.argmax(overlaps))].id].append(segment["text"])
+    return {utt_id: " ".join(parts) for utt_id, parts in texts.items()}
+
+
 def partial_lags(run: PageRun) -> list[float]:
     return [e["audioSeconds"] - e["end"] for e in run.log if e["type"] == "partial"]
 
@@ -376,6 +403,9 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of silence between utterances (default 1)")
     parser.add_argument("--pause-pids", type=int, nargs="*", default=[], help="processes to SIGSTOP while measuring (always continued after)")
     parser.add_argument("--screenshots", type=Path, help="folder for serve-page.png and serve-overlay.png")
+    parser.add_argument("--offline-shifts-ms", type=float, nargs="*", default=[],
+                        help="also decode the WAV offline as if capture had begun this many ms into it (negative: before it), "
+                        "to see how much the start alone moves WER")
     parser.add_argument("--json", type=Path, help="also write the figures and the page's event log here")
     parser.add_argument("decoding", nargs="*", help="after --: options for both `serve` and `transcribe` (e.g. --beam 1)")
     args = parser.parse_args()
@@ -390,22 +420,43 @@ def main() -> None:
         wav = write_wav(folder / "speech.wav", audio)
         seconds = len(audio) / SAMPLE_RATE
         print(f"{len(utterances)} utterances, {seconds:.1f} s: {wav}", file=sys.stderr)
-        offline = offline_text(wav, *args.decoding)  # before the pause: not timed
-        with paused(args.pause_pids), Server(*args.decoding) as server, chromium(wav) as driver:
-            hook = screenshot_when_captioning(args.screenshots / "serve-page.png", 3) if args.screenshots else None
-            run = caption_run(driver, server.url, seconds, keep_pcm=True, while_running=hook)
-        if args.screenshots:
-            with Server(*args.decoding) as server:
+        offline = offline_segments(wav, *args.decoding)  # before the pause: not timed
+        shifted = {}  # shift (s) -> offline segments of the WAV started that far in
+        for milliseconds in args.offline_shifts_ms:
+            samples = round(abs(milliseconds) * SAMPLE_RATE / 1000)
+            moved = audio[samples:] if milliseconds >= 0 else np.concatenate([np.zeros(samples, np.float32), audio])
+            shifted[milliseconds / 1000] = offline_segments(write_wav(folder / "shifted.wav", moved), *args.decoding)
+        with Server(*args.decoding) as server:
+            with paused(args.pause_pids), chromium(wav) as driver:
+                load = os.getloadavg()[0]
+                hook = screenshot_when_captioning(args.screenshots / "serve-page.png", 6) if args.screenshots else None
+                run = caption_run(driver, server.url, seconds, keep_pcm=True, while_running=hook)
+                load = max(load, os.getloadavg()[0])
+            if args.screenshots:
                 overlay_screenshot(server.url, wav, 12.0, args.screenshots / "serve-overlay.png")
+        # The audio the page sent, decoded offline: what the server's finals should be, word for word.
+        offline_sent = offline_segments(write_wav(folder / "sent.wav", run.pcm), *args.decoding)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
     offset = offset_in_file(run.pcm, audio)
     latencies, missed = final_latencies(run, utterances, offset)
     finals = [e for e in run.log if e["type"] == "final" and e["text"]]
-    page_text = " ".join(e["text"] for e in finals)
-    references = " ".join(u.reference for u in utterances)
     late = sum(1 for e in finals if e["audioSeconds"] >= run.stopped_at)
+    page_texts, offline_texts = by_utterance(finals, utterances, offset), by_utterance(offline, utterances)
+    sent_texts = by_utterance(offline_sent, utterances, offset)
+    references = {u.id: u.reference for u in utterances}
+    sets = {"all": [u.id for u in utterances], "heldout": [u.id for u in utterances if u.id.startswith("ho")]}
+    sets["asterisk"] = [i for i in sets["all"] if i not in sets["heldout"]]
+
+    def set_wer(truth: dict[str, str], hypotheses: dict[str, str], ids: list[str]) -> float:
+        from speech_s2s.evaluation.scoring import score
+
+        return round(100 * score({i: truth[i] for i in ids}, {i: hypotheses[i] for i in ids}).wer, 2)
+
+    shifted_wers = {name: [set_wer(references, by_utterance(segments, utterances, shift), ids) for shift, segments in shifted.items()]
+                    for name, ids in sets.items() if ids}
+    lags = partial_lags(run)
     figures = {
         "decoding": " ".join(args.decoding) or "default",
         "audio_seconds": round(seconds, 2),
@@ -414,20 +465,30 @@ def main() -> None:
         "finals_after_stop": late,
         "utterances_without_final": missed,
         "capture_offset_ms": round(1000 * offset, 1),
+        "load_average": round(load, 2),
         "final_latency_ms": {"median": round(1000 * float(np.median(latencies)), 1), "p90": round(1000 * float(np.percentile(latencies, 90)), 1)},
-        "partial_lag_ms": {"median": round(1000 * float(np.median(partial_lags(run))), 1), "p90": round(1000 * float(np.percentile(partial_lags(run), 90)), 1)},
-        "wer_page_vs_offline": round(100 * wer(offline, page_text), 2),
-        "wer_page_vs_reference": round(100 * wer(references, page_text), 2),
-        "wer_offline_vs_reference": round(100 * wer(references, offline), 2),
+        "partial_lag_ms": {"median": round(1000 * float(np.median(lags)), 1), "p90": round(1000 * float(np.percentile(lags, 90)), 1)},
+        "wer": {name: {"page_vs_offline": set_wer(offline_texts, page_texts, ids), "page_vs_offline_of_sent": set_wer(sent_texts, page_texts, ids),
+                       "page_vs_reference": set_wer(references, page_texts, ids),
+                       "offline_vs_reference": set_wer(references, offline_texts, ids), "utterances": len(ids),
+                       **({"offline_shifted_vs_reference": shifted_wers[name]} if shifted else {})}
+                for name, ids in sets.items() if ids},
+        **({"offline_shifts_ms": args.offline_shifts_ms} if shifted else {}),
     }
     print(f"decoding: {figures['decoding']}; {len(utterances)} utterances, {seconds:.1f} s of audio; "
-          f"capture started {1000 * offset:+.0f} ms into the file")
+          f"capture started {1000 * offset:+.0f} ms into the file; load average {load:.1f} on {os.cpu_count()} CPUs")
     print(f"end of speech -> final on the page: {percentiles(latencies)}; {missed} utterances without a final, {late} finals after Stop")
-    print(f"partial lag (audio clock at arrival - partial end): {percentiles(partial_lags(run))}")
-    print(f"final WER: page vs offline {figures['wer_page_vs_offline']:.2f} %, page vs reference {figures['wer_page_vs_reference']:.2f} %, "
-          f"offline vs reference {figures['wer_offline_vs_reference']:.2f} %")
+    print(f"partial lag (audio clock at arrival - partial end): {percentiles(lags)}")
+    for name, w in figures["wer"].items():
+        print(f"final WER, {name} ({w['utterances']} utterances): page vs offline {w['page_vs_offline']:.2f} % "
+              f"(vs offline of the audio sent: {w['page_vs_offline_of_sent']:.2f} %), page vs reference {w['page_vs_reference']:.2f} %, "
+              f"offline vs reference {w['offline_vs_reference']:.2f} %")
+        if shifted:
+            values = w["offline_shifted_vs_reference"]
+            print(f"  offline vs reference, capture begun {', '.join(f'{m:+g}' for m in args.offline_shifts_ms)} ms into the WAV: "
+                  f"{', '.join(f'{v:.2f}' for v in values)} % (mean {np.mean(values):.2f} %)")
     if args.json:
-        args.json.write_text(json.dumps({"figures": figures, "offline": offline, "page": page_text, "log": run.log}, indent=1))
+        args.json.write_text(json.dumps({"figures": figures, "offline": offline_texts, "page": page_texts, "log": run.log}, indent=1))
 
 
 if __name__ == "__main__":
