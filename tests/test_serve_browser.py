@@ -8,6 +8,7 @@ one it serves. The harness (audio, server, browser) is tools/bench_serve_browser
 """
 
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -162,7 +163,7 @@ def test_the_page_sends_16khz_pcm_in_50ms_frames_then_eof(captioned, speech):
     assert abs(offset) < SAMPLE_RATE // 2 and len(residuals) >= 8 and np.median(residuals) < -30, (offset, residuals)
 
 
-def test_final_times_and_latency(captioned, speech):
+def test_final_times_and_latency(captioned, speech, speech_browser):
     run, _, _ = captioned
     _, audio, utterances = speech
     offset = offset_in_file(run.pcm, audio)
@@ -171,11 +172,15 @@ def test_final_times_and_latency(captioned, speech):
         assert any(f["start"] - 0.3 <= u.start - offset and u.end - offset <= f["end"] + 0.3 for f in finals), (u, finals)
     latencies, missed = final_latencies(run, utterances, offset)
     assert missed == 0 and all(0 < latency < 5 for latency in latencies), latencies  # loose: this machine is shared
+    shown = speech_browser.execute_script("return [...document.getElementById('finals').children].map(e => getComputedStyle(e, '::before').content)")
+    tenths = [math.floor(10 * f["start"] + 0.5) for f in finals]  # as JavaScript's Math.round
+    assert shown == [f'"{t // 600}:{t // 10 % 60:02d}.{t % 10}"' for t in tenths], shown  # the transcript's times, m:ss.s
 
 
 def test_a_second_page_hears_the_server_is_full(captioned):
     _, _, seen = captioned
     states = seen["bystander"]
+    assert "bystander_done" in seen, states
     assert ("reconnecting" in states[-1][0] and "the server is full" in states[-1][1] and "trying again" in states[-1][1]), states
     assert not any("bytes" in f for f in seen["bystander_done"])  # it never got to send audio
 
