@@ -144,6 +144,9 @@ class MicrophoneSource:
             self._stream = self._sd.InputStream(
                 device=self.device.index, channels=1, samplerate=self.rate, dtype="float32",
                 blocksize=max(1, round(self.block_seconds * self.rate)), callback=self._callback,
+                # the device's low input latency (PulseAudio: 9 ms, against 35 ms for PortAudio's default
+                # "high"): captions wait on every buffer, and the callback only copies into a queue
+                latency="low",
             )
             self._stream.start()
         except Exception as error:

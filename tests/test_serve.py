@@ -296,9 +296,9 @@ def test_misbehaving_clients_are_closed_and_the_others_unaffected(recognizer, sp
             port = int(message.split()[0].rsplit(":", 1)[1])
             closes[port] = message.split(" closed ", 1)[1]
     said = {name: closes[port] for name, port in ports.items()}
-    assert said["malformed JSON"].startswith("1007 (malformed JSON in a text frame")
+    assert said["malformed JSON"].startswith("1007 (a text frame that is not JSON")
     assert said["unknown message"].startswith("1003 (unknown message {reset}: send audio as binary frames")
-    assert said["text where audio is expected"].startswith("1007 (malformed JSON")
+    assert said["text where audio is expected"].startswith("1007 (a text frame that is not JSON (Expecting value): audio goes in binary frames)")
     assert said["frame over the limit"].startswith("1009 (frame with 2097152 bytes exceeds limit of 1048576 bytes)")
     assert said["odd number of bytes"].startswith("1007 (binary frame of 4001 bytes: 16-bit PCM needs an even number)")
     assert said["idle"].startswith("1001 (idle for 3 s)")
@@ -361,7 +361,7 @@ def test_one_more_than_max_sessions_is_refused_and_the_others_go_on(recognizer, 
             return await first, second
 
         (events, code, _), second = asyncio.run(both())
-        assert second[:2] == (1013, "server full: 1 sessions; try again later")
+        assert second[:2] == (1013, "server full: all 1 sessions in use; try again later")
         assert code == 1000 and finals(events) == stream_finals
         assert _all_closed(server)
         assert asyncio.run(_close_of(_ws(url)))[0] == 1000  # its slot is free again

@@ -20,6 +20,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,7 +168,107 @@ def cases(folder: Path) -> list[tuple[str, list[str]]]:
         ("decode: one utterance's audio is a text file", ["decode", str(f / "corrupt-audio.jsonl"), "--model", str(MODEL), "--output", str(f / "hyp-b.txt")]),
         ("stream: --file is missing", ["stream", "--file", str(f / "missing.flac")]),
         ("stream: --file is a text file", ["stream", "--file", str(text)]),
+        ("serve: a port out of range", ["serve", "--port", "70000"]),
+        ("serve: a TLS certificate that is not one", ["serve", "--certfile", str(text)]),
     ]
+
+
+SERVE_TOKEN = "s3cret"
+
+
+def serve_rows() -> list[str]:
+    """`speech-s2s serve` with misbehaving clients: what each client is told and the server's line.
+    One server (`--token`, one session, 2 s idle timeout) takes them in turn, then SIGTERM."""
+    import asyncio
+    import contextlib
+    import re
+    import threading
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    command = ["serve", "--port", "0", "--beam", "1", "--token", SERVE_TOKEN, "--max-sessions", "1", "--idle-timeout", "2"]
+    server = subprocess.Popen([sys.executable, "-c", "import sys; from speech_s2s.cli.main import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())",
+                               *command], stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    log: list[str] = [server.stderr.readline().strip()]
+    url = re.search(r"http://[^ ]+/", log[0]).group(0)
+    threading.Thread(target=lambda: log.extend(line.strip() for line in server.stderr), daemon=True).start()
+    ws_url = url.replace("http", "ws", 1)
+    pcm = (np.clip(_speech(), -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+
+    async def told(path: str, *sends, headers: dict | None = None, origin: str | None = None, vanish: bool = False) -> str:
+        try:
+            async with connect(ws_url + path, additional_headers=headers, origin=origin, max_size=None) as ws:
+                with contextlib.suppress(ConnectionClosed):
+                    for message in sends:
+                        await ws.send(message)
+                    if vanish:
+                        await asyncio.sleep(0.3)
+                        ws.transport.abort()
+                        return "(gone)"
+                    async for _ in ws:
+                        pass
+        except InvalidStatus as refused:
+            return f"HTTP {refused.response.status_code}: {refused.response.body.decode().strip()}"
+        return f"close {ws.close_code}: {ws.close_reason}"
+
+    async def full() -> str:
+        async with connect(f"{ws_url}ws?token={SERVE_TOKEN}") as holder:
+            await holder.send(bytes(3200))
+            return await told(f"ws?token={SERVE_TOKEN}")
+
+    token = f"?token={SERVE_TOKEN}"
+    eof = json.dumps({"eof": True})
+    cases = [
+        ("speech, then {\"eof\": true}", lambda: told(f"ws{token}", pcm, eof)),
+        ("no token", lambda: told("ws")),
+        ("a wrong token", lambda: told("ws", headers={"Authorization": "Bearer guess"})),
+        ("a page from another origin", lambda: told(f"ws{token}", origin="https://elsewhere.example")),
+        ("malformed JSON", lambda: told(f"ws{token}", '{"eof": tru')),
+        ("an unknown message", lambda: told(f"ws{token}", '{"reset": 1}')),
+        ("text where audio is expected", lambda: told(f"ws{token}", "hello")),
+        ("a frame over the limit (2 MiB)", lambda: told(f"ws{token}", bytes(2 << 20))),
+        ("an odd number of bytes", lambda: told(f"ws{token}", pcm[:4001])),
+        ("?rate=abc", lambda: told(f"ws{token}&rate=abc")),
+        ("nothing sent", lambda: told(f"ws{token}")),
+        ("one more than --max-sessions", full),
+        ("gone mid-utterance", lambda: told(f"ws{token}", pcm[: len(pcm) // 4], vanish=True)),
+        ("Vosk: config after audio", lambda: told(f"vosk{token}", bytes(3200), json.dumps({"config": {"sample_rate": 8000}}))),
+    ]
+    rows = []
+    for what, case in cases:
+        before = len(log)
+        seen = asyncio.run(case())
+        time.sleep(0.5)
+        said = [line.split(" INFO ", 1)[-1] for line in log[before:] if " closed " in line or " refused" in line]
+        rows.append(f"| {what} | {_cell(seen)} | {_cell(re.sub(r'127.0.0.1:[0-9]+', 'CLIENT', said[0] if said else ''))} |")
+        print(f"  serve: {what}: {seen}", file=sys.stderr)
+    with urllib.request.urlopen(url + "health") as response:
+        assert response.status == 200
+    for path in ("/../pyproject.toml", "/server.py"):
+        try:
+            urllib.request.urlopen(url.rstrip("/") + path)
+            seen = "200"
+        except urllib.error.HTTPError as error:
+            seen = f"HTTP {error.code}: {error.read().decode().strip()}"
+        rows.append(f"| GET {path} | {_cell(seen)} |  |")
+
+    async def shutdown() -> str:
+        async with connect(f"{ws_url}ws{token}") as ws:
+            await ws.send(pcm[:32000])
+            server.terminate()
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in ws:
+                    pass
+        return f"close {ws.close_code}: {ws.close_reason}"
+
+    before = len(log)
+    seen = asyncio.run(shutdown())
+    status = server.wait(30)
+    time.sleep(0.2)
+    said = [re.sub(r"127.0.0.1:[0-9]+", "CLIENT", line.split(" INFO ", 1)[-1]) for line in log[before:]]
+    rows.append(f"| SIGTERM to the server during a connection | {_cell(seen)} | {_cell(chr(10).join(said))} (exit {status}) |")
+    return rows
 
 
 def run(arguments: list[str], folder: Path) -> tuple[int, str, str]:
@@ -196,7 +299,15 @@ def main() -> int:
         f"Generated by `python tools/bad_inputs.py` on {datetime.date.today()} from the real program with the bundled "
         "model; paths shortened to the file name. Exit status: 0 all transcribed, 1 some input failed (the others are "
         "still transcribed), 2 bad options (nothing was done), 130 interrupted.\n\n"
-        "| input | command | standard output | standard error | exit |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| input | command | standard output | standard error | exit |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "## `speech-s2s serve`: misbehaving clients\n\n"
+        f"One server (`speech-s2s serve --beam 1 --token {SERVE_TOKEN} --max-sessions 1 --idle-timeout 2`) takes each client in "
+        "turn; what the client is told (WebSocket close code and reason, or the HTTP refusal) and the one line the server "
+        "logs. The server serves on after each. A client that stops reading is dropped by the keep-alive (1011 after at most "
+        "40 s without a pong; tests/test_serve.py). Close codes: 1000 normal, 1001 going away (idle, shutdown), 1003 a message "
+        "this endpoint does not take, 1007 malformed data, 1008 refused by policy, 1009 too big, 1011 internal error, "
+        "1013 server full.\n\n"
+        "| client | what it is told | the server's line |\n|---|---|---|\n" + "\n".join(serve_rows()) + "\n"
     )
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -69,8 +69,35 @@ class CharLM(nn.Module):
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
-        logits, state = self(tokens[:, None], state)
-        return torch.log_softmax(logits[:, 0], dim=-1), state
+        """One token per row [B] -> log-probabilities of the next [B, V] and the new state.
+
+        The same arithmetic as `forward`, spelt out as matrix products: nn.LSTM called on one
+        step of a small batch costs several times its work on CPU (about 5.5 against 1.4 ms for
+        a beam of 16, commit 4ab3bf8), and beam search calls it once per output character."""
+        table, layers = self._step_weights()
+        hidden, cell, next_hidden, next_cell = state[0], state[1], [], []
+        x = None
+        for i, (input_weight, hidden_weight, bias) in enumerate(layers):
+            gates = table[tokens] if i == 0 else torch.addmm(bias, x, input_weight.T)
+            i_gate, f_gate, g_gate, o_gate = gates.addmm_(hidden[i], hidden_weight.T).chunk(4, dim=1)
+            c = torch.sigmoid(f_gate) * cell[i] + torch.sigmoid(i_gate) * torch.tanh(g_gate)
+            x = torch.sigmoid(o_gate) * torch.tanh(c)
+            next_hidden.append(x)
+            next_cell.append(c)
+        return torch.log_softmax(self.output(x), dim=-1), (torch.stack(next_hidden), torch.stack(next_cell))
+
+    def _step_weights(self) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """Each token's embedding through the first layer's input weights with both biases [V, 4H],
+        and each layer's (input weights, recurrent weights, summed biases); made again whenever a
+        parameter has changed (training, loading)."""
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if getattr(self, "_step_cache", (None,))[0] != key:
+            with torch.no_grad():
+                layers = [(getattr(self.lstm, f"weight_ih_l{i}"), getattr(self.lstm, f"weight_hh_l{i}"),
+                           getattr(self.lstm, f"bias_ih_l{i}") + getattr(self.lstm, f"bias_hh_l{i}")) for i in range(self.config.num_layers)]
+                table = self.embedding.weight @ layers[0][0].T + layers[0][2]
+            self._step_cache = (key, (table, layers))
+        return self._step_cache[1]
 
     def select_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
         return (state[0][:, index], state[1][:, index])

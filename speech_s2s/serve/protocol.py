@@ -68,7 +68,7 @@ def _json_object(text: str) -> dict:
     try:
         message = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ClientError(INVALID_DATA, f"malformed JSON in a text frame ({error.msg})") from None
+        raise ClientError(INVALID_DATA, f"a text frame that is not JSON ({error.msg}): audio goes in binary frames") from None
     if not isinstance(message, dict):
         raise ClientError(UNSUPPORTED, "a text frame must hold a JSON object; audio goes in binary frames")
     return message

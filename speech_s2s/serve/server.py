@@ -169,7 +169,7 @@ class CaptionServer:
             return
         if self.sessions >= self.config.max_sessions:
             log.info("%s refused: server full (%d sessions)", peer, self.sessions)
-            await connection.close(TRY_LATER, f"server full: {self.config.max_sessions} sessions; try again later")
+            await connection.close(TRY_LATER, f"server full: all {self.config.max_sessions} sessions in use; try again later")
             return
         self.sessions += 1
         started = time.monotonic()
