@@ -82,13 +82,11 @@ def test_vosk_answers_one_object_per_message():
 # ---------------------------------------------------------------------------- a server in this process
 @pytest.fixture(scope="module")
 def recognizer():
-    import torch
-
-    from speech_s2s.builder import RecognizerConfig, build_recognizer
+    """What the server's decoding processes build: the bundled model, greedy (as `--beam 1`)."""
+    from speech_s2s.builder import RecognizerConfig
     from speech_s2s.decoding.options import GREEDY
 
-    torch.set_num_threads(1)
-    return build_recognizer(RecognizerConfig(decoding=GREEDY), word_timestamps=False)
+    return RecognizerConfig(decoding=GREEDY)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +120,13 @@ def running(recognizer, **options):
         server.stop()
         thread.join(30)
         assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def default_server(recognizer):
+    """One server with the default rules (2 decoding processes), shared by the tests that need no other."""
+    with running(recognizer) as (server, url):
+        yield server, url
 
 
 def _all_closed(server) -> bool:
@@ -179,17 +184,17 @@ def stream_finals(speech) -> list[tuple]:
     return result
 
 
-def test_finals_over_the_websocket_equal_streams_in_real_time(recognizer, speech, stream_finals):
+def test_finals_over_the_websocket_equal_streams_in_real_time(default_server, speech, stream_finals):
     pcm, rate = _pcm(speech)
-    with running(recognizer) as (_, url):
-        events, code, reason = asyncio.run(stream_client(url, pcm, rate))
+    _, url = default_server
+    events, code, reason = asyncio.run(stream_client(url, pcm, rate))
     assert (code, reason) == (1000, "end of audio")
     assert finals(events) == stream_finals
     assert {e["type"] for e in events} == {"partial", "final"}
     assert set(events[0]) == {"type", "text", "start", "end", "latency_ms", "committed"}  # stream --output-format jsonl's schema
 
 
-def test_another_rate_is_resampled_as_stream_resamples_it(recognizer, speech):
+def test_another_rate_is_resampled_as_stream_resamples_it(default_server, speech):
     import torch
     import torchaudio.functional
 
@@ -200,8 +205,8 @@ def test_another_rate_is_resampled_as_stream_resamples_it(recognizer, speech):
                          input=pcm, capture_output=True, env=ENV, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     expected = finals([json.loads(line) for line in out.stdout.decode().splitlines()])
-    with running(recognizer) as (_, url):
-        events, code, _ = asyncio.run(stream_client(url, pcm, 8000, realtime=False, chunk_seconds=0.25))
+    _, url = default_server
+    events, code, _ = asyncio.run(stream_client(url, pcm, 8000, realtime=False, chunk_seconds=0.25))
     assert code == 1000 and len(expected) == 3
     assert finals(events) == expected
 
@@ -222,10 +227,10 @@ async def vosk_client(url: str, pcm: bytes, rate: int, chunk_seconds: float = 0.
     return answers, ws.close_code
 
 
-def test_vosk_protocol_gives_the_same_words(recognizer, speech, stream_finals):
+def test_vosk_protocol_gives_the_same_words(default_server, speech, stream_finals):
     pcm, rate = _pcm(speech)
-    with running(recognizer) as (_, url):
-        answers, code = asyncio.run(vosk_client(url, pcm, rate))
+    _, url = default_server
+    answers, code = asyncio.run(vosk_client(url, pcm, rate))
     assert code == 1000
     assert len(answers) == -(-len(pcm) // (2 * round(rate * 0.2))) + 1  # one answer per message
     assert all(set(answer) in ({"partial"}, {"text"}) for answer in answers)
@@ -308,11 +313,35 @@ def test_misbehaving_clients_are_closed_and_the_others_unaffected(recognizer, sp
     assert len(closes) == 10 and not any("Traceback" in r.getMessage() for r in caplog.records)
 
 
-def test_fast_client_gets_the_same_finals(recognizer, speech, stream_finals):
+def test_fast_client_gets_the_same_finals(default_server, speech, stream_finals):
     pcm, rate = _pcm(speech)
-    with running(recognizer) as (_, url):
-        events, code, _ = asyncio.run(stream_client(url, pcm, rate, realtime=False, chunk_seconds=2.0))
+    _, url = default_server
+    events, code, _ = asyncio.run(stream_client(url, pcm, rate, realtime=False, chunk_seconds=2.0))
     assert code == 1000 and finals(events) == stream_finals
+
+
+def test_a_killed_decoding_process_fails_its_client_only_and_is_replaced(recognizer, speech, stream_finals):
+    pcm, rate = _pcm(speech)
+    with running(recognizer, max_sessions=1) as (server, url):
+        victim = server._workers[0].process
+
+        async def killed_mid_utterance():
+            async with connect(_ws(url)) as ws:
+                await ws.send(pcm[: 2 * rate])
+                await asyncio.sleep(0.5)
+                os.kill(victim.pid, signal.SIGKILL)
+                await ws.send(pcm[2 * rate : 4 * rate])
+                with contextlib.suppress(ConnectionClosed):
+                    async for _ in ws:
+                        pass
+            return ws.close_code, ws.close_reason
+
+        assert asyncio.run(killed_mid_utterance()) == (1011, "internal error")
+        deadline = time.monotonic() + 60
+        while (not server._workers or server._workers[0].process is victim) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        events, code, _ = asyncio.run(stream_client(url, pcm, rate, realtime=False, chunk_seconds=1.0))
+        assert code == 1000 and finals(events) == stream_finals  # a new process took its place
 
 
 # ---------------------------------------------------------------------------- who may connect
@@ -329,7 +358,7 @@ async def _close_of(uri: str, **connect_options) -> tuple[int, str, int]:
 
 
 def test_token_is_needed_before_any_audio(recognizer):
-    with running(recognizer, token="s3cret") as (server, url):
+    with running(recognizer, token="s3cret", max_sessions=1) as (server, url):
         for query, headers in (("", None), ("?token=wrong", None), ("", {"Authorization": "Bearer nope"})):
             code, reason, _ = asyncio.run(_close_of(_ws(url, "ws", query), additional_headers=headers))
             assert (code, reason) == (1008, "unauthorized: missing or wrong token")
@@ -341,7 +370,7 @@ def test_token_is_needed_before_any_audio(recognizer):
 
 
 def test_origin_same_or_allowed_or_none(recognizer):
-    with running(recognizer, allow_origins=("https://captions.example",)) as (_, url):
+    with running(recognizer, allow_origins=("https://captions.example",), max_sessions=1) as (_, url):
         own = url.rstrip("/")
         for origin in (None, own, "https://captions.example"):
             assert asyncio.run(_close_of(_ws(url), origin=origin))[0] == 1000, origin
@@ -367,24 +396,24 @@ def test_one_more_than_max_sessions_is_refused_and_the_others_go_on(recognizer, 
         assert asyncio.run(_close_of(_ws(url)))[0] == 1000  # its slot is free again
 
 
-def test_only_the_shipped_files_are_served(recognizer):
+def test_only_the_shipped_files_are_served(default_server):
     from speech_s2s.serve.server import STATIC
 
-    with running(recognizer) as (server, url):
-        def get(path: str) -> tuple[int, bytes, str]:
-            try:
-                with urllib.request.urlopen(url.rstrip("/") + path, timeout=10) as response:
-                    return response.status, response.read(), response.headers.get("Content-Type", "")
-            except urllib.error.HTTPError as error:
-                return error.code, b"", ""
+    server, url = default_server
+    def get(path: str) -> tuple[int, bytes, str]:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + path, timeout=10) as response:
+                return response.status, response.read(), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as error:
+            return error.code, b"", ""
 
-        status, body, content_type = get("/")
-        assert status == 200 and body == (STATIC / "index.html").read_bytes() and content_type.startswith("text/html")
-        for path in sorted(STATIC.iterdir()):
-            assert get(f"/{path.name}")[:2] == (200, path.read_bytes())
-        for path in ("/../pyproject.toml", "/%2e%2e/pyproject.toml", "/static/../../README.md", "/server.py", "/nothing.html"):
-            assert get(path)[0] == 404, path
-        assert json.loads(get("/health")[1]) == {"sessions": 0, "max_sessions": server.config.max_sessions}
+    status, body, content_type = get("/")
+    assert status == 200 and body == (STATIC / "index.html").read_bytes() and content_type.startswith("text/html")
+    for path in sorted(STATIC.iterdir()):
+        assert get(f"/{path.name}")[:2] == (200, path.read_bytes())
+    for path in ("/../pyproject.toml", "/%2e%2e/pyproject.toml", "/static/../../README.md", "/server.py", "/nothing.html"):
+        assert get(path)[0] == 404, path
+    assert json.loads(get("/health")[1]) == {"sessions": 0, "max_sessions": server.config.max_sessions}
 
 
 # ---------------------------------------------------------------------------- the command

@@ -4,4 +4,5 @@ import sys
 
 from speech_s2s.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned process (serve's decoding processes) imports the parent's main module
+    sys.exit(main())

@@ -10,7 +10,7 @@ import logging
 import sys
 
 from speech_s2s.cli.options import positive
-from speech_s2s.cli.stream import add_live_decoding, build_live, live_decoding_error
+from speech_s2s.cli.stream import add_live_decoding, live_config, live_decoding_error
 
 
 def add_serve(sub: argparse._SubParsersAction) -> None:
@@ -71,21 +71,16 @@ def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from speech_s2s.serve.server import CaptionServer, ServeConfig
-    from speech_s2s.streaming import StreamingRecognizer
+    from speech_s2s.serve.workers import WorkerError
 
-    try:
-        recognizer, options = build_live(args)
-        StreamingRecognizer(recognizer, options)  # a chunk this model cannot take fails here, not in a client's session
-    except ValueError as error:
-        print(f"speech-s2s: error: {error}", file=sys.stderr)
-        return 1
+    recognizer, options = live_config(args)
     config = ServeConfig(
         host=args.host, port=args.port, token=args.token, allow_origins=tuple(args.allow_origin), idle_seconds=args.idle_timeout,
         max_frame_bytes=args.max_frame_kib * 1024, stream=options, verbose=args.verbose, ssl=ssl_context,
         **({"max_sessions": args.max_sessions} if args.max_sessions else {}),
     )
     logging.getLogger("websockets").setLevel(logging.DEBUG if args.verbose else logging.ERROR)  # ours says what happened
-    server = CaptionServer(recognizer, config)
+    server = CaptionServer(recognizer, config, threads=args.threads or 1)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
         print(f"speech-s2s serve: warning: listening on {args.host} without --token: anyone who can reach this port can use it",
               file=sys.stderr)
@@ -97,6 +92,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(server.run(ready))
+    except WorkerError as error:  # the model or an LM cannot be loaded: the message names it
+        print(f"speech-s2s: error: {error}", file=sys.stderr)
+        return 1
     except OSError as error:  # the port is taken, the address is not this machine's
         print(f"speech-s2s: error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1

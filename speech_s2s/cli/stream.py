@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from speech_s2s.builder import RecognizerConfig
     from speech_s2s.streaming import Event, StreamOptions
     from speech_s2s.transcribe import Recognizer
 
@@ -104,17 +105,24 @@ class _Display:
         self.out.flush()
 
 
-def build_live(args: argparse.Namespace) -> tuple[Recognizer, StreamOptions]:
-    """The recogniser and streaming options `add_live_decoding`'s options ask for (ValueError: a file
-    that cannot be used, named in the message)."""
-    from speech_s2s.builder import RecognizerConfig, build_recognizer
+def live_config(args: argparse.Namespace) -> tuple[RecognizerConfig, StreamOptions]:
+    """What `add_live_decoding`'s options ask for: the recogniser's config and the streaming options."""
+    from speech_s2s.builder import RecognizerConfig
     from speech_s2s.model.encoder import ChunkConfig
     from speech_s2s.streaming import StreamOptions
 
-    apply_threads(args, decoding=True)
     config = RecognizerConfig(model=args.model, decoding=decoding_from_args(args), punctuation=not args.no_punctuation)
-    recognizer = build_recognizer(config, word_timestamps=False)
-    return recognizer, StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
+    return config, StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
+
+
+def build_live(args: argparse.Namespace) -> tuple[Recognizer, StreamOptions]:
+    """The recogniser and streaming options `add_live_decoding`'s options ask for (ValueError: a file
+    that cannot be used, named in the message)."""
+    from speech_s2s.builder import build_recognizer
+
+    apply_threads(args, decoding=True)
+    config, options = live_config(args)
+    return build_recognizer(config, word_timestamps=False), options
 
 
 def _stop_on_signals() -> None:

@@ -2,10 +2,9 @@
 
 One asyncio server (the `websockets` library) answers HTTP for the page's files and two WebSocket
 endpoints, `/ws` (ours) and `/vosk` (vosk-server's protocol); `protocol.py` says what each takes.
-The model and its LMs are loaded once and shared; each connection gets its own `CaptionSession`.
-
-Decoding runs in a pool of worker threads, one call per connection at a time, so the event loop
-only moves bytes. Every queue is bounded, so no client can make the server hold more than a few
+Decoding runs in one process per usable core (`workers.py`), each with the model and its LMs
+loaded once; a connection's session lives in the least busy one, called from a thread one request
+at a time, so the event loop only moves bytes. Every queue is bounded, so no client can make the server hold more than a few
 MB for it:
 
 - audio a connection has sent but we have not decoded: `AUDIO_QUEUE` frames (each ≤ `max_frame_bytes`);
@@ -44,8 +43,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from speech_s2s.builder import RecognizerConfig
 from speech_s2s.frontend.audio import SAMPLE_RATE
-from speech_s2s.frontend.vad import SileroVAD
 from speech_s2s.serve.protocol import (
     GOING_AWAY,
     INTERNAL,
@@ -59,9 +58,8 @@ from speech_s2s.serve.protocol import (
     pcm_samples,
     vosk_control,
 )
-from speech_s2s.serve.session import CaptionSession
+from speech_s2s.serve.workers import DecodingProcess, RemoteSession, WorkerError
 from speech_s2s.streaming import Event, StreamOptions
-from speech_s2s.transcribe import Recognizer
 
 STATIC = Path(__file__).with_name("static")
 AUDIO_QUEUE = 8  # received frames not yet decoded, per connection
@@ -107,18 +105,42 @@ class _Finished(Exception):
 
 
 class CaptionServer:
-    """The shared model, the connections' sessions, and the rules on who may connect."""
+    """The decoding processes, the connections' sessions, and the rules on who may connect."""
 
-    def __init__(self, recognizer: Recognizer, config: ServeConfig = ServeConfig()):
+    def __init__(self, recognizer: RecognizerConfig, config: ServeConfig = ServeConfig(), threads: int = 1):
         self.recognizer = recognizer
         self.config = config
-        self.vad = SileroVAD.load()
-        self.pool = ThreadPoolExecutor(config.max_sessions, thread_name_prefix="decode")
-        self.sessions = 0  # connections holding a decoding slot
+        self.threads = threads  # torch's threads in each decoding process
+        self.pool = ThreadPoolExecutor(config.max_sessions + 1, thread_name_prefix="decode")
+        self.sessions = 0  # connections with a session
         self.files = _static_files()
+        self.processes = min(config.max_sessions, usable_cores())
+        self._workers: list[DecodingProcess] = []
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Future | None = None
+
+    def _start_worker(self) -> DecodingProcess:
+        worker = DecodingProcess(self.recognizer, self.config.stream, self.threads)
+        try:
+            worker.wait_ready()
+        except WorkerError:
+            worker.stop()
+            raise
+        return worker
+
+    async def _replace(self, worker: DecodingProcess) -> None:
+        """A process that died is stopped and a new one started in its place."""
+        if worker.replacing:
+            return
+        worker.replacing = True
+        log.warning("a decoding process ended (exit code %s); starting another", worker.process.exitcode)
+        self._workers.remove(worker)
+        worker.stop()
+        try:
+            self._workers.append(await asyncio.get_running_loop().run_in_executor(self.pool, self._start_worker))
+        except WorkerError as error:
+            log.error("cannot start a decoding process: %s", error)
 
     # ------------------------------------------------------------------ HTTP
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -167,16 +189,18 @@ class CaptionServer:
             log.info("%s refused: no valid token", peer)
             await connection.close(POLICY, "unauthorized: missing or wrong token")
             return
-        if self.sessions >= self.config.max_sessions:
+        if self.sessions >= self.config.max_sessions or not self._workers:
             log.info("%s refused: server full (%d sessions)", peer, self.sessions)
             await connection.close(TRY_LATER, f"server full: all {self.config.max_sessions} sessions in use; try again later")
             return
+        worker = min(self._workers, key=lambda candidate: candidate.sessions)
+        worker.sessions += 1
         self.sessions += 1
         started = time.monotonic()
         session = None
         try:
             rate = parse_rate(parse_qs(urlsplit(request.path).query).get("rate", [SAMPLE_RATE])[-1])
-            session = CaptionSession(self.recognizer, self.config.stream, self.vad, rate)
+            session = await self._decode(functools.partial(RemoteSession, worker, rate))
             log.info("%s open (%d Hz; %d of %d sessions)", peer, rate, self.sessions, self.config.max_sessions)
             if path == "/ws":
                 await self._serve_events(connection, session)
@@ -187,11 +211,16 @@ class CaptionServer:
             await connection.close(error.code, error.reason)
         except ConnectionClosed:
             pass
-        except Exception as error:  # a bug or an unusable input in decoding: this client only
+        except Exception as error:  # a bug, an unusable input, a decoding process that died: this client only
             log.error("%s internal error: %s", peer, error, exc_info=self.config.verbose)
             await connection.close(INTERNAL, "internal error")
         finally:
             self.sessions -= 1
+            worker.sessions -= 1
+            if session is not None and worker.alive:
+                self.pool.submit(session.close)
+            if not worker.alive:
+                asyncio.ensure_future(self._replace(worker))
         audio = session.seconds if session is not None else 0.0
         log.info("%s closed %s after %.1f s, %.1f s of audio", peer, _how_closed(connection), time.monotonic() - started, audio)
 
@@ -204,7 +233,7 @@ class CaptionServer:
     async def _decode(self, call: Callable[[], list[Event]]) -> list[Event]:
         return await asyncio.get_running_loop().run_in_executor(self.pool, call)
 
-    async def _serve_events(self, connection: ServerConnection, session: CaptionSession) -> None:
+    async def _serve_events(self, connection: ServerConnection, session: RemoteSession) -> None:
         """Ours: three tasks joined by bounded queues: read frames, decode them, send events."""
         audio: asyncio.Queue = asyncio.Queue(AUDIO_QUEUE)
         outbox: asyncio.Queue = asyncio.Queue(SEND_QUEUE)
@@ -247,7 +276,7 @@ class CaptionServer:
             except asyncio.QueueFull:
                 raise ClientError(POLICY, f"client too slow: {SEND_QUEUE} events unread") from None
 
-    async def _serve_vosk(self, connection: ServerConnection, session: CaptionSession) -> None:
+    async def _serve_vosk(self, connection: ServerConnection, session: RemoteSession) -> None:
         """vosk-server's: one answer per message, in order."""
         replies = VoskReplies()
         received_audio = False
@@ -266,12 +295,21 @@ class CaptionServer:
             if control.sample_rate is not None:
                 if received_audio:
                     raise ClientError(POLICY, "config after audio: send it first")
-                session.set_rate(control.sample_rate)
+                await self._decode(functools.partial(session.set_rate, control.sample_rate))
 
     # ------------------------------------------------------------------ running
     async def run(self, ready: Callable[[str], None] | None = None) -> None:
-        """Serve until SIGINT or SIGTERM; every connection is closed with 1001, then return."""
+        """Start the decoding processes (WorkerError if the model cannot be loaded), then serve until
+        SIGINT or SIGTERM; every connection is closed with 1001, then return."""
         self._loop = asyncio.get_running_loop()
+        started = [self._loop.run_in_executor(self.pool, self._start_worker) for _ in range(self.processes)]
+        results = await asyncio.gather(*started, return_exceptions=True)
+        self._workers = [worker for worker in results if isinstance(worker, DecodingProcess)]
+        failed = [error for error in results if isinstance(error, BaseException)]
+        if failed:
+            for worker in self._workers:
+                worker.stop()
+            raise failed[0]
         self._stopping = self._loop.create_future()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread: stop() ends it
@@ -287,6 +325,8 @@ class CaptionServer:
             await self._stopping
             server.close(code=GOING_AWAY, reason="server shutting down")
             await server.wait_closed()
+        for worker in self._workers:
+            worker.stop()
         self.pool.shutdown(wait=True)
 
     @property
