@@ -11,8 +11,8 @@ a client knows when each end of speech was captured and measures, on its own clo
 - partial lag: when a partial arrived, less when the last sample it covers (`end`) was captured;
 - final WER against the references, and "starved": a client with any final later than 5 s.
 
-Memory per session is the server's peak resident memory during the run, less its resident memory
-before it (model and LMs loaded), over N.
+Memory per session is the server's peak resident memory (with its decoding processes) during the
+run, less that before it (model and LMs loaded in each process), over N.
 
     python tools/bench_serve.py --split $DATA/evalcorpus/test-tts --clients 1 2 4 8 --plot docs/serve-latency.png
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -102,8 +103,21 @@ def final_latencies(finals: list, ends: list[float]) -> list[float]:
 
 
 def resident_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024
+    """Resident memory of the server and its decoding processes (its children), MiB."""
+    total = 0.0
+    for process in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError, AttributeError), open(f"/proc/{process}/status") as status:
+            total += int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    """Children of any of the process's threads (the decoding processes are started from a pool's)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def main() -> int:
@@ -142,13 +156,18 @@ def main() -> int:
             sampler.start()
 
             async def clients(n: int = n) -> list:
-                return await asyncio.gather(*(run_client(url, audios[k][0], rng.uniform(0, 1)) for k in range(n)))
+                return await asyncio.gather(*(run_client(url, audios[k][0], rng.uniform(0, 1)) for k in range(n)), return_exceptions=True)
 
             results = asyncio.run(clients())
             sampling.set()
             sampler.join()
             latencies, lags, per_client, hypotheses, references = [], [], [], [], []
+            dropped = [k for k, result in enumerate(results) if isinstance(result, BaseException)]
+            for k in dropped:
+                print(f"  client {k} was dropped: {results[k]}", file=sys.stderr)
             for k, result in enumerate(results):
+                if k in dropped:
+                    continue
                 _, ends, texts = audios[k]
                 mine = final_latencies(result["finals"], ends)
                 latencies += mine
@@ -164,13 +183,14 @@ def main() -> int:
                 "clients": n, "final_p50_ms": 1000 * float(np.median(latencies)), "final_p90_ms": 1000 * float(np.percentile(latencies, 90)),
                 "partial_lag_p50_ms": 1000 * float(np.median(lags)), "partial_lag_p90_ms": 1000 * float(np.percentile(lags, 90)),
                 "worst_client_median_ms": 1000 * max(per_client), "starved": sum(1 for x in latencies if x > STARVED_SECONDS),
-                "finals": len(latencies), "utterances": n * args.utterances, "wer": 100 * wer,
+                "finals": len(latencies), "utterances": n * args.utterances, "dropped_clients": len(dropped), "wer": 100 * wer,
                 "mib_per_session": (peak[0] - idle_mib) / n, "idle_mib": idle_mib,
             }
             rows.append(row)
             print(f"{n} clients: final {row['final_p50_ms']:.0f} / {row['final_p90_ms']:.0f} ms (p50 / p90), worst client median "
                   f"{row['worst_client_median_ms']:.0f} ms, partial lag {row['partial_lag_p50_ms']:.0f} / {row['partial_lag_p90_ms']:.0f} ms, "
-                  f"{row['finals']} of {row['utterances']} finals, {row['starved']} later than {STARVED_SECONDS:g} s, WER {row['wer']:.2f} %, "
+                  f"{row['finals']} of {row['utterances']} finals, {len(dropped)} clients dropped, {row['starved']} later than {STARVED_SECONDS:g} s, "
+                  f"WER {row['wer']:.2f} %, "
                   f"{row['mib_per_session']:.0f} MiB per session (server idle {idle_mib:.0f} MiB)", flush=True)
     finally:
         server.terminate()
