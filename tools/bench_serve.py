@@ -178,6 +178,9 @@ def main() -> int:
                 missing = len(ends) - len(mine)
                 if missing:
                     print(f"  client {k}: {missing} of {len(ends)} utterances got no final", file=sys.stderr)
+            if not latencies:
+                print(f"{n} clients: no final came back (every client dropped)", flush=True)
+                continue
             wer = score({str(k): r for k, r in enumerate(references)}, {str(k): h for k, h in enumerate(hypotheses)}).wer
             row = {
                 "clients": n, "final_p50_ms": 1000 * float(np.median(latencies)), "final_p90_ms": 1000 * float(np.percentile(latencies, 90)),
