@@ -17,6 +17,7 @@ FLOORS = {
     "training": 4, "evaluation": 4,
     "punctuation": 4,  # text after decoding: the restorer reads normalisation (data) and plots (training)
     "input_files": 5, "transcribe": 5, "streaming": 6, "sources": 5, "writers": 6, "builder": 6, "__init__": 7,
+    "cluster": 7,  # transcribe on a Ray cluster: over the builder and the pipeline, under the CLI
     "cli": 8,
 }
 

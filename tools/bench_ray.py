@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Throughput and memory of `speech-s2s transcribe --ray` (1 and 2 workers) against one process, on the same files.
+
+    python tools/bench_ray.py --corpus data/evalcorpus/test-tts --minutes 10 --out exp/bench-ray
+
+Each run is the real command line in a fresh process (a local Ray started for it, as a user gets with
+a bare --ray), timed from start to exit: start-up included. Two sets of the same audio: the corpus's
+short files as they are, and the same files joined into recordings of about `--long-minutes` each (with
+0.5 s pauses). A run on the bundled 2.5 s sample gives each command's fixed cost (start-up, loading,
+shut-down), so the marginal rate is audio / (wall - fixed). Peak memory is each process's high-water
+resident set (VmHWM), polled from /proc: the driver, each decoder and reader actor, and Ray's own
+processes together. Every run's output is checked byte for byte against one process's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "speech_s2s" / "assets" / "sample.flac"
+RATE = 16000
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    stat = _proc(pid, "stat")
+    return int(stat.rsplit(")", 1)[1].split()[1]) if stat else 0
+
+
+class MemoryWatch(threading.Thread):
+    """Polls the peak resident set of a process and all its descendants, and the root's CPU time."""
+
+    def __init__(self, root: int, every: float = 0.2):
+        super().__init__(daemon=True)
+        self.root, self.every = root, every
+        self.peaks: dict[int, tuple[str, int]] = {}  # pid -> (role, peak kB)
+        self.root_cpu = 0.0
+        self.done = threading.Event()
+
+    def _descends(self, pid: int) -> bool:
+        for _ in range(8):
+            if pid == self.root:
+                return True
+            pid = _parent(pid)
+            if pid <= 1:
+                return False
+        return False
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit() or not self._descends(int(entry)):
+                    continue
+                pid = int(entry)
+                status = _proc(pid, "status")
+                peak = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+                command = _proc(pid, "cmdline").replace("\0", " ")
+                role = ("driver" if pid == self.root else "decoder" if command.startswith("ray::Decoder")
+                        else "reader" if command.startswith("ray::Reader") else "ray")
+                if peak:
+                    self.peaks[pid] = (role, max(peak, self.peaks.get(pid, ("", 0))[1]))
+            stat = _proc(self.root, "stat")
+            if stat:
+                fields = stat.rsplit(")", 1)[1].split()
+                self.root_cpu = (int(fields[11]) + int(fields[12])) / TICKS
+            self.done.wait(self.every)
+
+    def summary(self) -> dict[str, list[int]]:
+        roles: dict[str, list[int]] = {}
+        for role, peak in self.peaks.values():
+            roles.setdefault(role, []).append(peak // 1024)
+        return roles
+
+
+def run(arguments: list[str], workers: int | None) -> tuple[float, dict[str, list[int]], float]:
+    """(wall seconds, peak MB per role, driver CPU seconds) of one command line."""
+    command = [sys.executable, "-m", "speech_s2s.cli", "transcribe", *arguments] + (["--ray", "--workers", str(workers)] if workers else [])
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, stderr=subprocess.PIPE, text=True)
+    watch = MemoryWatch(process.pid)
+    watch.start()
+    _, err = process.communicate()
+    wall = time.perf_counter() - start
+    watch.done.set()
+    watch.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}: exit {process.returncode}\n{err}")
+    return wall, watch.summary(), watch.root_cpu
+
+
+def make_sets(corpus: Path, minutes: float, long_minutes: float, folder: Path) -> dict[str, tuple[list[str], float]]:
+    """The corpus's first files (sorted) up to `minutes` of audio, and the same audio joined into long recordings."""
+    files, seconds = [], 0.0
+    for path in sorted(corpus.rglob("*.flac")):
+        files.append(str(path))
+        seconds += soundfile.info(path).duration
+        if seconds >= minutes * 60:
+            break
+    joined, part, pause = [], [], np.zeros(RATE // 2, np.float32)
+    for path in files:
+        audio, rate = soundfile.read(path, dtype="float32")
+        assert rate == RATE, f"{path}: {rate} Hz"
+        part += [audio, pause]
+        if sum(len(a) for a in part) >= long_minutes * 60 * RATE or path == files[-1]:
+            joined.append(str(folder / f"long{len(joined):02d}.flac"))
+            soundfile.write(joined[-1], np.concatenate(part), RATE)
+            part = []
+    long_seconds = sum(soundfile.info(path).duration for path in joined)
+    return {"short files": (files, seconds), "long files": (joined, long_seconds)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="a folder of 16 kHz FLAC files (searched recursively)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="audio to transcribe per run")
+    parser.add_argument("--long-minutes", type=float, default=2.5, help="length of the joined recordings")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--workers values to run with --ray")
+    parser.add_argument("--out", type=Path, default=None, help="keep the sets and outputs here (default: a temporary folder)")
+    args = parser.parse_args()
+    folder = args.out or Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    sets = make_sets(args.corpus, args.minutes, args.long_minutes, folder)
+    configs: list[tuple[str, int | None]] = [("one process", None)] + [(f"--ray --workers {n}", n) for n in args.workers]
+
+    fixed = {}
+    for name, workers in configs:
+        fixed[name], _, _ = run([str(SAMPLE), "--output", str(folder / "fixed.txt"), "--overwrite"], workers)
+        print(f"fixed cost, {name}: {fixed[name]:.1f} s", file=sys.stderr)
+    rows = []
+    for set_name, (files, seconds) in sets.items():
+        listing = folder / f"{set_name.split()[0]}.list"
+        listing.write_text("".join(f"{path}\n" for path in files))
+        outputs = []
+        for name, workers in configs:
+            output = folder / f"{set_name.split()[0]}-{workers or 0}.txt"
+            wall, memory, driver_cpu = run(["--file-list", str(listing), "--output", str(output), "--overwrite"], workers)
+            outputs.append(output.read_bytes())
+            rate = seconds / wall
+            marginal = seconds / max(wall - fixed[name], 1e-9)
+            shown = "; ".join(f"{role} {'/'.join(map(str, sorted(peaks)))}" for role, peaks in sorted(memory.items()) if role != "ray")
+            ray_total = sum(memory.get("ray", []))
+            rows.append(f"| {set_name} ({len(files)}, {seconds / 60:.1f} min) | {name} | {wall:.1f} | {rate:.1f} | {marginal:.1f} | "
+                        f"{shown}{f'; Ray processes {ray_total} in all' if ray_total else ''} | {driver_cpu:.1f} |")
+            print(rows[-1], file=sys.stderr)
+        same = all(output == outputs[0] for output in outputs)
+        print(f"{set_name}: outputs {'identical' if same else 'DIFFER'}", file=sys.stderr)
+        if not same:
+            return 1
+    print("| files | command | wall s | audio h per wall h (x real time) | marginal x real time | peak RSS, MB | driver CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\nfixed cost per command (the bundled 2.5 s sample): " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in fixed.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
