@@ -133,8 +133,8 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(ray
 
     def submit_then_kill(self, batch, pending):
         yield from real_submit(self, batch, pending)
-        if not killed:  # the first call is on the first worker: kill it while it decodes
-            time.sleep(0.5)
+        if not killed:  # the first call is on the first worker: kill it while the call is sent or running
+            time.sleep(0.2)
             os.kill(self.pids[0], signal.SIGKILL)
             killed.append(self.pids[0])
 

@@ -139,10 +139,11 @@ def main() -> int:
     sets = make_sets(args.corpus, args.minutes, args.long_minutes, folder)
     configs: list[tuple[str, int | None]] = [("one process", None)] + [(f"--ray --workers {n}", n) for n in args.workers]
 
-    fixed = {}
+    fixed, fixed_cpu = {}, {}
     for name, workers in configs:
-        fixed[name], _, _ = run([str(SAMPLE), "--output", str(folder / "fixed.txt"), "--overwrite"], workers)
-        print(f"fixed cost, {name}: {fixed[name]:.1f} s", file=sys.stderr)
+        fixed[name], _, fixed_cpu[name] = run([str(SAMPLE), "--output", str(folder / "fixed.txt"), "--overwrite"], workers)
+        print(f"fixed cost, {name}: {fixed[name]:.1f} s, driver CPU {fixed_cpu[name]:.1f} s", file=sys.stderr)
+    per_file = []
     rows = []
     for set_name, (files, seconds) in sets.items():
         listing = folder / f"{set_name.split()[0]}.list"
@@ -159,6 +160,9 @@ def main() -> int:
             rows.append(f"| {set_name} ({len(files)}, {seconds / 60:.1f} min) | {name} | {wall:.1f} | {rate:.1f} | {marginal:.1f} | "
                         f"{shown}{f'; Ray processes {ray_total} in all' if ray_total else ''} | {driver_cpu:.1f} |")
             print(rows[-1], file=sys.stderr)
+            if workers:
+                per_file.append(f"{set_name}, {name}: {(driver_cpu - fixed_cpu[name]) / len(files) * 1000:.0f} ms per file, "
+                                f"{(driver_cpu - fixed_cpu[name]) / (seconds / 3600):.0f} s per audio hour")
         same = all(output == outputs[0] for output in outputs)
         print(f"{set_name}: outputs {'identical' if same else 'DIFFER'}", file=sys.stderr)
         if not same:
@@ -166,7 +170,9 @@ def main() -> int:
     print("| files | command | wall s | audio h per wall h (x real time) | marginal x real time | peak RSS, MB | driver CPU s |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print("\nfixed cost per command (the bundled 2.5 s sample): " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in fixed.items()))
+    print("\nfixed cost per command (the bundled 2.5 s sample): " + ", ".join(
+        f"{name} {seconds:.1f} s (driver CPU {fixed_cpu[name]:.1f} s)" for name, seconds in fixed.items()))
+    print("\nthe driver's CPU beyond the fixed cost: " + "; ".join(per_file))
     return 0
 
 

@@ -15,8 +15,9 @@ This process (the driver) lists the inputs and writes the results; Ray runs the 
 Results are byte-identical to `transcribe` in one process with the same options on the same kind of
 CPU: same segments, same batches, same code, same thread count. Faults: Ray restarts an actor that
 dies and runs its calls again (a read from its start, READ_RETRIES times; a decoding call
-MAX_DECODE_RETRIES times); a call that still fails fails its files, each named, and the rest goes
-on. Nothing is written twice: each call has one result, and the driver writes each file once.
+MAX_DECODE_RETRIES times, and the driver sends it again once); a call that still fails fails its
+files, each named, and the rest goes on. Nothing is written twice: each call has one result, and
+the driver writes each file once.
 
 Ray Data is not used: its batches are formed by its own rule, not the single process's, and a
 segment's restored text can depend on its batch (speech_s2s.transcribe.SegmentBatcher).
@@ -58,7 +59,8 @@ from speech_s2s.transcribe import (
     speech_segments,
 )
 
-MAX_DECODE_RETRIES = 2  # a decoding call whose worker dies a third time fails its files
+MAX_DECODE_RETRIES = 2  # Ray runs a decoding call whose worker dies again this often...
+SENDS = 2  # ...and the driver sends it this often, so a call that kills its worker 6 times fails its files
 READ_RETRIES = 3  # a read whose reader dies is run again this often
 CALLS_PER_WORKER = 2  # decoding calls sent to a worker at once: one running, one waiting, so it never waits for the driver
 WORKERS_PER_READER = 4  # reading and cutting takes about a tenth of decoding's CPU time (RESULTS.md): a reader feeds several workers
@@ -181,7 +183,7 @@ def connect(address: str | None, cpus_wanted: int, verbose: bool = False) -> boo
                 raise ClusterError(f"--ray {address}: the cluster refused this machine's token; it uses token authentication: "
                                    "export RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN, or the head node's ~/.ray/auth_token)") from None
             if address == "auto":
-                raise ClusterError("--ray auto: no running Ray cluster found from this machine (start one with `ray start --head`, "
+                raise ClusterError("--ray auto: no running Ray cluster found from this machine (start one with 'ray start --head', "
                                    "or give its address)") from None
             raise ClusterError(f"--ray {address}: cannot join the Ray cluster there ({_first_line(error)})") from None
         if verbose:
@@ -219,7 +221,7 @@ def _probe(address: str) -> None:
         socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
     except OSError as error:
         reason = (error.strerror or type(error).__name__).lower() if not isinstance(error, TimeoutError) else "no answer"
-        raise ClusterError(f"--ray {address}: no Ray cluster answers there ({reason}); start one with `ray start --head`, "
+        raise ClusterError(f"--ray {address}: no Ray cluster answers there ({reason}); start one with 'ray start --head', "
                            "or leave the address out for a Ray on this machine alone") from None
 
 
@@ -247,10 +249,13 @@ def _as_given(message: str, given: dict[str, str]) -> str:
 
 @dataclass
 class _Call:
-    """A decoding call in flight: its worker and the (file, segment index) each result belongs to."""
+    """A decoding call: what it decodes, the (file, segment index) each result belongs to, where it runs."""
 
-    worker: int
+    picks: list[tuple[int, int]]  # (chunk, index in the chunk) of each segment, in queue order
+    chunks: list  # object refs of the chunks it reads
     entries: list[tuple[PendingFile, int]]
+    worker: int = -1
+    sent: int = 0  # times the driver has sent it
 
 
 class RayTranscriber:
@@ -361,19 +366,22 @@ class RayTranscriber:
         state.error = f"{state.input.path}: its read on the Ray cluster ended early"
 
     def _submit(self, batch: list[tuple[PendingFile, int, object, int]], pending: deque[PendingFile]) -> Iterator[FileTranscript | FailedFile]:
-        """Send one decoding call to the least busy worker, once one has room; yields what is done meanwhile."""
+        """Send one decoding call, once a worker has room; yields what is done meanwhile."""
         while min(self._busy) >= CALLS_PER_WORKER:
             yield from self._collect(pending, wait=True)
-        worker = self._busy.index(min(self._busy))
         chunks: list = []
         picks = []
         for _, _, ref, index in batch:
             if not chunks or chunks[-1] is not ref:
                 chunks.append(ref)
             picks.append((len(chunks) - 1, index))
-        call = self.workers[worker].decode.remote(picks, *chunks)
-        self._calls[call] = _Call(worker, [(state, number) for state, number, _, _ in batch])
-        self._busy[worker] += 1
+        self._send(_Call(picks, chunks, [(state, number) for state, number, _, _ in batch]))
+
+    def _send(self, call: _Call) -> None:
+        call.worker = self._busy.index(min(self._busy))
+        call.sent += 1
+        self._calls[self.workers[call.worker].decode.remote(call.picks, *call.chunks)] = call
+        self._busy[call.worker] += 1
 
     def _collect(self, pending: deque[PendingFile], wait: bool) -> Iterator[FileTranscript | FailedFile]:
         """Take in the decoding calls that are done (waiting for one if `wait`); yield the files now complete."""
@@ -384,16 +392,26 @@ class RayTranscriber:
                 self._busy[call.worker] -= 1
                 try:
                     segments = ray.get(ref)
+                except RayActorError:
+                    # Ray ran it MAX_DECODE_RETRIES times more, its worker dying each time. Perhaps it was only queued
+                    # behind the call that kills its worker: once more, on a fresh count, before its files fail.
+                    if call.sent < SENDS:
+                        self._send(call)
+                        continue
+                    self._fail(call, f"its worker was lost each of the {SENDS * (MAX_DECODE_RETRIES + 1)} times it ran")
+                    continue
                 except RayError as error:
-                    reason = (f"its worker was lost {MAX_DECODE_RETRIES + 1} times while decoding it" if isinstance(error, RayActorError)
-                              else _first_line(error))
-                    for state, _ in call.entries:
-                        if state.error is None:
-                            state.error = f"{state.input.path}: decoding failed on the Ray cluster ({reason})"
+                    self._fail(call, _first_line(error))
                     continue
                 for (state, number), segment in zip(call.entries, segments):
                     state.texts[number] = segment
         yield from ready_in_order(pending)
+
+    @staticmethod
+    def _fail(call: _Call, reason: str) -> None:
+        for state, _ in call.entries:
+            if state.error is None:
+                state.error = f"{state.input.path}: decoding failed on the Ray cluster ({reason})"
 
 
 def _first_line(error: BaseException) -> str:
