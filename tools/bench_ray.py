@@ -2,6 +2,7 @@
 """Throughput and memory of `speech-s2s transcribe --ray` (1 and 2 workers) against one process, on the same files.
 
     python tools/bench_ray.py --corpus data/evalcorpus/test-tts --minutes 10 --out exp/bench-ray
+    python tools/bench_ray.py --driver-ceiling 2000 1      # the driver alone: stand-in workers that do no work
 
 Each run is the real command line in a fresh process (a local Ray started for it, as a user gets with
 a bare --ray), timed from start to exit: start-up included. Two sets of the same audio: the corpus's
@@ -126,14 +127,74 @@ def make_sets(corpus: Path, minutes: float, long_minutes: float, folder: Path) -
     return {"short files": (files, seconds), "long files": (joined, long_seconds)}
 
 
+def driver_ceiling(files: int, segments: int, workers: int) -> str:
+    """The driver's own cost: RayTranscriber over `files` inputs of `segments` segments each, with stand-in
+    readers and decoders that do no work (so the driver, Ray's calls and its object store are all that is timed)."""
+    import logging
+
+    import ray
+
+    from speech_s2s.cluster import ray_runner
+    from speech_s2s.frontend.vad import Segment as AudioSegment
+    from speech_s2s.input_files import InputFile
+    from speech_s2s.transcribe import Segment, TranscribeOptions
+
+    class StandInReader:
+        def __init__(self, *_):
+            pass
+
+        def ready(self):
+            return os.getpid()
+
+        def read(self, path, shown, chunk):
+            samples = np.zeros(RATE * 4, np.float32)  # 4 s: what a segment of speech weighs in the object store
+            for first in range(0, segments, chunk):
+                count = min(chunk, segments - first)
+                yield ray_runner._Chunk(count)
+                yield [AudioSegment(i * RATE * 5, samples) for i in range(first, first + count)]
+            yield ray_runner._FileEnd(segments * RATE * 5, None)
+
+    class StandInDecoder:
+        def __init__(self, *_):
+            pass
+
+        def ready(self):
+            return os.getpid(), None
+
+        def decode(self, picks, *chunks):
+            return [Segment(0.0, 4.0, "a") for _ in picks]
+
+    ray.init(num_cpus=max(2, workers), include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    ray_runner._ReaderActor = ray.remote(num_cpus=0)(StandInReader)
+    ray_runner._DecoderActor = ray.remote(StandInDecoder)
+    runner = ray_runner.RayTranscriber(ray_runner.RecognizerConfig(), TranscribeOptions(), workers, 1)
+    runner.start()
+    inputs = [InputFile(f"/none/{n}.flac", str(n)) for n in range(files)]
+    cpu, start = time.process_time(), time.perf_counter()
+    done = sum(1 for _ in runner.transcribe_files(inputs))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - start
+    runner.close()
+    ray.shutdown()
+    assert done == files
+    return (f"{files} files of {segments} segments, {workers} stand-in workers: {wall / files * 1000:.1f} ms wall and "
+            f"{cpu / files * 1000:.1f} ms of the driver's CPU per file ({cpu / (files * segments) * 1000:.2f} ms per segment)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="a folder of 16 kHz FLAC files (searched recursively)")
+    parser.add_argument("--corpus", type=Path, help="a folder of 16 kHz FLAC files (searched recursively)")
     parser.add_argument("--minutes", type=float, default=10.0, help="audio to transcribe per run")
     parser.add_argument("--long-minutes", type=float, default=2.5, help="length of the joined recordings")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="--workers values to run with --ray")
     parser.add_argument("--out", type=Path, default=None, help="keep the sets and outputs here (default: a temporary folder)")
+    parser.add_argument("--driver-ceiling", type=int, nargs=2, metavar=("FILES", "SEGMENTS"),
+                        help="instead: time the driver alone over FILES stand-in inputs of SEGMENTS segments each (--corpus unused)")
     args = parser.parse_args()
+    if args.driver_ceiling:
+        print(driver_ceiling(*args.driver_ceiling, max(args.workers)))
+        return 0
+    if args.corpus is None:
+        parser.error("--corpus is needed (or --driver-ceiling)")
     folder = args.out or Path(tempfile.mkdtemp(prefix="bench-ray-"))
     folder.mkdir(parents=True, exist_ok=True)
     sets = make_sets(args.corpus, args.minutes, args.long_minutes, folder)
