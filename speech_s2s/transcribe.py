@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -83,8 +84,8 @@ class AudioInfo:
 
 
 @dataclass
-class _Pending:
-    """A file on its way through the pipeline."""
+class PendingFile:
+    """A file on its way through the pipeline (here or on a Ray cluster: speech_s2s/cluster)."""
 
     input: InputFile
     texts: dict[int, Segment] = field(default_factory=dict)
@@ -102,6 +103,59 @@ class _Pending:
         segments = tuple(self.texts[i] for i in range(self.segments))
         text = " ".join(s.text for s in segments if s.text)
         return FileTranscript(self.input.path, self.input.id, text, self.samples / SAMPLE_RATE, segments)
+
+
+Entry = TypeVar("Entry")
+
+
+class SegmentBatcher(Generic[Entry]):
+    """Which segments are decoded together: the one rule `Recognizer.transcribe_files` and the Ray
+    runner (speech_s2s/cluster/ray_runner.py) both follow, so that their batches, and so their
+    results, are the same. It matters: the case-and-punctuation restorer pads each word's letters
+    to the longest word of its batch, so a segment's restored text can change with its neighbours.
+
+    Segments queue in input order (one entry each, across files); the queue is decoded whole when it
+    holds `batch_size` entries the first time (so the first results come soon), then
+    `batch_size * read_ahead` (`decode_segments` sorts it by length into batches of `batch_size`).
+    """
+
+    def __init__(self, options: TranscribeOptions):
+        self._window = options.batch_size
+        self._later = options.batch_size * options.read_ahead
+        self.queue: list[Entry] = []
+
+    def add(self, entry: Entry) -> list[Entry]:
+        """Queue one segment; -> the entries to decode now (the whole queue), or [] while it fills."""
+        self.queue.append(entry)
+        if len(self.queue) < self._window:
+            return []
+        batch, self.queue, self._window = self.queue, [], self._later
+        return batch
+
+    def drop(self, keep: Callable[[Entry], bool]) -> None:
+        """Forget the queued entries `keep` rejects (those of a file that failed while being read)."""
+        self.queue = [entry for entry in self.queue if keep(entry)]
+
+    def rest(self) -> list[Entry]:
+        """What is still queued once every input has been read."""
+        batch, self.queue = self.queue, []
+        return batch
+
+
+def speech_segments(blocks: Iterable[np.ndarray], config: SegmenterConfig, detector: SpeechDetector) -> Iterator[AudioSegment]:
+    """Speech segments of a stream of 16 kHz blocks, as they are found (a fresh segmenter per stream)."""
+    segmenter = Segmenter(config, detector)
+    for block in blocks:
+        yield from segmenter.push(block)
+    yield from segmenter.flush()
+
+
+def reading_error(path: str, error: Exception) -> str:
+    """The one line that names a file whose reading failed: AudioError's own, or the unexpected error's type and first line."""
+    if isinstance(error, AudioError):
+        return str(error)
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"{path}: unexpected {type(error).__name__} while reading ({first})"
 
 
 class Recognizer:
@@ -129,10 +183,7 @@ class Recognizer:
     # ------------------------------------------------------------------ segmentation
     def segments_of(self, blocks: Iterable[np.ndarray]) -> Iterator[AudioSegment]:
         """Speech segments of a stream of 16 kHz blocks, as they are found."""
-        segmenter = Segmenter(self.options.segmenter, self._detector)
-        for block in blocks:
-            yield from segmenter.push(block)
-        yield from segmenter.flush()
+        return speech_segments(blocks, self.options.segmenter, self._detector)
 
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
@@ -189,44 +240,43 @@ class Recognizer:
     # ------------------------------------------------------------------ many inputs
     def transcribe_files(self, inputs: Iterable[InputFile]) -> Iterator[FileTranscript | FailedFile]:
         """One FileTranscript (or FailedFile) per input, in input order, each as soon as it and
-        every earlier input are done. Segments of neighbouring files share batches."""
-        window = self.options.batch_size  # the first results come after one batch, later ones in bigger windows
-        pending: deque[_Pending] = deque()
-        queue: list[tuple[_Pending, int, AudioSegment]] = []
+        every earlier input are done. Segments of neighbouring files share batches (SegmentBatcher)."""
+        batcher: SegmentBatcher[tuple[PendingFile, int, AudioSegment]] = SegmentBatcher(self.options)
+        pending: deque[PendingFile] = deque()
         for item in inputs:
-            state = _Pending(item)
+            state = PendingFile(item)
             pending.append(state)
             try:
-                for segment in self.segments_of(self._counted(stream_audio(item.path), state)):
-                    queue.append((state, state.segments, segment))
+                for segment in self.segments_of(counted_blocks(stream_audio(item.path), state)):
+                    batch = batcher.add((state, state.segments, segment))
                     state.segments += 1
-                    if len(queue) >= window:
-                        self._decode_queue(queue)
-                        queue, window = [], self.options.batch_size * self.options.read_ahead
-                        yield from _ready(pending)
+                    if batch:
+                        self._decode_queue(batch)
+                        yield from ready_in_order(pending)
                 state.read = True
-            except AudioError as error:
-                state.error = str(error)
             except Exception as error:  # a reader's surprise must not end the batch; --verbose shows where
-                log.debug("reading %s failed", item.path, exc_info=True)
-                state.error = f"{item.path}: unexpected {type(error).__name__} while reading ({str(error).splitlines()[0] if str(error) else ''})"
-            queue = [entry for entry in queue if entry[0].error is None]
-            if not queue:
-                yield from _ready(pending)
-        self._decode_queue(queue)
-        yield from _ready(pending)
+                if not isinstance(error, AudioError):
+                    log.debug("reading %s failed", item.path, exc_info=True)
+                state.error = reading_error(item.path, error)
+            batcher.drop(lambda entry: entry[0].error is None)
+            if not batcher.queue:
+                yield from ready_in_order(pending)
+        self._decode_queue(batcher.rest())
+        yield from ready_in_order(pending)
 
-    def _decode_queue(self, queue: list[tuple[_Pending, int, AudioSegment]]) -> None:
+    def _decode_queue(self, queue: list[tuple[PendingFile, int, AudioSegment]]) -> None:
         for (state, index, _), segment in zip(queue, self.decode_segments([entry[2] for entry in queue])):
             state.texts[index] = segment
 
-    @staticmethod
-    def _counted(blocks: Iterator[np.ndarray], state: _Pending) -> Iterator[np.ndarray]:
-        for block in blocks:
-            state.samples += len(block)
-            yield block
+
+def counted_blocks(blocks: Iterator[np.ndarray], state: PendingFile) -> Iterator[np.ndarray]:
+    """`blocks`, adding their samples to `state.samples` as they pass."""
+    for block in blocks:
+        state.samples += len(block)
+        yield block
 
 
-def _ready(pending: deque[_Pending]) -> Iterator[FileTranscript | FailedFile]:
+def ready_in_order(pending: deque[PendingFile]) -> Iterator[FileTranscript | FailedFile]:
+    """The results of the files at the front of `pending` that are done, removing them."""
     while pending and pending[0].done():
         yield pending.popleft().result()

@@ -18,6 +18,7 @@ FLOORS = {
     "punctuation": 4,  # text after decoding: the restorer reads normalisation (data) and plots (training)
     "input_files": 5, "transcribe": 5, "streaming": 6, "sources": 5, "writers": 6, "builder": 6, "__init__": 7,
     "serve": 7,  # the network over live recognition
+    "cluster": 7,  # transcribe on a Ray cluster: over the builder and the pipeline, under the CLI
     "cli": 8,
 }
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from speech_s2s import atomic
 from speech_s2s.cli.options import (
@@ -14,6 +19,9 @@ from speech_s2s.cli.options import (
     fail,
     positive,
 )
+
+if TYPE_CHECKING:  # annotations only: building the parser must not import torch
+    from speech_s2s.builder import RecognizerConfig
 
 
 def add_transcribe(sub: argparse._SubParsersAction) -> None:
@@ -55,10 +63,17 @@ def add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx-encoder",
         help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
     p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1: faster than more for this small model; see RESULTS.md)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="decode on a Ray cluster ([ray] extra), with the same results as one process: alone, a Ray started on this "
+                   "machine for the run; auto or HOST:PORT, the cluster this machine belongs to (give it after the inputs). "
+                   "Every input and model file must be at the same path on every node")
+    p.add_argument("--workers", type=positive, default=None,
+                   help="with --ray: decoding processes, each with the model loaded and --threads CPUs (default: the cluster's CPUs / threads)")
     p.set_defaults(run=_run_transcribe)
 
 
 FORMATS = ("txt", "jsonl", "tsv", "srt", "vtt")  # speech_s2s.writers.FORMATS, named here so --help needs no torch
+RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[\w.\-]+:\d+|(ray://)?\[[0-9a-fA-F:]+\]:\d+)$")  # what --ray takes
 
 
 def _transcribe_usage_error(args: argparse.Namespace) -> str | None:
@@ -94,17 +109,24 @@ def _transcribe_usage_error(args: argparse.Namespace) -> str | None:
             return f"--output {target}: exists; add --resume to continue it or --overwrite to replace it"
     if args.output_dir and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
         return f"--output-dir {args.output_dir}: is a file, not a folder"
+    if args.workers and args.ray is None:
+        return "--workers applies only with --ray"
+    if args.ray is not None and not RAY_ADDRESS.match(args.ray):
+        return (f"--ray took {args.ray!r} as the Ray cluster's address: give the inputs before --ray, "
+                "or an address (auto, HOST:PORT, ray://HOST:PORT)")
+    if args.ray is not None and "-" in args.files:
+        return "--ray cannot read standard input (-): the workers read the files; save it to a file every node can read"
     return None
 
 
-def _open_output(args: argparse.Namespace, output_format: str):
-    """The shared output (stdout or --output) and the ids it already holds."""
+def _open_output(args: argparse.Namespace, output_format: str, stdout: TextIO):
+    """The shared output (`stdout` or --output) and the ids it already holds."""
     from speech_s2s.writers import header, ids_in_output
 
     if not args.output:
         if header(output_format):
-            print(header(output_format), flush=True)
-        return sys.stdout, set()
+            print(header(output_format), file=stdout, flush=True)
+        return stdout, set()
     path = Path(args.output)
     done: set[str] = set()
     if args.resume and path.is_file():
@@ -138,42 +160,95 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return fail(f"{args.output_format} holds one recording's captions: with {len(inputs)} inputs use --output-dir", status=2)
 
     apply_threads(args, decoding=True)
-    from speech_s2s import writers
-    from speech_s2s.builder import RecognizerConfig, build_recognizer
-    from speech_s2s.transcribe import FailedFile
+    from speech_s2s.builder import RecognizerConfig
 
     config = RecognizerConfig(
         model=args.model, lm=args.lm or not args.no_lm, word_lm=args.word_lm or not args.no_word_lm, int8=args.int8, onnx_encoder=args.onnx_encoder,
         decoding=decoding_from_args(args, length_bonus=args.length_bonus),
         punctuation=False if args.no_punctuation else (args.punctuation_model or True),
     )
+    stdout = sys.stdout  # transcripts go here even while Ray runs (_ray_engine)
+    with contextlib.ExitStack() as stack:
+        try:
+            transcribe_files = _ray_engine(args, config, stack) if args.ray is not None else _local_engine(args, config)
+        except ImportError:
+            return fail("--onnx-encoder needs onnxruntime: pip install 'speech_s2s[onnx]'")
+        except ValueError as error:  # a model, LM or ONNX file that cannot be used: the message names it
+            return fail(str(error))
+        except _EngineError as error:
+            return fail(str(error), status=2)
+        return _write_results(args, inputs, transcribe_files, stdout)
+
+
+class _EngineError(Exception):
+    """The engine asked for cannot run (no Ray, no cluster at the address): nothing was done (exit status 2)."""
+
+
+def _local_engine(args: argparse.Namespace, config: RecognizerConfig) -> Callable[[Iterable], Iterator]:
+    from speech_s2s.builder import build_recognizer
+
+    return build_recognizer(config, batch_size=args.batch_size, keep_level=args.keep_level).transcribe_files
+
+
+def _ray_engine(args: argparse.Namespace, config: RecognizerConfig, stack: contextlib.ExitStack) -> Callable[[Iterable], Iterator]:
+    """Join (or start) Ray and start its workers; they stop when `stack` closes. Ray's driver prints its
+    notices (a worker lost, a call retried) on standard output, which holds the transcripts: while it
+    runs they go to standard error with --verbose and nowhere without (what they mean is said in one
+    line each), and the transcripts to the `stdout` kept before."""
     try:
-        recognizer = build_recognizer(config, batch_size=args.batch_size, keep_level=args.keep_level)
-    except ImportError:
-        return fail("--onnx-encoder needs onnxruntime: pip install 'speech_s2s[onnx]'")
-    except ValueError as error:  # a model, LM or ONNX file that cannot be used: the message names it
-        return fail(str(error))
+        from speech_s2s.cluster import ray_runner
+    except ImportError as error:
+        if (error.name or "").split(".")[0] == "ray":
+            raise _EngineError("--ray needs Ray: pip install 'speech_s2s[ray]'") from None
+        raise _EngineError(f"--ray: the Ray runner cannot be imported ({error})") from None
+    from speech_s2s.cli.options import DECODING_DEFAULT_THREADS
+    from speech_s2s.transcribe import TranscribeOptions
+
+    threads = args.threads or DECODING_DEFAULT_THREADS
+    stack.enter_context(contextlib.redirect_stdout(sys.stderr if args.verbose else stack.enter_context(open(os.devnull, "w"))))
+    try:
+        started = ray_runner.connect(None if args.ray == "local" else args.ray, (args.workers or 1) * threads, verbose=args.verbose)
+    except ray_runner.ClusterError as error:
+        raise _EngineError(str(error)) from None
+    if started:
+        stack.callback(ray_runner.ray.shutdown)
+    workers = args.workers or max(1, ray_runner.cluster_cpus() // threads)
+    options = TranscribeOptions(decoding=config.decoding, batch_size=args.batch_size, keep_level=args.keep_level)
+    runner = stack.enter_context(ray_runner.RayTranscriber(config, options, workers, threads))
+    runner.start()
+
+    def transcribe_files(inputs: Iterable) -> Iterator:
+        yield from runner.transcribe_files(inputs)
+        lost = runner.restarted()
+        if lost:
+            print(f"speech-s2s: warning: {lost} of {workers} Ray workers were lost and restarted; Ray ran their work again", file=sys.stderr)
+
+    return transcribe_files
+
+
+def _write_results(args: argparse.Namespace, inputs: list, transcribe_files: Callable[[Iterable], Iterator], stdout: TextIO) -> int:
+    """Write each result as it comes (skipping what --resume finds done); the exit status."""
+    from speech_s2s import writers
+    from speech_s2s.transcribe import FailedFile
 
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         out, done = None, {i.id for i in inputs if (out_dir / (i.id + writers.EXTENSIONS[args.output_format])).is_file()} if args.resume else set()
     else:
-        out, done = _open_output(args, args.output_format)
+        out, done = _open_output(args, args.output_format, stdout)
     todo = [i for i in inputs if i.id not in done]
     if done:
         print(f"speech-s2s: resuming: {len(inputs) - len(todo)} of {len(inputs)} inputs already done", file=sys.stderr)
 
-    from tqdm import tqdm
-
     failed, written = 0, 0
-    progress = tqdm(total=len(todo), desc="transcribing", unit="file", leave=False, disable=len(todo) < 2 or None)
+    progress = _Progress(len(todo))
     try:
-        for item in recognizer.transcribe_files(todo):
-            progress.update(1)
+        for item in transcribe_files(todo):
+            progress.update(getattr(item, "duration", 0.0))
             if isinstance(item, FailedFile):
                 failed += 1
-                progress.write(f"speech-s2s: error: {item.error}", file=sys.stderr)
+                progress.write(f"speech-s2s: error: {item.error}")
                 continue
             if out_dir is not None:
                 target = out_dir / (item.id + writers.EXTENSIONS[args.output_format])
@@ -190,8 +265,34 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return 130
     finally:
         progress.close()
-        if out is not None and out is not sys.stdout:
+        if out is not None and out is not stdout:
             out.close()
     if failed:
         return fail(f"{failed} of {len(todo)} inputs could not be transcribed")
     return 0
+
+
+class _Progress:
+    """A progress bar on standard error (two inputs or more, on a terminal): files done, their hours of
+    audio, how many times real time, and the time left."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="transcribing", unit="file", leave=False, disable=total < 2 or None)
+        self.seconds = 0.0
+
+    def update(self, audio_seconds: float) -> None:
+        self.seconds += audio_seconds
+        elapsed = self.bar.format_dict.get("elapsed") or 0.0
+        if not self.bar.disable:
+            done = f"{self.seconds / 3600:.2f} h" if self.seconds >= 3600 else f"{self.seconds / 60:.1f} min"
+            speed = f", {self.seconds / elapsed:.1f}x real time" if elapsed > 0 else ""
+            self.bar.set_postfix_str(f"{done} of audio{speed}", refresh=False)
+        self.bar.update(1)
+
+    def write(self, line: str) -> None:
+        self.bar.write(line, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
