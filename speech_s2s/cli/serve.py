@@ -64,8 +64,12 @@ def run_serve(args: argparse.Namespace) -> int:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             ssl_context.load_cert_chain(args.certfile, args.keyfile)
-        except (OSError, ssl.SSLError) as error:
-            print(f"speech-s2s serve: error: --certfile {args.certfile}: {error}", file=sys.stderr)
+        except ssl.SSLError:  # ssl's own words ("[SSL] PEM lib (_ssl.c:3905)") say nothing a user can act on
+            print(f"speech-s2s serve: error: --certfile {args.certfile}: not a PEM certificate with its private key "
+                  "(or give the key with --keyfile)", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"speech-s2s serve: error: --certfile {args.certfile}: {error.strerror or error}", file=sys.stderr)
             return 2
 
     import asyncio
