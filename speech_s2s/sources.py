@@ -21,11 +21,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from speech_s2s.frontend.audio import SAMPLE_RATE, StreamResampler, stream_audio
+from speech_s2s.frontend.audio import SAMPLE_RATE, StreamResampler, pcm16_samples, stream_audio
 
 BLOCK_SECONDS = 0.05  # 50 ms blocks: small next to the 300-500 ms between partial results
 QUEUE_SECONDS = 10.0  # microphone audio held while the recogniser is busy; older audio is dropped beyond this
-PCM_SCALE = 32768.0  # signed 16-bit full scale
 
 
 class SourceError(RuntimeError):
@@ -230,7 +229,7 @@ class StdinSource:
             data, carry = carry + data, b""
             if len(data) % 2:
                 data, carry = data[:-1], data[-1:]
-            out = resampler.push(np.frombuffer(data, dtype="<i2").astype(np.float32) / PCM_SCALE)
+            out = resampler.push(pcm16_samples(data))
             if len(out):
                 yield out
         tail = resampler.flush()

@@ -23,6 +23,7 @@ import soundfile
 SAMPLE_RATE = 16000
 BLOCK_SECONDS = 30.0  # what stream_audio reads at a time: large enough to amortise, small enough to bound memory
 STDIN = "-"  # the input name that means standard input
+PCM_SCALE = 32768.0  # signed 16-bit full scale
 
 
 class AudioError(ValueError):
@@ -100,6 +101,11 @@ def audio_info(path: str | Path) -> tuple[int, int, float] | None:
     except Exception:
         return None
     return info.samplerate, info.channels, info.frames / info.samplerate
+
+
+def pcm16_samples(data: bytes) -> np.ndarray:
+    """Raw signed 16-bit little-endian PCM (an even number of bytes) -> float32 samples in [-1, 1)."""
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(PCM_SCALE)
 
 
 class StreamResampler:

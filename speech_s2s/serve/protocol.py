@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from speech_s2s.frontend.audio import pcm16_samples
+
 if TYPE_CHECKING:
     from speech_s2s.streaming import Event
 
-PCM_SCALE = 32768.0  # signed 16-bit full scale
 MIN_RATE, MAX_RATE = 1000, 384_000  # sample rates a client may declare
 
 # Close codes (RFC 6455, section 7.4.1)
@@ -50,7 +51,7 @@ def pcm_samples(data: bytes) -> np.ndarray:
     """Binary frame -> float32 samples in [-1, 1)."""
     if len(data) % 2:
         raise ClientError(INVALID_DATA, f"binary frame of {len(data)} bytes: 16-bit PCM needs an even number")
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(PCM_SCALE)
+    return pcm16_samples(data)
 
 
 def parse_rate(value: object, name: str = "rate") -> int:
