@@ -19,7 +19,6 @@ class CaptionSession:
         self.streamer = StreamingRecognizer(recognizer, options, vad=vad)
         self.rate = rate
         self._resampler = StreamResampler(rate, block_seconds=RESAMPLER_BLOCK_SECONDS)
-        self.samples = 0  # received, at the client's rate
 
     def set_rate(self, rate: int) -> None:
         """Before any audio (Vosk's config message)."""
@@ -28,7 +27,6 @@ class CaptionSession:
 
     def push(self, samples: np.ndarray, arrived: float) -> list[Event]:
         """Audio at the client's rate, received at `arrived` (time.monotonic) -> the events it causes."""
-        self.samples += len(samples)
         block = self._resampler.push(samples)
         return self.streamer.push(block, arrived) if len(block) else []
 
@@ -37,7 +35,3 @@ class CaptionSession:
         tail = self._resampler.flush()
         events = self.streamer.push(tail) if len(tail) else []
         return events + self.streamer.finish()
-
-    @property
-    def seconds(self) -> float:
-        return self.samples / self.rate

@@ -63,7 +63,8 @@ def _serve_sessions(connection: Connection, config: RecognizerConfig, options: S
             if operation == "open":
                 sessions[key], result = CaptionSession(recognizer, options, vad, *arguments), None
             elif operation == "close":
-                result = sessions.pop(key, None) and None
+                sessions.pop(key, None)
+                result = None
             elif operation == "rate":
                 result = sessions[key].set_rate(*arguments)
             elif operation == "push":
