@@ -198,8 +198,8 @@ def serve_rows() -> list[str]:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     command = ["serve", "--port", "0", "--beam", "1", "--token", SERVE_TOKEN, "--max-sessions", "1", "--idle-timeout", "2"]
-    server = subprocess.Popen([sys.executable, "-c", "import sys; from speech_s2s.cli.main import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())",
-                               *command], stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    server = subprocess.Popen([sys.executable, "-c", program(), *command], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     log: list[str] = [server.stderr.readline().strip()]
     url = re.search(r"http://[^ ]+/", log[0]).group(0)
     threading.Thread(target=lambda: log.extend(line.strip() for line in server.stderr), daemon=True).start()
@@ -311,9 +311,13 @@ RAY_FAULTS = "\n".join([
 ])
 
 
+def program(prelude: str = "") -> str:
+    """`python -c` code that runs the command line as `speech-s2s`, after `prelude` (e.g. NO_RAY)."""
+    return f"import sys; {prelude + '; ' if prelude else ''}from speech_s2s.cli.main import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())"
+
+
 def run(arguments: list[str], folder: Path, prelude: str = "") -> tuple[int, str, str]:
-    program = f"import sys; {prelude + '; ' if prelude else ''}from speech_s2s.cli.main import main; sys.argv[0] = 'speech-s2s'; sys.exit(main())"
-    command = [sys.executable, "-c", program, *arguments]
+    command = [sys.executable, "-c", program(prelude), *arguments]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, timeout=300)
     clean = lambda text: text.replace(str(folder) + "/", "").replace(str(folder), ".").replace(str(REPO) + "/", "").strip()  # noqa: E731
     return done.returncode, clean(done.stdout), clean(done.stderr)
