@@ -62,3 +62,29 @@ def test_the_internal_lm_is_the_decoder_listening_to_silence(num_layers):
             torch.testing.assert_close(got, torch.log_softmax(want, dim=-1), rtol=1e-5, atol=1e-6)
             plain_state, state = plain_state.select(order), internal.select_state(state, order)
     assert not torch.allclose(got[0], got[1])  # the rows hold different histories
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_a_step_with_the_internal_lm_equals_the_two_steps_apart(num_layers):
+    """Beam search steps the decoder and its internal LM as one pass of stacked rows: the same logits,
+    log-probabilities and states as `ProjectedDecoder.step` and `InternalLanguageModel.step` apart."""
+    torch.manual_seed(10 + num_layers)
+    config = DecoderConfig(embedding_size=8, hidden_size=16, num_layers=num_layers, dropout=0.0, attention=AttentionConfig(attention_size=12, conv_kernel=5))
+    decoder = AttentionDecoder(vocab_size=7, memory_size=10, config=config).eval()
+    projected = ProjectedDecoder(decoder, decoder.prepare(torch.randn(2, 9, 10), torch.tensor([9, 5])))
+    internal = InternalLanguageModel(decoder)
+    apart, apart_internal = projected.initial_state(3), internal.initial_state(6)
+    joint, joint_internal = projected.initial_state(3), internal.initial_state(6)
+    with torch.no_grad():
+        for _ in range(4):
+            tokens = torch.randint(0, 7, (6,))
+            want, apart = projected.step(tokens, apart)
+            want_internal, apart_internal = internal.step(tokens, apart_internal)
+            got, joint, got_internal, joint_internal = projected.step_with_internal_lm(tokens, joint, joint_internal)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got_internal, want_internal, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(joint.weights, apart.weights, rtol=1e-5, atol=1e-6)
+            for got_part, want_part in zip(joint.hidden + joint.cell + joint_internal[0] + joint_internal[1],
+                                           apart.hidden + apart.cell + apart_internal[0] + apart_internal[1]):
+                torch.testing.assert_close(got_part, want_part, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(torch.log_softmax(got, dim=-1), got_internal)  # the context matters: two different models

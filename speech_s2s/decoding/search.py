@@ -186,7 +186,10 @@ def beam_search_batch(
 
     for step in range(int(max_len.max()) + 1):
         batch, rows = searched.shape[0], last.shape[0]
-        logits, state = decoder.step(last, state)
+        if ilm:
+            logits, state, ilm_lp, ilm_state_next = decoder.step_with_internal_lm(last, state, ilm_state)
+        else:
+            logits, state = decoder.step(last, state)
         attention_total = attention_score[:, None] + torch.log_softmax(logits, dim=-1).double()  # [B*K, V]
         fused = attention_total
         if use_lm:
@@ -194,7 +197,6 @@ def beam_search_batch(
             lm_total = lm_score[:, None] + lm_lp.double()
             lm_term = options.lm_weight * lm_total  # [B*K, V] what the LMs add to each candidate's score
             if ilm:
-                ilm_lp, ilm_state_next = ilm.step(last, ilm_state)
                 ilm_total = ilm_score[:, None] + ilm_lp.double()
                 lm_term = lm_term - options.internal_lm_weight * ilm_total
             fused = attention_total + lm_term

@@ -176,6 +176,28 @@ class ProjectedDecoder:
         logits = decoder.output[2](decoder.output[1](torch.baddbmm(hidden_part, weights.view(batch, per, frames), self.frame_output).view(rows, -1)))
         return logits, SearchState(hidden, cell, weights, weights)
 
+    def step_with_internal_lm(self, tokens: torch.Tensor, state: SearchState, internal: ProjectedState
+                              ) -> tuple[torch.Tensor, SearchState, torch.Tensor, ProjectedState]:
+        """`step` and `InternalLanguageModel.step` on the same tokens in one pass: (logits [N, V], next
+        state, the internal LM's log-probabilities [N, V], its next state). The internal LM is the
+        same LSTM and output layer with a zero context, so its N rows join the decoder's as rows
+        N..2N of one product with each weight: a step reads every weight once instead of twice, which
+        is most of the internal LM's cost (a beam step is bound by reading weights, not by its rows)."""
+        decoder, memory = self.decoder, self.memory
+        rows, (batch, frames) = tokens.shape[0], memory.mask.shape
+        per = rows // batch
+        token_gates = F.embedding(tokens, self.token_gates)
+        gates = torch.baddbmm(token_gates.view(batch, per, -1), state.context_weights.view(batch, per, frames), self.frame_gates)
+        x, hidden, cell = _lstm_layers(decoder, torch.cat([gates.view(rows, -1), token_gates]),
+                                       [torch.cat(pair) for pair in zip(state.hidden, internal[0])],
+                                       [torch.cat(pair) for pair in zip(state.cell, internal[1])])
+        weights = decoder.attention.weights(x[:rows], memory.keys, memory.mask, state.weights)
+        hidden_part = _hidden_output(decoder, x)
+        with_context = torch.baddbmm(hidden_part[:rows].view(batch, per, -1), weights.view(batch, per, frames), self.frame_output)
+        logits = decoder.output[2](decoder.output[1](torch.cat([with_context.view(rows, -1), hidden_part[rows:]])))
+        return (logits[:rows], SearchState([h[:rows] for h in hidden], [c[:rows] for c in cell], weights, weights),
+                torch.log_softmax(logits[rows:], dim=-1), ([h[rows:] for h in hidden], [c[rows:] for c in cell]))
+
 
 class InternalLanguageModel:
     """The decoder's own language model: its steps with the attention context held at zero, so the
