@@ -9,7 +9,7 @@ README = PACKAGE.parent / "README.md"
 # Each folder (or top-level module) and its floor: a module may import modules of its own floor or lower.
 # The leaves at the top are below everything; the user-facing front is above the layers it uses.
 FLOORS = {
-    "text": 0, "atomic": 0, "errors": 0, "configs": 0,
+    "text": 0, "atomic": 0, "errors": 0, "configs": 0, "machine": 0,
     "frontend": 1,
     "model": 2,
     "decoding": 3,

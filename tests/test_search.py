@@ -287,6 +287,41 @@ def test_batched_beam_search_with_a_language_model_equals_the_per_utterance_sear
             assert math.isclose(w.score, parts, rel_tol=1e-9, abs_tol=1e-9)
 
 
+def test_the_language_models_stepped_on_their_own_thread_give_the_same_search(monkeypatch):
+    """Beam search steps its LMs on a second thread where it has two cores; stepping them in turn on
+    one gives exactly the same hypotheses and scores, and the thread runs them without autograd."""
+    import threading
+
+    from speech_s2s import machine
+    from speech_s2s.decoding import search
+    from speech_s2s.decoding.char_lm import CharLM, CharLMConfig
+
+    torch.manual_seed(4)
+    model = Seq2Seq(tiny_config()).eval()
+    lm = CharLM(CharLMConfig(embedding_size=8, hidden_size=16, num_layers=1, dropout=0.0))  # parameters that want gradients
+    lengths = torch.tensor([70, 45])
+    feats = torch.randn(2, 70, 80) * (torch.arange(70)[None, :, None] < lengths[:, None, None])
+    with torch.no_grad():
+        encoded = model.encode(feats, lengths)
+    options = DecodingOptions(beam_size=3, ctc_weight=0.3, lm_weight=0.4, internal_lm_weight=0.2)
+    stepped_on = []
+    step = type(lm).step
+
+    def watched(self, tokens, state):
+        stepped_on.append((threading.current_thread().name, torch.is_grad_enabled()))
+        return step(self, tokens, state)
+
+    monkeypatch.setattr(type(lm), "step", watched)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    beside = _batched(model, encoded, options, lm)
+    assert stepped_on and all(name.startswith("speech-s2s-beside") and not grad for name, grad in stepped_on)
+    monkeypatch.setattr(search, "second_thread", lambda: None)
+    stepped_on.clear()
+    in_turn = _batched(model, encoded, options, lm)
+    assert stepped_on and all(name == threading.current_thread().name for name, _ in stepped_on)
+    assert beside == in_turn
+
+
 def test_the_internal_lm_is_subtracted_only_beside_an_external_lm():
     torch.manual_seed(4)
     model = Seq2Seq(tiny_config()).eval()

@@ -7,6 +7,7 @@ import os
 import sys
 
 from speech_s2s.decoding.options import DecodingOptions, with_overrides
+from speech_s2s.machine import usable_cores
 
 
 def fail(message: str, status: int = 1) -> int:
@@ -32,8 +33,7 @@ def apply_threads(args: argparse.Namespace, decoding: bool = False) -> None:
     if args.threads or decoding:
         torch.set_num_threads(args.threads or DECODING_DEFAULT_THREADS)
         return
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    usable = max(1, usable // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun: processes on this machine share it
+    usable = max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun: processes on this machine share it
     torch.set_num_threads(min(MAX_DEFAULT_THREADS, usable))
 
 

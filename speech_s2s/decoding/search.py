@@ -14,6 +14,7 @@ import torch
 
 from speech_s2s.decoding.ctc_prefix import BatchCTCPrefixScorer, CTCPrefixScorer
 from speech_s2s.decoding.options import GREEDY, DecodingOptions
+from speech_s2s.machine import second_thread
 from speech_s2s.model.decoder import (
     DecoderState,
     InternalLanguageModel,
@@ -25,6 +26,16 @@ from speech_s2s.model.seq2seq import Seq2Seq
 from speech_s2s.text import BLANK_ID, EOS_ID
 
 NEG_INF = float("-inf")
+
+# Beam search steps the language models on a second thread while this one steps the decoder: both
+# read only the last tokens and meet in the joint score, so on two free cores a step costs about the
+# longer of the two instead of their sum (beam 16, both LMs, 80 dev utterances: 509 -> 432 ms
+# median per utterance, the same text).
+
+
+def _step_without_grad(lm: LanguageModel, tokens: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+    with torch.no_grad():  # autograd's mode is per thread: the search's no_grad does not reach this one
+        return lm.step(tokens, state)
 
 
 @dataclass
@@ -175,6 +186,7 @@ def beam_search_batch(
     ctc = BatchCTCPrefixScorer(ctc_log_probs, ctc_lengths) if use_ctc else None
     r_n, r_b = ctc.initial(beam) if ctc else (None, None)
     lm_state = lm.initial_state(rows) if use_lm else None
+    lm_thread = second_thread() if use_lm else None
     ilm_state = ilm.initial_state(rows) if ilm else None
     attention_score = torch.zeros(rows, dtype=torch.float64, device=device)
     lm_score = torch.zeros(rows, dtype=torch.float64, device=device)
@@ -186,6 +198,7 @@ def beam_search_batch(
 
     for step in range(int(max_len.max()) + 1):
         batch, rows = searched.shape[0], last.shape[0]
+        lm_step = lm_thread.submit(_step_without_grad, lm, last, lm_state) if lm_thread else None
         if ilm:
             logits, state, ilm_lp, ilm_state_next = decoder.step_with_internal_lm(last, state, ilm_state)
         else:
@@ -193,7 +206,7 @@ def beam_search_batch(
         attention_total = attention_score[:, None] + torch.log_softmax(logits, dim=-1).double()  # [B*K, V]
         fused = attention_total
         if use_lm:
-            lm_lp, lm_state_next = lm.step(last, lm_state)
+            lm_lp, lm_state_next = lm_step.result() if lm_step else lm.step(last, lm_state)
             lm_total = lm_score[:, None] + lm_lp.double()
             lm_term = options.lm_weight * lm_total  # [B*K, V] what the LMs add to each candidate's score
             if ilm:

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from speech_s2s.machine import second_thread
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -63,10 +65,22 @@ class BiLSTM(nn.Module):
         self.backward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        forward_out, _ = self.forward_lstm(x)
-        backward_out, _ = self.backward_lstm(reverse_within_lengths(x, lengths))
+        reversed_x = reverse_within_lengths(x, lengths)
+        beside = None if torch.is_grad_enabled() else second_thread()
+        if beside is not None:  # decoding: the two directions are independent, and each is one long torch call
+            backward = beside.submit(_run_without_grad, self.backward_lstm, reversed_x)
+            forward_out, _ = self.forward_lstm(x)
+            backward_out, _ = backward.result()
+        else:
+            forward_out, _ = self.forward_lstm(x)
+            backward_out, _ = self.backward_lstm(reversed_x)
         out = torch.cat([forward_out, reverse_within_lengths(backward_out, lengths)], dim=2)
         return out * padding_mask(lengths, x.shape[1])[..., None]
+
+
+def _run_without_grad(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, object]:
+    with torch.no_grad():  # autograd's mode is per thread
+        return lstm(x)
 
 
 def pair_frames(x: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,6 @@ import hmac
 import json
 import logging
 import mimetypes
-import os
 import signal
 import ssl
 import time
@@ -45,6 +44,7 @@ from websockets.http11 import Request, Response
 
 from speech_s2s.builder import RecognizerConfig
 from speech_s2s.frontend.audio import SAMPLE_RATE
+from speech_s2s.machine import usable_cores
 from speech_s2s.serve.protocol import (
     GOING_AWAY,
     INTERNAL,
@@ -58,17 +58,13 @@ from speech_s2s.serve.protocol import (
     pcm_samples,
     vosk_control,
 )
-from speech_s2s.serve.workers import DecodingProcess, RemoteSession, WorkerError
+from speech_s2s.serve.workers import DecodingProcess, RemoteSession, WorkerError, busy_count
 from speech_s2s.streaming import Event, StreamOptions
 
 STATIC = Path(__file__).with_name("static")
 AUDIO_QUEUE = 8  # received frames not yet decoded, per connection
 SEND_QUEUE = 256  # events not yet sent, per connection: about a minute of partials
 log = logging.getLogger("speech_s2s.serve")
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -116,12 +112,13 @@ class CaptionServer:
         self.files = _static_files()
         self.processes = min(config.max_sessions, usable_cores())
         self._workers: list[DecodingProcess] = []
+        self._busy = busy_count()  # the processes decoding now: one lends itself a second core only while one is idle
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Future | None = None
 
     def _start_worker(self) -> DecodingProcess:
-        worker = DecodingProcess(self.recognizer, self.config.stream, self.threads)
+        worker = DecodingProcess(self.recognizer, self.config.stream, self.threads, self._busy)
         try:
             worker.wait_ready()
         except WorkerError:
