@@ -62,8 +62,8 @@ class StreamOptions:
     partial_beam_size: int = 1  # agreement: beam of the partial decodings (greedy: cheap); finals use the recognizer's options
     chunk: ChunkConfig = ChunkConfig(32, 16)  # chunked: 320 ms chunks with 160 ms of look-ahead
     # Decode an utterance's final text as soon as its segment is known (its pause as long as the
-    # segmenter's pad, 0.2 s) rather than when the pause ends it (0.3 s): the final comes up to
-    # 0.1 s sooner, and is the same text. Off only to measure what it saves.
+    # segmenter's end pad, 0.1 s) rather than when the pause ends it (0.3 s): the final comes up to
+    # 0.2 s sooner, and is the same text. Off only to measure what it saves.
     speculative_finals: bool = True
 
     def __post_init__(self):
@@ -199,6 +199,7 @@ class StreamingRecognizer:
         self._partial_decoding = with_overrides(recognizer.options.decoding, beam_size=options.partial_beam_size)
         self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector(vad))
         self._pad_samples = round(recognizer.options.segmenter.pad_seconds / WINDOW_SECONDS) * WINDOW
+        self._end_pad_samples = self._segmenter.end_pad_samples
         self._update = round(options.update_seconds * SAMPLE_RATE)
         self._chunked = ChunkedCTC(recognizer.model, options.chunk) if options.mode == "chunked" else None
         self.reset()
@@ -263,14 +264,23 @@ class StreamingRecognizer:
                 event = self._chunked_partial(current, self._chunked.push(block))
                 if event is not None:
                     events.append(event)
-            elif closing is None and self._position - self._decoded_at >= self._update:
-                event = self._partial(current)  # (in a pause, the final is decoded instead)
+            elif self._partial_due(started):
+                event = self._partial(current)
                 if event is not None:
                     events.append(event)
             if closing is not None and (self._speculated is None or self._speculated[0] != (closing.start, closing.end)):
                 self._speculated = ((closing.start, closing.end), self.recognizer.decode_segments([closing])[0])
         self._processing += self._clock() - started
         return events
+
+    def _partial_due(self, now: float) -> bool:
+        """Whether to decode the open utterance again for a partial now. Not in a pause: no new words
+        are being spoken, and a partial decoded there would hold up the final, which is decoded
+        `pad` into the pause. Not while the audio waiting to be decoded is an update's worth or more:
+        partials are optional and finals are not, so a decoder that falls behind (a slow CPU, a
+        server's busy process) drops partials until it has caught up, instead of falling further back."""
+        return (self._position - self._decoded_at >= self._update and not self._segmenter.in_pause
+                and now - self._arrived < self.options.update_seconds)
 
     def finish(self, dropped_seconds: float = 0.0) -> list[Event]:
         """End of the stream (or Ctrl-C): the open utterance is decoded as a final."""
@@ -333,7 +343,7 @@ class StreamingRecognizer:
         if self._chunked is not None and self.recognizer.level is not None:
             self._chunked.gain = gain_into_range(segment.samples, self.recognizer.level)
         # A segment closed at a pause ends with `pad` samples of the silence that closed it.
-        speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._pad_samples)
+        speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._end_pad_samples)
         latency = self._latency_ms(speech_end)
         self._finals.append(latency)
         self._utterances += 1

@@ -115,6 +115,35 @@ def test_a_final_decoded_in_the_pause_is_used_once_and_only_for_its_own_segment(
     assert len(calls) == segments  # decoded when the pause ended each utterance
 
 
+def test_partials_are_not_decoded_in_a_pause_nor_while_the_decoder_is_behind(recognizer, monkeypatch):
+    """A partial decoded in a pause would show no new words and hold up the final; one decoded while
+    older audio waits would come out late and push everything after it later still. Finals are the
+    same either way."""
+    audio = np.concatenate([np.zeros(SAMPLE_RATE // 2, dtype=np.float32), SPEECH, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+
+    def run(arrived_ago: float | None) -> tuple[list, list[bool]]:
+        streamer = StreamingRecognizer(recognizer, StreamOptions(update_seconds=0.1))  # a partial every 0.1 s of speech
+        in_pause_at_partials = []
+        decode = streamer._decode_words
+
+        def watched(samples):
+            in_pause_at_partials.append(streamer._segmenter.in_pause)
+            return decode(samples)
+
+        monkeypatch.setattr(streamer, "_decode_words", watched)
+        events = []
+        for start in range(0, len(audio), 800):
+            arrived = None if arrived_ago is None else time.monotonic() - arrived_ago
+            events += streamer.push(audio[start : start + 800], arrived)
+        return events + streamer.finish(), in_pause_at_partials
+
+    events, in_pause = run(None)
+    assert len(in_pause) >= 10 and not any(in_pause)  # about 2 s of speech: partials all through it, none in its pauses
+    behind, in_pause_behind = run(1.0)  # every block heard a second before the decoder gets to it
+    assert in_pause_behind == [] and [e.type for e in behind] == ["final"]
+    assert [(e.text, e.start, e.end) for e in behind] == [(e.text, e.start, e.end) for e in events if e.type == "final"]
+
+
 def test_the_stream_can_be_cut_short_and_finished(recognizer):
     """What Ctrl-C does: stop pushing mid-utterance, then finish: the open utterance becomes a final."""
     streamer = StreamingRecognizer(recognizer)

@@ -6,7 +6,7 @@ import torch
 
 from speech_s2s.builder import BUNDLED_SAMPLE
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
-from speech_s2s.frontend.vad import WINDOW, Segmenter, SegmenterConfig, SpeechDetector
+from speech_s2s.frontend.vad import WINDOW, WINDOW_SECONDS, Segmenter, SegmenterConfig, SpeechDetector
 
 SPEECH = load_audio(BUNDLED_SAMPLE)  # 2.5 s: ~0.3 s of silence, speech, ~0.1 s of silence
 
@@ -74,8 +74,8 @@ def test_the_closing_segment_is_known_after_a_pad_of_pause_and_is_the_one_the_pa
     known = [c for c in closing if c is not None]
     assert known and all((c.start, c.end) == (closed[0].start, closed[0].end) for c in known)
     np.testing.assert_array_equal(known[0].samples, closed[0].samples)
-    pad, silence = SegmenterConfig().pad_seconds, SegmenterConfig().min_silence_seconds
-    assert len(known) == round((silence - pad) * SAMPLE_RATE / WINDOW)  # from pad into the pause until it closes
+    end_pad, silence = SegmenterConfig().end_pad_seconds, SegmenterConfig().min_silence_seconds
+    assert len(known) == round(silence / WINDOW_SECONDS) - round(end_pad / WINDOW_SECONDS)  # from the end pad into the pause until it closes
     assert closing[: len(closing) - len(known)].count(None) == len(closing) - len(known)
     assert segmenter.closing() is None  # nothing open
 
