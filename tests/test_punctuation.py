@@ -105,6 +105,16 @@ def test_bundled_restorer_restores_a_sentence():
     assert BUNDLED.stat().st_size <= 1024 * 1024
 
 
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled restorer")
+def test_a_line_is_restored_the_same_whatever_it_is_batched_with():
+    """Lines of short words batched with a line holding a long word: each comes out as it does alone."""
+    restorer = Restorer.load()
+    lines = ["so we sat on the mat and he said it was a good day to go out", "was it you or was it me that saw him",
+             "the extraordinarily uncharacteristically long words were incomprehensible to us", "i am here now", "no"]
+    assert restorer.restore_many(lines) == [restorer.restore(line) for line in lines]
+    assert restorer.restore_many(lines[::-1]) == [restorer.restore(line) for line in lines[::-1]]
+
+
 def test_punctuate_command(tmp_path):
     if not BUNDLED.is_file():
         pytest.skip("no bundled restorer")

@@ -75,9 +75,13 @@ class PunctuationModel(nn.Module):
 
 
 def pad_batch(encoded: Sequence[tuple[list[int], list[list[int]]]], max_chars: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoded lines -> words [B, L] and chars [B, L, C], padded with PAD."""
+    """Encoded lines -> words [B, L] and chars [B, L, C = max_chars], padded with PAD. Always the full
+    width: the character CNN's maximum also reads the padding just past a word (through its kernel and
+    its bias), so a width set by the batch's longest word made a line's labels depend on what it was
+    batched with (9 of 600 sentences differed alone and together). The restorer's figures are
+    measured at the full width."""
     length = max(len(ids) for ids, _ in encoded)
-    width = min(max_chars, max((len(c) for _, chars in encoded for c in chars), default=1))
+    width = max_chars
     words = torch.zeros(len(encoded), length, dtype=torch.long)
     chars = torch.zeros(len(encoded), length, width, dtype=torch.long)
     for row, (ids, spelled) in enumerate(encoded):
