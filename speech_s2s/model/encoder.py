@@ -66,8 +66,10 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         reversed_x = reverse_within_lengths(x, lengths)
-        beside = None if torch.is_grad_enabled() else second_thread()
-        if beside is not None:  # decoding: the two directions are independent, and each is one long torch call
+        # Decoding (not training, and not an ONNX export, whose tracer sees only this thread's calls):
+        # the two directions are independent, and each is one long torch call.
+        beside = None if torch.is_grad_enabled() or torch.jit.is_tracing() else second_thread()
+        if beside is not None:
             backward = beside.submit(_run_without_grad, self.backward_lstm, reversed_x)
             forward_out, _ = self.forward_lstm(x)
             backward_out, _ = backward.result()
