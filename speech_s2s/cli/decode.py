@@ -38,7 +38,7 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
         help="decode at the recorded level (by default, as transcribe: scaled into the training range where outside it)")
     p.add_argument("--overwrite", action="store_true", help="decode again even if OUTPUT is complete")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=positive, default=None, help="torch's CPU threads (default 1); decoding also borrows a second core where one is free")
     p.set_defaults(run=_run_decode)
 
 

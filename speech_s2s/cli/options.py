@@ -18,7 +18,8 @@ def fail(message: str, status: int = 1) -> int:
 # Default CPU threads. Decoding (transcribe, stream, decode) uses one: its matrix products are small
 # (a batch of 8 through 7.4M parameters), and on the 2-core machine measured (RESULTS.md) two
 # threads took 1.7x the time and 1.8x the CPU of one, on a quiet machine and beside busy
-# neighbours alike. Training and LM training (products 30x larger) use the CPUs this process may run
+# neighbours alike (a second core is better spent beside the main thread: speech_s2s.machine.second_thread).
+# Training and LM training (products 30x larger) use the CPUs this process may run
 # on, at most MAX_DEFAULT_THREADS, so a big shared server is not taken over by one job.
 DECODING_DEFAULT_THREADS = 1
 

@@ -33,7 +33,8 @@ def add_live_decoding(p: argparse.ArgumentParser) -> None:
     p.add_argument("--update-seconds", type=float, default=0.4, help="agreement: new audio between partial results (default 0.4)")
     p.add_argument("--chunk", type=int, nargs=2, metavar=("C", "R"), default=None,
                    help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads of each decoding (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch's CPU threads of each decoding (default 1); "
+                                                                   "decoding also borrows a second core where one is free")
     p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
                    "by default their case and punctuation are restored (partials stay raw)")
 

@@ -62,7 +62,8 @@ def add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
     p.add_argument("--onnx-encoder",
         help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
-    p.add_argument("--threads", type=positive, default=None, help="CPU threads (default 1: faster than more for this small model; see RESULTS.md)")
+    p.add_argument("--threads", type=positive, default=None, help="torch's CPU threads (default 1: faster than more for this small model; see RESULTS.md); "
+                                                                        "decoding also borrows a second core where one is free")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode on a Ray cluster ([ray] extra), with the same results as one process: alone, a Ray started on this "
                    "machine for the run; auto or HOST:PORT, the cluster this machine belongs to (give it after the inputs). "
