@@ -59,8 +59,9 @@ def _serve_sessions(connection: Connection, config: RecognizerConfig, options: S
         return
     connection.send(("ready", None))
     # A decoding lends itself a second core (machine.second_thread) only while another is idle: with
-    # every process busy, its second thread would only take turns with them (2 clients' finals were
-    # 10 % later with it than without).
+    # every process busy, its second thread would only take turns with them (tools/bench_serve.py,
+    # 2 clients, 2026-12-07: finals 967 ms after the end of speech at the median with the LM thread in
+    # every process, against 868 ms before it).
     share_cores(lambda: busy.value >= cores)
     sessions: dict[int, CaptionSession] = {}
     while True:
