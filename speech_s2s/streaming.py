@@ -39,8 +39,6 @@ from speech_s2s.frontend.audio import SAMPLE_RATE
 from speech_s2s.frontend.features import StreamingLogMel
 from speech_s2s.frontend.level import gain_into_range, into_range
 from speech_s2s.frontend.vad import (
-    WINDOW,
-    WINDOW_SECONDS,
     Segment,
     Segmenter,
     SileroVAD,
@@ -198,8 +196,6 @@ class StreamingRecognizer:
         self._clock = clock
         self._partial_decoding = with_overrides(recognizer.options.decoding, beam_size=options.partial_beam_size)
         self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector(vad))
-        self._pad_samples = round(recognizer.options.segmenter.pad_seconds / WINDOW_SECONDS) * WINDOW
-        self._end_pad_samples = self._segmenter.end_pad_samples
         self._update = round(options.update_seconds * SAMPLE_RATE)
         self._chunked = ChunkedCTC(recognizer.model, options.chunk) if options.mode == "chunked" else None
         self.reset()
@@ -255,7 +251,7 @@ class StreamingRecognizer:
                 if self._open_start is not None and self._shown and not events:
                     events.append(self._discarded())
                 self._new_utterance()
-                self._open_start, self._decoded_at = current.start, current.start + self._pad_samples
+                self._open_start, self._decoded_at = current.start, current.start + self._segmenter.pad_samples
                 if self._chunked is not None:
                     self._chunked.start()
                     block = current.samples  # the utterance so far, this block included
@@ -276,7 +272,7 @@ class StreamingRecognizer:
     def _partial_due(self, now: float) -> bool:
         """Whether to decode the open utterance again for a partial now. Not in a pause: no new words
         are being spoken, and a partial decoded there would hold up the final, which is decoded
-        `pad` into the pause. Not while the audio waiting to be decoded is an update's worth or more:
+        the segmenter's end pad into the pause. Not while the audio waiting to be decoded is an update's worth or more:
         partials are optional and finals are not, so a decoder that falls behind (a slow CPU, a
         server's busy process) drops partials until it has caught up, instead of falling further back."""
         return (self._position - self._decoded_at >= self._update and not self._segmenter.in_pause
@@ -319,7 +315,7 @@ class StreamingRecognizer:
         self._shown = True
         self._partials += 1
         if self._last_partial_at is None:
-            onset = min(self._position, current.start + self._pad_samples)
+            onset = min(self._position, current.start + self._segmenter.pad_samples)
             self._first_partial.append(self._latency_ms(onset))
         else:
             self._intervals.append((self._position - self._last_partial_at) / SAMPLE_RATE * 1000)
@@ -342,8 +338,8 @@ class StreamingRecognizer:
             result = self.recognizer.decode_segments([segment])[0]
         if self._chunked is not None and self.recognizer.level is not None:
             self._chunked.gain = gain_into_range(segment.samples, self.recognizer.level)
-        # A segment closed at a pause ends with `pad` samples of the silence that closed it.
-        speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._end_pad_samples)
+        # A segment closed at a pause ends with the end pad: samples of the silence that closed it.
+        speech_end = segment.end if flushed or self._segmenter.in_speech else max(segment.start, segment.end - self._segmenter.end_pad_samples)
         latency = self._latency_ms(speech_end)
         self._finals.append(latency)
         self._utterances += 1

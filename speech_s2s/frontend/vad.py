@@ -193,6 +193,11 @@ class Segmenter:
         return self._speech_start is not None
 
     @property
+    def pad_samples(self) -> int:
+        """The silence a segment starts with before its speech (where the stream has it), in samples."""
+        return self._pad * WINDOW
+
+    @property
     def end_pad_samples(self) -> int:
         """The silence a segment closed at a pause ends with, in samples."""
         return self._end_pad * WINDOW
