@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 
@@ -37,7 +38,7 @@ class WorkerError(RuntimeError):
 def _serve_sessions(connection: Connection, config: RecognizerConfig, options: StreamOptions, threads: int, busy: Synchronized,
                     cores: int) -> None:
     """The process's loop: build the recogniser, then answer (operation, arguments) requests.
-    `busy`: a shared count of the server's processes answering a request now, out of `cores`."""
+    `busy`: a shared count, kept by the server, of its processes answering a request now, out of `cores`."""
     import signal
 
     import torch
@@ -69,8 +70,6 @@ def _serve_sessions(connection: Connection, config: RecognizerConfig, options: S
             operation, key, arguments = connection.recv()
         except (EOFError, OSError):  # the server is gone
             return
-        with busy.get_lock():
-            busy.value += 1
         try:
             if operation == "open":
                 sessions[key], result = CaptionSession(recognizer, options, vad, *arguments), None
@@ -88,14 +87,25 @@ def _serve_sessions(connection: Connection, config: RecognizerConfig, options: S
             connection.send(("ok", result))
         except Exception as error:
             connection.send(("error", f"{type(error).__name__}: {error}"))
-        finally:
-            with busy.get_lock():
-                busy.value -= 1
 
 
 def busy_count() -> Synchronized:
-    """A count, shared by the processes given it, of those answering a request now."""
+    """A count of the server's processes answering a request now, read by all of them. The server
+    keeps it (`DecodingProcess.call`), so a process killed mid-request neither leaves it raised nor
+    dies holding its lock."""
     return multiprocessing.get_context("spawn").Value("i", 0)
+
+
+@contextlib.contextmanager
+def _counted(busy: Synchronized) -> Iterator[None]:
+    """`busy` one higher while inside."""
+    with busy.get_lock():
+        busy.value += 1
+    try:
+        yield
+    finally:
+        with busy.get_lock():
+            busy.value -= 1
 
 
 class DecodingProcess:
@@ -110,6 +120,7 @@ class DecodingProcess:
         self.process.start()
         child.close()
         self._lock = threading.Lock()
+        self._busy = busy
         self.sessions = 0  # connections whose session lives here
         self.replacing = False
 
@@ -121,7 +132,7 @@ class DecodingProcess:
 
     def call(self, operation: str, key: int, *arguments: object) -> object:
         """One request for session `key`; its answer (WorkerError: the request failed, or the process is gone)."""
-        with self._lock:
+        with self._lock, _counted(self._busy):
             try:
                 self._connection.send((operation, key, arguments))
             except (OSError, ValueError) as error:
