@@ -24,6 +24,11 @@ import numpy as np
 from speech_s2s.frontend.audio import SAMPLE_RATE, StreamResampler, pcm16_samples, stream_audio
 
 BLOCK_SECONDS = 0.05  # 50 ms blocks: small next to the 300-500 ms between partial results
+# A sound card's period. PortAudio's ALSA input holds two, so through PulseAudio 50 ms blocks gave
+# 100 ms of input latency and 20 ms blocks 40 ms; the end of an utterance waits for its block. Median
+# end of speech -> final, tools/bench_stream_microphone.py, two runs each: 50 ms 649, 666 ms; 20 ms
+# 621, 588 ms; 10 ms 700, 716 ms (a wake-up every 10 ms costs more than it saves on two cores).
+MICROPHONE_BLOCK_SECONDS = 0.02
 QUEUE_SECONDS = 10.0  # microphone audio held while the recogniser is busy; older audio is dropped beyond this
 
 
@@ -104,7 +109,8 @@ class MicrophoneSource:
     bounded queue; blocks are resampled to 16 kHz (when the device cannot deliver 16 kHz itself)
     as they are taken out. Overflows (the driver's and a full queue's) are counted, never fatal."""
 
-    def __init__(self, device: str | int | None = None, block_seconds: float = BLOCK_SECONDS, queue_seconds: float = QUEUE_SECONDS):
+    def __init__(self, device: str | int | None = None, block_seconds: float = MICROPHONE_BLOCK_SECONDS,
+                 queue_seconds: float = QUEUE_SECONDS):
         self._sd = _sounddevice()
         self.device = find_device(list_devices(), device)
         self.block_seconds = block_seconds
@@ -165,10 +171,12 @@ class MicrophoneSource:
         try:
             while self._stream is not None:
                 try:
-                    block = self._queue.get(timeout=0.5)
+                    blocks = [self._queue.get(timeout=0.5)]
                 except queue.Empty:
                     continue  # a stalled device: keep waiting (Ctrl-C stops)
-                out = resampler.push(block)
+                while not self._queue.empty():  # what arrived while the recogniser was busy, in one push
+                    blocks.append(self._queue.get_nowait())
+                out = resampler.push(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
                 if len(out):
                     yield out
         finally:

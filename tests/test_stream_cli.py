@@ -92,3 +92,43 @@ def test_without_sounddevice_the_microphone_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as if not installed
     with pytest.raises(SourceError, match=r"^microphone input needs the sounddevice package: pip install 'speech_s2s\[mic\]'$"):
         MicrophoneSource()
+
+
+def test_the_microphone_hands_over_what_queued_while_the_recogniser_was_busy_in_one_block(monkeypatch):
+    """A recogniser that was busy gets everything that arrived meanwhile at once, in order and
+    complete, instead of catching up one 20 ms block per push; the device is opened with 20 ms blocks."""
+    import types
+
+    import numpy as np
+
+    from speech_s2s.sources import MicrophoneSource
+
+    blocks = [np.full((320, 1), i, dtype=np.float32) for i in range(5)]
+    opened = {}
+
+    class FakeStream:
+        def __init__(self, **settings):
+            opened.update(settings)
+
+        def start(self):
+            for block in blocks:  # five periods arrive before the consumer looks
+                opened["callback"](block, len(block), None, types.SimpleNamespace(input_overflow=False))
+
+        def stop(self):
+            pass
+
+        def close(self):
+            pass
+
+    fake = types.SimpleNamespace(
+        default=types.SimpleNamespace(device=(0, 0)),
+        query_devices=lambda: [{"name": "fake microphone", "max_input_channels": 1, "default_samplerate": 16000.0}],
+        check_input_settings=lambda *args, **kwargs: None,
+        InputStream=FakeStream,
+    )
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    source = MicrophoneSource()
+    first = next(iter(source))
+    assert opened["blocksize"] == 320 and opened["samplerate"] == 16000
+    np.testing.assert_array_equal(first, np.concatenate([b[:, 0] for b in blocks]))
+    assert source.dropped_seconds == 0 and source.overflows == 0
