@@ -343,8 +343,29 @@ def test_a_killed_decoding_process_fails_its_client_only_and_is_replaced(recogni
         deadline = time.monotonic() + 60
         while (not server._workers or server._workers[0].process is victim) and time.monotonic() < deadline:
             time.sleep(0.2)
+        assert server._workers and server._workers[0].process is not victim, "no new decoding process within 60 s"
         events, code, _ = asyncio.run(stream_client(url, pcm, rate, realtime=False, chunk_seconds=1.0))
         assert code == 1000 and finals(events) == stream_finals  # a new process took its place
+
+
+def test_a_decoding_process_whose_pipe_closed_is_not_alive_before_the_system_says_so():
+    """A killed process's pipe closes before the system reports it dead: the failed call itself must
+    mark it gone, or the server would keep sending new sessions to it."""
+    import multiprocessing
+    import types
+
+    from speech_s2s.serve.workers import DecodingProcess, WorkerError, busy_count
+
+    worker = DecodingProcess.__new__(DecodingProcess)  # no real process: one that still looks alive
+    worker._connection, child = multiprocessing.Pipe()
+    child.close()
+    worker.process = types.SimpleNamespace(is_alive=lambda: True, exitcode=None)
+    worker._lock, worker._busy, worker._gone = threading.Lock(), busy_count(), False
+    assert worker.alive
+    with pytest.raises(WorkerError, match="^decoding process"):
+        worker.call("push", 0, np.zeros(160, dtype=np.float32), 0.0)
+    assert not worker.alive
+    assert worker._busy.value == 0  # the count came down with the failed call
 
 
 # ---------------------------------------------------------------------------- who may connect

@@ -63,7 +63,9 @@ def _serve_sessions(connection: Connection, config: RecognizerConfig, options: S
     # every process busy, its second thread would only take turns with them (tools/bench_serve.py,
     # 2 clients, 2026-12-07: finals 967 ms after the end of speech at the median with the LM thread in
     # every process, against 868 ms before it).
-    share_cores(lambda: busy.value >= cores)
+    # Read without its lock (`value` would take it): a process killed while holding it would leave
+    # the server waiting for it at every request. A stale count only lends or withholds one core once.
+    share_cores(lambda: busy.get_obj().value >= cores)
     sessions: dict[int, CaptionSession] = {}
     while True:
         try:
@@ -123,6 +125,10 @@ class DecodingProcess:
         self._busy = busy
         self.sessions = 0  # connections whose session lives here
         self.replacing = False
+        # Its pipe closed: the process is dead or dying. A killed process's pipe closes before the
+        # system reports it dead, so `alive` checked only the process, a server could keep sending
+        # new sessions to it (tests/test_serve.py caught this under load).
+        self._gone = False
 
     def wait_ready(self) -> None:
         """Until the recogniser is built; WorkerError with the reason if it could not be."""
@@ -136,6 +142,7 @@ class DecodingProcess:
             try:
                 self._connection.send((operation, key, arguments))
             except (OSError, ValueError) as error:
+                self._gone = True
                 raise WorkerError(f"decoding process gone ({error})") from None
             status, result = self._receive()
         if status != "ok":
@@ -146,12 +153,13 @@ class DecodingProcess:
         try:
             return self._connection.recv()
         except (EOFError, OSError):
+            self._gone = True
             code = self.process.exitcode
             raise WorkerError(f"decoding process ended (exit code {code})" if code is not None else "decoding process gone") from None
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return not self._gone and self.process.is_alive()
 
     def stop(self) -> None:
         self._connection.close()
