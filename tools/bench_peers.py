@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--whisper-beam", type=int, default=1, help="1 = greedy, as our greedy row")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)  # before the minutes of decoding, not after
     paths = [line.strip() for line in Path(args.file_list).read_text().splitlines() if line.strip()]
     audio = {Path(p).name.split(".")[0]: load_audio(p) for p in tqdm(paths, desc="loading", unit="file")}
     seconds = sum(len(a) for a in audio.values()) / SAMPLE_RATE
