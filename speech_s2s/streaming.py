@@ -156,6 +156,7 @@ class ChunkedCTC:
         """A new utterance."""
         self.features.reset()
         self._frames = torch.zeros(0, self.model.config.features.n_mels)  # normalised, not yet encoded
+        self._normalisation = None  # the running utterance mean's state (FeatureConfig.utterance_mean)
         self._state = self.model.encoder.initial_state(1, self.chunk)
         self._tokens: list[int] = []
         self.ctc_frames = 0  # CTC frames decoded so far
@@ -165,8 +166,8 @@ class ChunkedCTC:
     def push(self, samples: np.ndarray) -> str:
         """Feed audio; returns the text so far."""
         frames = self.features.push(samples * np.float32(self.gain) if self.gain != 1.0 else samples)
-        normalizer = self.model.normalizer
-        self._frames = torch.cat([self._frames, (frames - normalizer.mean) / normalizer.std])
+        normalised, self._normalisation = self.model.normalizer.running(frames, self._normalisation)
+        self._frames = torch.cat([self._frames, normalised])
         window = self.chunk.chunk_frames + self.chunk.right_context_frames
         while len(self._frames) >= window:
             encoded, self._state = self.model.encoder.stream(self._frames[None, :window], self._state)

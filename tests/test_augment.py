@@ -155,7 +155,7 @@ def always(**sources) -> AugmentConfig:
 def test_augmenter_is_reproducible_from_its_generator_and_stays_in_range(sources):
     x = load_audio(SPEECH)
     assert len(load_rir_bank(sources["rir_bank"])) == 2
-    for config in (always(**sources), preset("strong", **sources), AugmentConfig()):
+    for config in (always(**sources), preset("strong", **sources), preset("channel", **sources), AugmentConfig()):
         augmenter = Augmenter(config, speech=[x])
         outputs = [augmenter(x, np.random.default_rng(seed)) for seed in range(6)]
         for y in outputs:
@@ -197,3 +197,13 @@ def test_resumed_augmented_run_ends_exactly_where_an_unbroken_run_ends(tmp_path,
     for name, tensor in unbroken.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     assert '"augment": {' in (tmp_path / "a" / "train_config.json").read_text()
+
+
+def test_the_channel_preset_leaves_speed_voice_room_and_noise_alone(sources):
+    x = load_audio(SPEECH)
+    augmenter = Augmenter(preset("channel", **sources), speech=[x])
+    outputs = [augmenter(x, np.random.default_rng(seed)) for seed in range(12)]
+    assert all(len(y) == len(x) for y in outputs)  # no speed change
+    # an utterance the channel stages skipped is the input at another level: no room, noise or warp
+    untouched = [y for y in outputs if abs(np.corrcoef(x, y)[0, 1]) > 0.9999]
+    assert 0 < len(untouched) < len(outputs)

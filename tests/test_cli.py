@@ -252,6 +252,25 @@ def test_train_init_starts_from_the_given_model_and_rejects_a_second_shape(tmp_p
     assert "--init takes the model's shape from MODEL" in capsys.readouterr().err
 
 
+def test_train_utterance_mean_norm_travels_in_the_model_and_a_resume_cannot_add_it(tmp_path, capsys):
+    from speech_s2s.model.files import load_model
+
+    base = ["--train", str(MINI_CORPUS), "--dev", str(MINI_CORPUS), "--max-frames", "400", "--threads", "1"]
+    first = tmp_path / "first"
+    assert main(["train", *base, "--exp", str(first), "--encoder-hidden", "32", "--encoder-layers", "3", "--decoder-hidden", "64", "--max-steps", "1"]) == 0
+    second = tmp_path / "second"
+    tuned = ["train", *base, "--exp", str(second), "--init", str(first / "last.safetensors"), "--utterance-mean-norm"]
+    assert main([*tuned, "--max-steps", "1"]) == 0
+    assert main([*tuned, "--max-steps", "2", "--resume"]) == 0
+    model = load_model(second / "last.safetensors")
+    assert model.config.features.utterance_mean and model.normalizer.utterance_mean
+    assert not load_model(first / "last.safetensors").normalizer.utterance_mean
+    capsys.readouterr()
+    assert main(["train", *base, "--exp", str(first), "--utterance-mean-norm", "--max-steps", "2", "--resume"]) == 1
+    assert "--utterance-mean-norm was not set when the run started" in capsys.readouterr().err
+    assert torch.load(first / "checkpoint.pt", weights_only=True)["state"]["step"] == 1
+
+
 def test_train_augment_records_its_config_and_rejects_missing_sources(tmp_path, capsys):
     noise = tmp_path / "noise"
     noise.mkdir()

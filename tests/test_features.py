@@ -4,6 +4,7 @@ import torch
 
 from speech_s2s.frontend.features import (
     FeatureConfig,
+    GlobalMVN,
     LogMel,
     SpecAugmentConfig,
     spec_augment,
@@ -66,3 +67,39 @@ def test_streaming_features_equal_offline_features_whatever_the_blocks():
         online = torch.cat(pieces)
         assert online.shape == offline[0].shape
         torch.testing.assert_close(online, offline[0], rtol=1e-4, atol=1e-4)
+
+
+def test_utterance_mean_cancels_a_fixed_channel_and_ignores_padding():
+    torch.manual_seed(0)
+    normaliser = GlobalMVN(4, utterance_mean=True)
+    normaliser.set_stats(torch.tensor([-3.0, -2.0, -1.0, 0.0]), torch.tensor([2.0, 1.0, 0.5, 4.0]))
+    speech = torch.randn(1, 7, 4)
+    tilt = torch.tensor([1.5, -0.5, 0.25, 3.0])  # a microphone's colouring: a constant offset of log-mel
+    plain = normaliser(speech, torch.tensor([7]))
+    torch.testing.assert_close(normaliser(speech + tilt, torch.tensor([7])), plain)
+    torch.testing.assert_close(plain.sum(1), torch.zeros(1, 4), atol=1e-5, rtol=0)
+    padded = torch.cat([speech, torch.full((1, 3, 4), 50.0)], dim=1)  # padding frames change nothing
+    batch = normaliser(torch.cat([padded, torch.randn(1, 10, 4)]), torch.tensor([7, 10]))
+    torch.testing.assert_close(batch[:1, :7], plain)
+    assert (batch[0, 7:] == 0).all()
+    without = GlobalMVN(4)
+    without.set_stats(normaliser.mean, normaliser.std)
+    torch.testing.assert_close(without(speech, torch.tensor([7])), (speech - normaliser.mean) / normaliser.std)
+
+
+def test_running_normalisation_is_the_mean_of_the_utterance_so_far_whatever_the_blocks():
+    torch.manual_seed(1)
+    normaliser = GlobalMVN(3, utterance_mean=True)
+    normaliser.set_stats(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 1.0, 2.0]))
+    frames = torch.randn(9, 3)
+    globally = (frames - normaliser.mean) / normaliser.std
+    expected = globally - globally.cumsum(0) / torch.arange(1, 10)[:, None]
+    state, parts = None, []
+    for start, stop in [(0, 1), (1, 1), (1, 5), (5, 9)]:
+        part, state = normaliser.running(frames[start:stop], state)
+        parts.append(part)
+    torch.testing.assert_close(torch.cat(parts), expected)
+    # the last frame's running mean is the whole utterance's: the offline normalisation's last frame
+    torch.testing.assert_close(torch.cat(parts)[-1], normaliser(frames[None], torch.tensor([9]))[0, -1])
+    normaliser.utterance_mean = False
+    torch.testing.assert_close(normaliser.running(frames, None)[0], globally)

@@ -46,6 +46,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-layers", type=int)
     p.add_argument("--decoder-hidden", type=int)
     p.add_argument("--ctc-weight", type=float, help="CTC share of the joint loss")
+    p.add_argument("--utterance-mean-norm", action="store_true",
+                   help="subtract each utterance's mean log-mel after the global normalisation (set when a run starts; "
+                        "with --init, the fine-tune learns it)")
     p.add_argument("--epochs", type=int, help="default 30")
     p.add_argument("--max-frames", type=int, help="padded frames per batch (default 5000)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
@@ -59,8 +62,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freq-mask-width", type=int, help="widest frequency mask, in mel bins (default 27)")
     p.add_argument("--time-masks", type=int, help="SpecAugment time masks per utterance (default 2)")
     p.add_argument("--time-mask-width", type=int, help="widest time mask, in frames (default 40)")
-    p.add_argument("--augment", nargs="?", const="medium", choices=["light", "medium", "strong"],
-                   help="augment the training audio on the fly (speed, VTLP, rooms, noise, channel, codecs) at this strength (default medium)")
+    p.add_argument("--augment", nargs="?", const="medium", choices=["light", "medium", "strong", "channel"],
+                   help="augment the training audio on the fly (speed, VTLP, rooms, noise, channel, codecs) at this strength "
+                        "(default medium), or the microphone and line stages alone (channel)")
     p.add_argument("--noise-dir", action="append", default=[], help="with --augment: directory of noise/music audio files to mix in (repeatable)")
     p.add_argument("--rir-bank", help="with --augment: room impulse responses (.npz from tools/make_rir_bank.py)")
     p.add_argument("--curriculum-epochs", type=int, help="epochs whose batches run shortest first (default 1)")
@@ -110,6 +114,8 @@ def _model_config(args: argparse.Namespace, exp: Path):
     config = dataclasses.replace(config, encoder=encoder, decoder=decoder)
     if args.ctc_weight is not None:
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
+    if args.utterance_mean_norm:
+        config = dataclasses.replace(config, features=dataclasses.replace(config.features, utterance_mean=True))
     _save_model_config(exp, config)
     return config
 
@@ -135,6 +141,9 @@ def _resumed_model_config(args: argparse.Namespace, saved: Path, config: ModelCo
         if dataclasses.replace(wanted, **keep) != config:
             raise ResumeError(f"{saved}: --config {args.config} describes another model than the run's; "
                               "a resume cannot change it (drop it, or start a new --exp)")
+    if args.utterance_mean_norm and not config.features.utterance_mean:
+        raise ResumeError(f"{saved}: --utterance-mean-norm was not set when the run started; "
+                          "a resume cannot change the normalisation (drop it, or start a new --exp)")
     if args.ctc_weight is not None and args.ctc_weight != config.ctc_weight:
         logging.info("resuming with ctc_weight %g (the run had %g until now)", args.ctc_weight, config.ctc_weight)
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
@@ -154,6 +163,9 @@ def _initial_model(args: argparse.Namespace, exp: Path):
     model = load_model(args.init).train()
     if args.ctc_weight is not None:
         model.config = dataclasses.replace(model.config, ctc_weight=args.ctc_weight)
+    if args.utterance_mean_norm:
+        model.config = dataclasses.replace(model.config, features=dataclasses.replace(model.config.features, utterance_mean=True))
+        model.normalizer.utterance_mean = True
     _save_model_config(exp, model.config)
     return model
 

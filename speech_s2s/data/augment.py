@@ -73,13 +73,18 @@ PRESETS = {
     "light": dict(speed_prob=0.5, vtlp_prob=0.1, reverb_prob=0.15, noise_prob=0.3, snr_range=(10.0, 35.0), eq_prob=0.2,
                   bandlimit_prob=0.1, telephone_prob=0.05, codec_prob=0.1, peak_range_db=(-25.0, -1.0), clip_prob=0.0),
     "medium": {},
+    # The microphone and line alone (no speed, vocal tract, room or noise): a third of the utterances
+    # coloured, band-limited, through an 8 kHz phone line or a lossy codec.
+    "channel": dict(speed_prob=0.0, vtlp_prob=0.0, reverb_prob=0.0, noise_prob=0.0, eq_prob=0.3, bandlimit_prob=0.2,
+                    telephone_prob=0.15, codec_prob=0.15, peak_range_db=(-25.0, -1.0), clip_prob=0.0),
     "strong": dict(vtlp_prob=0.5, reverb_prob=0.5, noise_prob=0.7, snr_range=(-5.0, 25.0), eq_prob=0.6, bandlimit_prob=0.3,
                    telephone_prob=0.2, codec_prob=0.3, peak_range_db=(-45.0, -1.0), clip_prob=0.1),
 }
 
 
 def preset(name: str, **overrides) -> AugmentConfig:
-    """A named strength ("light", "medium" = the defaults, "strong") with sources or other fields set."""
+    """A named strength ("light", "medium" = the defaults, "strong"), or "channel" (the microphone and
+    line stages alone), with sources or other fields set."""
     return AugmentConfig(**{**PRESETS[name], **overrides})
 
 

@@ -26,6 +26,11 @@ class FeatureConfig:
     n_mels: int = 80
     f_min: float = 0.0
     f_max: float = SAMPLE_RATE / 2
+    # After the global normalisation, subtract each utterance's own mean per mel bin (cepstral mean
+    # normalisation in the log-mel domain): a fixed channel colouring, a microphone's or a room's
+    # spectral tilt, is a constant offset of log-mel and cancels. Live partials of the chunked
+    # encoder use the mean of the utterance so far (causal); finals, the whole segment's.
+    utterance_mean: bool = False
 
 
 class LogMel(nn.Module):
@@ -122,13 +127,15 @@ class StreamingLogMel:
 
 
 class GlobalMVN(nn.Module):
-    """Subtract the training set's mean and divide by its standard deviation, per mel bin.
+    """Subtract the training set's mean and divide by its standard deviation, per mel bin; with
+    `utterance_mean`, then subtract each utterance's own mean over its frames.
 
     The statistics are buffers, so they travel inside every checkpoint with the weights.
     """
 
-    def __init__(self, n_mels: int):
+    def __init__(self, n_mels: int, utterance_mean: bool = False):
         super().__init__()
+        self.utterance_mean = utterance_mean
         self.register_buffer("mean", torch.zeros(n_mels))
         self.register_buffer("std", torch.ones(n_mels))
 
@@ -137,8 +144,24 @@ class GlobalMVN(nn.Module):
         self.std.copy_(std.clamp_min(1e-5))
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
-        return (feats - self.mean) / self.std * mask[..., None]
+        mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None])[..., None]
+        normalised = (feats - self.mean) / self.std * mask
+        if self.utterance_mean:
+            frames = lengths.clamp_min(1).to(normalised.dtype)[:, None, None]
+            normalised = (normalised - normalised.sum(1, keepdim=True) / frames) * mask
+        return normalised
+
+    def running(self, frames: torch.Tensor, state: tuple[torch.Tensor, int] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, int] | None]:
+        """Frames [T, F] of one utterance as they arrive, normalised causally: the global statistics,
+        then (with `utterance_mean`) the mean of the utterance's frames up to and including each
+        frame. `state` carries the running sum and count from the previous call (None at the start)."""
+        normalised = (frames - self.mean) / self.std
+        if not self.utterance_mean or len(frames) == 0:
+            return normalised, state
+        total, count = state if state is not None else (torch.zeros_like(self.mean), 0)
+        sums = total + normalised.cumsum(0)
+        counts = count + torch.arange(1, len(frames) + 1, dtype=normalised.dtype)[:, None]
+        return normalised - sums / counts, (sums[-1], count + len(frames))
 
 
 @dataclass(frozen=True)

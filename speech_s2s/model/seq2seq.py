@@ -109,7 +109,7 @@ class Seq2Seq(nn.Module):
         self.config = config
         self.vocabulary = Vocabulary(config.vocabulary)
         self.logmel = LogMel(config.features)
-        self.normalizer = GlobalMVN(config.features.n_mels)
+        self.normalizer = GlobalMVN(config.features.n_mels, config.features.utterance_mean)
         if config.encoder.input_size != config.features.n_mels:
             raise ValueError("encoder input_size must equal features n_mels")
         self.encoder = PyramidalEncoder(config.encoder)
