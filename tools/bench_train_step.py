@@ -27,7 +27,8 @@ from speech_s2s.model.seq2seq import ModelConfig, Seq2Seq
 
 CANDIDATES = {
     "enc256-dec512": dict(encoder_hidden=256, decoder_hidden=512, attention=256),
-    "enc224-dec320": dict(encoder_hidden=224, decoder_hidden=320, attention=128),
+    "enc224-dec320": dict(encoder_hidden=224, decoder_hidden=320, attention=128),  # the bundled model's shape
+    "enc288-dec320": dict(encoder_hidden=288, decoder_hidden=320, attention=128),  # tools/widen_model.py's capacity run
     "enc192-dec320": dict(encoder_hidden=192, decoder_hidden=320, attention=128),
 }
 

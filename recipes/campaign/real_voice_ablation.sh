@@ -13,6 +13,10 @@
 #               8 kHz telephone with mu-law, MP3/Opus (augment preset "channel"; no rooms, noise, speed)
 #   light       the whole acoustic augmentation at "light" strength (speed, VTLP, rooms, noise, channel)
 #   cmn         utterance mean normalisation after the global one (FeatureConfig.utterance_mean)
+#   wide        capacity: the encoder widened from 224 to $WIDE units per direction without changing
+#               its function (tools/widen_model.py), trained for the same time, not the same updates:
+#               $WIDE_STEPS updates, $STEPS over the measured cost ratio of an update
+#               (tools/bench_train_step.py: 1.22 at 288 units, 3,000-frame batches, one thread)
 # Each run is scored greedy on every dev set and on the held-out real voices (test-real), which are
 # reported and never used to choose (MODEL_CARD.md, "Which sets choose what"). Resumable: a run with
 # scores is skipped, a killed one continues from its checkpoint. The table goes to $ABLATION/table.md.
@@ -31,7 +35,9 @@ THREADS=${THREADS:-1}
 INIT=${INIT:-speech_s2s/assets/model.safetensors}
 MOH=${MOH:-/usr/share/asterisk/moh}
 HELDOUT=${HELDOUT:-$DATA/heldout/test-real}
-RUNS=${RUNS:-"control specaug channel light cmn"}
+RUNS=${RUNS:-"control specaug channel light cmn wide"}
+WIDE=${WIDE:-288}
+WIDE_STEPS=${WIDE_STEPS:-$(( STEPS * 100 / 122 ))}
 # The campaign's training options (run.sh's TRAIN_ARGS), with fewer dev utterances per checkpoint.
 COMMON_ARGS=${COMMON_ARGS:-"--lr 2e-4 --warmup-steps 300 --max-frames 3000 --epochs 100 --checkpoint-every 200
   --curriculum-epochs 0 --dev-max-utterances 50 --chunk-sizes 16 32 64 --chunk-right-contexts 0 16
@@ -72,8 +78,12 @@ augment_args() {  # strength
 for name in $RUNS; do
   run=$ABLATION/$name
   [[ -f $run/scores.json ]] && continue
+  init=$INIT steps=$STEPS
   case $name in
     control) extra="" ;;
+    wide)
+      extra="" init=$ABLATION/wide$WIDE-init.safetensors steps=$WIDE_STEPS
+      [[ -f $init ]] || python tools/widen_model.py --model "$INIT" --encoder-hidden "$WIDE" --out "$init" ;;
     specaug) extra="--freq-masks 3 --time-masks 6 --time-warp 5" ;;
     channel) extra=$(augment_args channel) ;;
     light) extra=$(augment_args light) ;;
@@ -88,15 +98,15 @@ for name in $RUNS; do
   echo "ablation run $name: $extra"
   started=$(date +%s)
   # shellcheck disable=SC2086
-  speech-s2s train --train "$TRAIN" --dev "$EXP/dev-tts.jsonl" --exp "$run" --init "$INIT" --resume \
-    --max-steps "$STEPS" --threads "$THREADS" $COMMON_ARGS $extra
+  speech-s2s train --train "$TRAIN" --dev "$EXP/dev-tts.jsonl" --exp "$run" --init "$init" --resume \
+    --max-steps "$steps" --threads "$THREADS" $COMMON_ARGS $extra
   echo $(( $(date +%s) - started )) >> "$run/train-seconds"
   speech-s2s export --model "$run/last.safetensors" --out "$run/export.safetensors" --half
   score "$run/export.safetensors" "$run"
 done
 
 {
-  echo "# Real-voice levers: $STEPS updates from the bundled model each, greedy WER %"
+  echo "# Real-voice levers: $STEPS updates from the bundled model each ($WIDE_STEPS for wide), greedy WER %"
   echo
   header="| run |" rule="|---|"
   while read -r name _; do header+=" $name |"; rule+="---|"; done < <(sets)
