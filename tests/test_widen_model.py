@@ -1,4 +1,5 @@
 import torch
+from conftest import tiny_model_with_mini_features
 
 from speech_s2s.data.batches import collate
 from speech_s2s.decoding.options import GREEDY
@@ -6,8 +7,6 @@ from speech_s2s.decoding.search import decode_encoded
 from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.files import load_model
 from tools.widen_model import main, widen_encoder
-
-from conftest import tiny_model_with_mini_features
 
 
 def test_a_widened_encoder_computes_what_the_narrow_one_did():
