@@ -359,3 +359,14 @@ def test_with_improve_the_named_sets_must_be_better_and_the_others_not_worse_bey
     # a set to improve that was never scored is no comparison at all
     status, said = promote({"dev-tts": 0.3}, {"dev-tts": 0.4}, "dev-tts", "dev-asterisk")
     assert (status, said.strip()) == (1, "not comparable: dev-asterisk not scored (scored: dev-tts)")
+
+
+def test_the_campaign_curve_says_so_when_no_epoch_has_finished(tmp_path):
+    import warnings
+
+    from speech_s2s.training.plots import plot_campaign
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of a legend with nothing in it
+        plot_campaign([("from phase-1", [])], tmp_path / "curve.png", [("dev-asterisk (from phase-1)", [(800, 0.71)])])
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -43,12 +43,13 @@ def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | 
     if runs:
         panels.append((axes[0][1], runs, "WER % (greedy)", "each run's exported model, every dev set"))
     for axis, series, ylabel, title in panels:
-        for label, points in series:
-            if points:
-                axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label)
+        drawn = [axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label) for label, points in series if points]
         axis.set(xlabel="updates since the lineage began", ylabel=ylabel, title=title)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if drawn:
+            axis.legend(fontsize=8)
+        else:  # a new machine's first phases, before an epoch ends
+            axis.text(0.5, 0.5, "no epoch has finished yet", ha="center", va="center", transform=axis.transAxes, color="grey")
     fig.suptitle("training campaign")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
