@@ -370,3 +370,15 @@ def test_the_campaign_curve_says_so_when_no_epoch_has_finished(tmp_path):
         warnings.simplefilter("error")  # matplotlib warns of a legend with nothing in it
         plot_campaign([("from phase-1", [])], tmp_path / "curve.png", [("dev-asterisk (from phase-1)", [(800, 0.71)])])
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_ablation_plot_draws_each_run_against_the_first_and_names_a_missing_reference(tmp_path):
+    for run, wer in [("bundled", 0.5), ("cmn", 0.45)]:
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "scores.json").write_text(json.dumps({"dev-asterisk": wer, "test-real": wer + 0.5}))
+    out = tmp_path / "ablation.png"
+    result = subprocess.run([sys.executable, str(CAMPAIGN), "ablation-plot", str(tmp_path), str(out), "bundled", "cmn", "wide"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str(out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a run without scores is left out
+    missing = subprocess.run([sys.executable, str(CAMPAIGN), "ablation-plot", str(tmp_path), str(out), "control", "cmn"], capture_output=True, text=True)
+    assert missing.returncode == 1 and missing.stderr.strip() == f"campaign.py: {tmp_path / 'control' / 'scores.json'}: no such file"

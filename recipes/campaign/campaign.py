@@ -299,6 +299,19 @@ def curve(exp: Path, out: Path) -> int:
     return 0
 
 
+def ablation_plot(folder: Path, out: Path, runs: list[str], title: str = "") -> int:
+    """real_voice_ablation.sh's runs against the first one (the model they all started from), as bars."""
+    from speech_s2s.training.plots import plot_ablation
+
+    scores = {run: json.loads((folder / run / "scores.json").read_text()) for run in runs if (folder / run / "scores.json").is_file()}
+    if runs[0] not in scores:
+        print(f"campaign.py: {folder / runs[0] / 'scores.json'}: no such file", file=sys.stderr)
+        return 1
+    plot_ablation(scores, runs[0], out, title)
+    print(out)
+    return 0
+
+
 def _checkpoint_step(folder: Path) -> int:
     checkpoint = folder / "checkpoint.pt"
     if not checkpoint.is_file():
@@ -487,6 +500,11 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("bundled", type=Path)
     command.add_argument("--improve", nargs="+", metavar="DEV_SET", help="the dev sets it must be better on; the others must not be worse beyond noise")
     command.add_argument("--comparisons", metavar="PREFIX", help="PREFIX.DEV_SET.json: `speech-s2s score --compare --json` of each other set")
+    command = commands.add_parser("ablation-plot")
+    command.add_argument("folder", type=Path, help="the ablation's folder: RUN/scores.json for each run")
+    command.add_argument("out", type=Path)
+    command.add_argument("runs", nargs="+", metavar="RUN", help="the reference run first, then the others")
+    command.add_argument("--title", default="")
     command = commands.add_parser("subset")
     command.add_argument("manifest", type=Path)
     command.add_argument("speakers_table", type=Path)
@@ -512,6 +530,8 @@ def main(argv: list[str]) -> int:
         return log(args.exp, args.phase, args.steps_before, args.minutes, args.scores, args.bundled)
     if args.command == "promote":
         return promote(args.candidate, args.bundled, args.improve, args.comparisons)
+    if args.command == "ablation-plot":
+        return ablation_plot(args.folder, args.out, args.runs, args.title)
     return subset(args.manifest, args.speakers_table, args.wanted)
 
 

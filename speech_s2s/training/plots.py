@@ -56,6 +56,28 @@ def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | 
     plt.close(fig)
 
 
+def plot_ablation(scores: dict[str, dict[str, float]], reference: str, path: str | Path, title: str = "") -> None:
+    """An ablation's WER against its reference run, per evaluation set: `scores` maps each run
+    (the reference among them) to {set: WER as a fraction}; one bar per run and set, the change in
+    points (below zero: fewer errors), with the reference's own WER under each set's name."""
+    sets = list(scores[reference])
+    runs = [run for run in scores if run != reference]
+    fig, axis = plt.subplots(figsize=(max(8, 1.4 * len(sets)), 4))
+    width = 0.8 / max(1, len(runs))
+    for index, run in enumerate(runs):
+        changes = [100 * (scores[run][name] - scores[reference][name]) if name in scores[run] else np.nan for name in sets]
+        axis.bar(np.arange(len(sets)) + (index - (len(runs) - 1) / 2) * width, changes, width, label=run)
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_xticks(range(len(sets)), [f"{name}\n{100 * scores[reference][name]:.1f} %" for name in sets], fontsize=8)
+    axis.set(ylabel=f"WER change, points (against {reference})", title=title or "ablation")
+    axis.grid(axis="y", alpha=0.3)
+    if runs:
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_attention(weights: np.ndarray, text: str, path: str | Path, title: str = "") -> None:
     """weights [L, T]: one row per output token (the text, then <eos>)."""
     fig, axis = plt.subplots(figsize=(max(6, weights.shape[1] / 10), max(4, weights.shape[0] / 8)))
