@@ -273,7 +273,7 @@ def test_a_missing_argument_is_one_line_not_a_traceback():
                        (["log", "exp", "phase-1", "many", "3", "s.json"], "campaign.py log: argument steps_before: invalid int value: 'many'"),
                        (["sort"],
                            "campaign.py: argument command: invalid choice: 'sort' "
-                           "(choose from 'phase', 'unread', 'curve', 'steps', 'transcribed', 'log', 'promote', 'subset')")):
+                           "(choose from 'phase', 'unread', 'curve', 'steps', 'transcribed', 'log', 'promote', 'ablation-plot', 'subset')")):
         result = subprocess.run([sys.executable, str(CAMPAIGN), *argv], capture_output=True, text=True)
         assert (result.returncode, result.stderr.strip()) == (2, said)
 
