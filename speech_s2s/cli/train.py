@@ -111,12 +111,17 @@ def _model_config(args: argparse.Namespace, exp: Path):
     encoder = dataclasses.replace(config.encoder, **{k: v for k, v in {"hidden_size": args.encoder_hidden,
         "num_layers": args.encoder_layers}.items() if v is not None})
     decoder = dataclasses.replace(config.decoder, **({"hidden_size": args.decoder_hidden} if args.decoder_hidden else {}))
-    config = dataclasses.replace(config, encoder=encoder, decoder=decoder)
+    config = _with_start_options(args, dataclasses.replace(config, encoder=encoder, decoder=decoder))
+    _save_model_config(exp, config)
+    return config
+
+
+def _with_start_options(args: argparse.Namespace, config: ModelConfig) -> ModelConfig:
+    """A starting run's config with --ctc-weight and --utterance-mean-norm applied (a fresh model's or --init's)."""
     if args.ctc_weight is not None:
         config = dataclasses.replace(config, ctc_weight=args.ctc_weight)
     if args.utterance_mean_norm:
         config = dataclasses.replace(config, features=dataclasses.replace(config.features, utterance_mean=True))
-    _save_model_config(exp, config)
     return config
 
 
@@ -161,11 +166,8 @@ def _initial_model(args: argparse.Namespace, exp: Path):
     if not args.init or (args.resume and (exp / CHECKPOINT).is_file() and (exp / MODEL_CONFIG).is_file()):
         return Seq2Seq(_model_config(args, exp))
     model = load_model(args.init).train()
-    if args.ctc_weight is not None:
-        model.config = dataclasses.replace(model.config, ctc_weight=args.ctc_weight)
-    if args.utterance_mean_norm:
-        model.config = dataclasses.replace(model.config, features=dataclasses.replace(model.config.features, utterance_mean=True))
-        model.normalizer.utterance_mean = True
+    model.config = _with_start_options(args, model.config)
+    model.normalizer.utterance_mean = model.config.features.utterance_mean  # built from the file's config
     _save_model_config(exp, model.config)
     return model
 
