@@ -43,7 +43,9 @@ def plot_campaign(lines: list[tuple[str, list[tuple[int, float]]]], path: str | 
     if runs:
         panels.append((axes[0][1], runs, "WER % (greedy)", "each run's exported model, every dev set"))
     for axis, series, ylabel, title in panels:
-        drawn = [axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label) for label, points in series if points]
+        drawn = [(label, points) for label, points in series if points]
+        for label, points in drawn:
+            axis.plot([s for s, _ in points], [100 * w for _, w in points], "o-", label=label)
         axis.set(xlabel="updates since the lineage began", ylabel=ylabel, title=title)
         axis.grid(alpha=0.3)
         if drawn:
