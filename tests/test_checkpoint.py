@@ -1,6 +1,7 @@
 """Checkpoints: exact resume (after SIGKILL too), old checkpoints still resume, and what a resume may not change."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -58,6 +59,21 @@ def test_a_resume_refuses_options_that_change_the_batches_or_the_shape_and_accep
         fit(wider, features, features, dataclasses.replace(CONFIG, max_steps=3), tmp_path, resume=True)
     model.config = dataclasses.replace(model.config, ctc_weight=0.5)
     assert fit(model, features, features, dataclasses.replace(CONFIG, max_steps=3, epochs=20), tmp_path, resume=True).step == 3
+
+
+def test_a_checkpoint_older_than_a_model_option_resumes_at_the_option_s_default_and_refuses_another(tmp_path):
+    model, features = tiny_model_with_mini_features()
+    fit(model, features, features, dataclasses.replace(CONFIG, max_steps=2), tmp_path)
+    stored = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    fixed = json.loads(stored["fixed"])
+    del fixed["model.features.utterance_mean"]  # as saved before the option existed (2026-12-07)
+    stored["fixed"] = json.dumps(fixed)
+    torch.save(stored, tmp_path / CHECKPOINT)
+    with_mean = tiny_model_with_mini_features()[0]
+    with_mean.config = dataclasses.replace(with_mean.config, features=dataclasses.replace(with_mean.config.features, utterance_mean=True))
+    with pytest.raises(ResumeError, match=r"cannot resume with model.features.utterance_mean = true: the run was started with false"):
+        fit(with_mean, features, features, dataclasses.replace(CONFIG, max_steps=3), tmp_path, resume=True)
+    assert fit(model, features, features, dataclasses.replace(CONFIG, max_steps=3), tmp_path, resume=True).step == 3
 
 
 def test_curriculum_epochs_may_change_once_the_saved_position_is_past_the_curriculum_either_way(tmp_path):

@@ -64,6 +64,12 @@ def fixed_options(model_config: Any, train_config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(fixed))  # tuples become lists, as they come back from the file
 
 
+def fixed_defaults(model_config: Any, train_config: Any) -> dict[str, Any]:
+    """`fixed_options` of the default configs: what a checkpoint saved before an option existed used
+    (an option is added with the default that keeps the behaviour from before it)."""
+    return fixed_options(type(model_config)(), type(train_config)())
+
+
 def _flatten(values: dict[str, Any], prefix: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
@@ -97,9 +103,11 @@ def save_checkpoint(
 
 def load_checkpoint(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fixed: dict[str, Any],
-    rank: int, world_size: int, device: str, augment_rng: torch.Generator, seed: int,
+    rank: int, world_size: int, device: str, augment_rng: torch.Generator, seed: int, defaults: dict[str, Any] | None = None,
 ) -> TrainingState:
     """Restore what `save_checkpoint` wrote into this process; raise ResumeError if `fixed` differs.
+    An option the checkpoint does not record (it is older than the option) is compared at its value
+    in `defaults` (`fixed_defaults`).
 
     On the number of processes that saved it, every rank gets its own random state back and the
     run continues exactly. On another number, the position still holds (it counts global batches)
@@ -107,7 +115,8 @@ def load_checkpoint(
     """
     stored = torch.load(path, weights_only=True, map_location="cpu")
     if "fixed" in stored:  # checkpoints from before this check recorded nothing to compare
-        _check_fixed(_past_curriculum(json.loads(stored["fixed"]), fixed, stored["state"]["epoch"]), fixed, path)
+        recorded = {**(defaults or {}), **json.loads(stored["fixed"])}
+        _check_fixed(_past_curriculum(recorded, fixed, stored["state"]["epoch"]), fixed, path)
     model.load_state_dict(stored["model"])
     optimizer.load_state_dict(stored["optimizer"])
     state = TrainingState(**stored["state"], history=json.loads(stored["history"]))

@@ -41,6 +41,7 @@ from speech_s2s.training import distributed
 from speech_s2s.training.checkpoint import (
     CHECKPOINT,
     TrainingState,
+    fixed_defaults,
     fixed_options,
     load_checkpoint,
     rank_seed,
@@ -214,7 +215,8 @@ def fit(
     augment_rng = torch.Generator().manual_seed(rank_seed(config.seed, context.rank))
     fixed = fixed_options(model.config, config)
     if resume and (directory / CHECKPOINT).is_file():
-        state = load_checkpoint(directory / CHECKPOINT, model, optimizer, fixed, context.rank, context.world_size, config.device, augment_rng, config.seed)
+        state = load_checkpoint(directory / CHECKPOINT, model, optimizer, fixed, context.rank, context.world_size, config.device, augment_rng,
+                                config.seed, fixed_defaults(model.config, config))
         log.info("resumed from %s at step %d (epoch %d, batch %d)", directory / CHECKPOINT, state.step, state.epoch, state.batch_in_epoch)
     else:
         torch.manual_seed(rank_seed(config.seed, context.rank))
