@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,9 @@ def test_save_load_roundtrip_and_errors(tmp_path):
     save_restorer(model, path)
     loaded = load_restorer(path)
     assert loaded.config == model.config
+    deep = PunctuationModel(PunctuationConfig(vocabulary=("the", "a"), word_size=8, char_size=4, char_filters=8, hidden_size=16, layers=2))
+    save_restorer(deep, path)
+    assert load_restorer(path).config.layers == 2 and "lstm.weight_ih_l1_reverse" in dict(load_restorer(path).named_parameters())
     for bad, message in ((tmp_path / "none.safetensors", "no such"), (ROOT / "README.md", "not a safetensors")):
         with pytest.raises(PunctuationModelError, match=message):
             load_restorer(bad)
@@ -83,6 +87,8 @@ def test_training_overfits_and_resumes_exactly(tmp_path):
     with pytest.raises(ResumeError):
         train_restorer(TEXT, TEXT, TINY, PunctuationTrainConfig(steps=151, batch_size=8, min_words=8, max_words=16,
                        weights=(("books", 1.0),)), Checkpointing(path, resume=True))
+    with pytest.raises(ValueError, match="no training text in source group 'poems'"):
+        train_restorer(TEXT, TEXT, TINY, replace(train, weights=(("books", 1.0), ("poems", 1.0))))
 
 
 def test_restorer_keeps_every_word_on_odd_and_long_input():
@@ -127,3 +133,18 @@ def test_punctuate_command(tmp_path):
     assert out[1] == "" and out[0][0] == "H" and out[2].lower().startswith("u1 twenty five")
     missing = subprocess.run([sys.executable, "-m", "speech_s2s.cli", "punctuate", str(tmp_path / "none.txt")], capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_train_punctuation_reads_source_weights(tmp_path):
+    from speech_s2s.cli.punctuate import source_weight
+
+    assert source_weight("books=0.6") == ("books", 0.6)
+    text = tmp_path / "train.tsv"
+    text.write_text("emma\tIt was a fine day, and we walked.\n")
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "speech_s2s.cli", "train-punctuation", "--train", str(text), "--out", str(tmp_path / "p.safetensors")]
+    for weights, message in ((["books"], "expected GROUP=WEIGHT"), (["books=-1"], "expected GROUP=WEIGHT"),
+                             (["books=1", "poems=1"], "no training text in source group 'poems'")):
+        done = subprocess.run(command + ["--source-weights", *weights], capture_output=True, text=True, env=env)
+        assert done.returncode != 0 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -46,6 +46,18 @@ def _run_punctuate(args: argparse.Namespace) -> int:
     return 0
 
 
+def source_weight(text: str) -> tuple[str, float]:
+    """GROUP=WEIGHT -> (group, weight); train_restorer refuses a group its text lacks."""
+    group, equals, weight = text.partition("=")
+    try:
+        value = float(weight)
+    except ValueError:
+        value = -1.0
+    if not equals or not group or not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected GROUP=WEIGHT with a weight of 0 or more (books=0.4), got {text!r}")
+    return group, value
+
+
 def add_train_punctuation(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-punctuation", help="train the punctuation-and-case restorer on cased, punctuated text")
     p.add_argument("--train", required=True, help="source<TAB>sentence lines (tools/punctuation_text.py writes train.tsv)")
@@ -55,6 +67,9 @@ def add_train_punctuation(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="windows per update (default 32)")
     p.add_argument("--vocabulary", type=int, help="known words (default 4000)")
     p.add_argument("--hidden", type=int, help="BiLSTM units per direction (default 128)")
+    p.add_argument("--layers", type=positive, help="BiLSTM layers (default 1)")
+    p.add_argument("--source-weights", nargs="+", metavar="GROUP=WEIGHT", type=source_weight,
+                   help="how often each group of sources is drawn: books, sotu, ding, wordnet (default books=0.4 sotu=0.3 ding=0.15 wordnet=0.15)")
     p.add_argument("--lr", type=float, help="peak learning rate, decayed linearly to a tenth (default 3e-3)")
     p.add_argument("--threads", type=positive, help=f"CPU threads (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})")
     p.add_argument("--resume", action="store_true", help="go on from OUT.checkpoint, which the run saves every 5 minutes and when it stops")
@@ -78,8 +93,10 @@ def _run_train_punctuation(args: argparse.Namespace) -> int:
         dev_text = read_tsv(args.dev) if args.dev else {}
     except (OSError, UnicodeDecodeError) as error:
         return fail(f"cannot read the text: {error}")
-    train = PunctuationTrainConfig(**given(steps=args.steps, batch_size=args.batch_size, vocabulary_size=args.vocabulary, learning_rate=args.lr))
-    config = PunctuationConfig(**given(hidden_size=args.hidden))
+    weights = tuple(args.source_weights) if args.source_weights else None
+    train = PunctuationTrainConfig(**given(steps=args.steps, batch_size=args.batch_size, vocabulary_size=args.vocabulary, learning_rate=args.lr,
+                                           weights=weights))
+    config = PunctuationConfig(**given(hidden_size=args.hidden, layers=args.layers))
     try:
         model, history = train_restorer(train_text, dev_text, config, train,
                                         Checkpointing(checkpoint, resume=args.resume, max_minutes=args.max_minutes))

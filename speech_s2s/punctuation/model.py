@@ -1,5 +1,5 @@
 """The restorer's network: word embeddings (a small lowercase vocabulary) plus a character CNN for every word
-(so unknown words still have a shape), one BiLSTM, and two heads: each word's case and the mark after it.
+(so unknown words still have a shape), a BiLSTM (one layer unless configured), and two heads: each word's case and the mark after it.
 Saved as float16 safetensors with its config in the metadata. B batch, L words, C characters per word.
 """
 
@@ -33,7 +33,8 @@ class PunctuationConfig:
     char_filters: int = 48
     max_chars: int = 16  # a word's first characters the CNN reads
     hidden_size: int = 128  # per direction
-    dropout: float = 0.2
+    layers: int = 1  # BiLSTM layers; files without the field have one
+    dropout: float = 0.2  # on the BiLSTM's input and output, and between its layers
 
 
 class PunctuationModel(nn.Module):
@@ -44,7 +45,8 @@ class PunctuationModel(nn.Module):
         self.words = nn.Embedding(len(config.vocabulary) + 2, config.word_size, padding_idx=PAD)
         self.chars = nn.Embedding(len(ALPHABET) + 2, config.char_size, padding_idx=PAD)
         self.conv = nn.Conv1d(config.char_size, config.char_filters, 3, padding=1)
-        self.lstm = nn.LSTM(config.word_size + config.char_filters, config.hidden_size, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(config.word_size + config.char_filters, config.hidden_size, num_layers=config.layers, batch_first=True,
+                            bidirectional=True, dropout=config.dropout if config.layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
         self.case_head = nn.Linear(2 * config.hidden_size, len(CASES))
         self.mark_head = nn.Linear(2 * config.hidden_size, len(MARKS))

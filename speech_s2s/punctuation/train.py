@@ -140,7 +140,10 @@ def evaluate(model: PunctuationModel, windows: Sequence[tuple[torch.Tensor, ...]
 
 
 def _fingerprint(model: PunctuationModel, streams: Mapping[str, Labelled], train: PunctuationTrainConfig) -> str:
-    digest = hashlib.sha256(json.dumps([asdict(model.config), asdict(train)], sort_keys=True).encode())
+    config = asdict(model.config)
+    if config["layers"] == 1:  # as before the field existed, so checkpoints from then still resume
+        del config["layers"]
+    digest = hashlib.sha256(json.dumps([config, asdict(train)], sort_keys=True).encode())
     for name in sorted(streams):
         digest.update(name.encode())
         digest.update(" ".join(streams[name].words).encode())
@@ -204,6 +207,9 @@ def train_restorer(train_text: Mapping[str, Sequence[str]], dev_text: Mapping[st
     dev_streams = streams_by_group({s: [x for x in map(label_sentence, t) if x.words] for s, t in dev_text.items()}, train.seed)
     dev = dev_windows({name: _Stream(model, stream) for name, stream in dev_streams.items()})
     weights = dict(train.weights)
+    unknown = sorted(set(weights) - set(encoded))
+    if unknown:
+        raise ValueError(f"no training text in source group {unknown[0]!r} (the text's groups: {', '.join(sorted(encoded))})")
     groups = [name for name in sorted(encoded) if weights.get(name, 0) > 0 and len(encoded[name]) > train.max_words]
     if not groups:
         raise ValueError(f"no source longer than {train.max_words} words with a weight")
