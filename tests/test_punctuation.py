@@ -108,7 +108,7 @@ def test_restorer_keeps_every_word_on_odd_and_long_input():
 def test_bundled_restorer_restores_a_sentence():
     restored = Restorer.load().restore("my name is john and i live in london where do you live")
     assert restored.startswith("My name is John") and restored[-1] in ".?" and " I " in restored
-    assert BUNDLED.stat().st_size <= 1024 * 1024
+    assert BUNDLED.stat().st_size <= 2 * 1024 * 1024  # its share of the 25 MB of bundled files (tests/test_cli.py checks the sum)
 
 
 @pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled restorer")

@@ -67,7 +67,7 @@ def add_train_punctuation(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="windows per update (default 32)")
     p.add_argument("--vocabulary", type=int, help="known words (default 4000)")
     p.add_argument("--hidden", type=int, help="BiLSTM units per direction (default 128)")
-    p.add_argument("--layers", type=positive, help="BiLSTM layers (default 1)")
+    p.add_argument("--layers", type=positive, default=2, help="BiLSTM layers (default 2, as the bundled restorer)")
     p.add_argument("--source-weights", nargs="+", metavar="GROUP=WEIGHT", type=source_weight,
                    help="how often each group of sources is drawn: books, sotu, ding, wordnet (default books=0.4 sotu=0.3 ding=0.15 wordnet=0.15)")
     p.add_argument("--lr", type=float, help="peak learning rate, decayed linearly to a tenth (default 3e-3)")
@@ -96,7 +96,7 @@ def _run_train_punctuation(args: argparse.Namespace) -> int:
     weights = tuple(args.source_weights) if args.source_weights else None
     train = PunctuationTrainConfig(**given(steps=args.steps, batch_size=args.batch_size, vocabulary_size=args.vocabulary, learning_rate=args.lr,
                                            weights=weights))
-    config = PunctuationConfig(**given(hidden_size=args.hidden, layers=args.layers))
+    config = PunctuationConfig(**given(hidden_size=args.hidden), layers=args.layers)
     try:
         model, history = train_restorer(train_text, dev_text, config, train,
                                         Checkpointing(checkpoint, resume=args.resume, max_minutes=args.max_minutes))

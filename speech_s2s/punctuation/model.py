@@ -33,7 +33,7 @@ class PunctuationConfig:
     char_filters: int = 48
     max_chars: int = 16  # a word's first characters the CNN reads
     hidden_size: int = 128  # per direction
-    layers: int = 1  # BiLSTM layers; files without the field have one
+    layers: int = 1  # BiLSTM layers; a file without the field has one (train-punctuation's default is 2)
     dropout: float = 0.2  # on the BiLSTM's input and output, and between its layers
 
 
