@@ -11,7 +11,7 @@ import torch
 from speech_s2s.punctuation.labels import CAPITAL, COMMA, LOWER, NONE, QUESTION, STOP, UPPER, baseline, join, label_sentence, render, score
 from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel, PunctuationModelError, load_restorer, save_restorer
 from speech_s2s.punctuation.restore import BUNDLED, Restorer, chunks
-from speech_s2s.punctuation.train import Checkpointing, PunctuationTrainConfig, ResumeError, checkpoint_step, train_restorer
+from speech_s2s.punctuation.train import Checkpointing, PunctuationTrainConfig, ResumeError, checkpoint_step, group_of, train_restorer
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = {
@@ -89,6 +89,8 @@ def test_training_overfits_and_resumes_exactly(tmp_path):
                        weights=(("books", 1.0),)), Checkpointing(path, resume=True))
     with pytest.raises(ValueError, match="no training text in source group 'poems'"):
         train_restorer(TEXT, TEXT, TINY, replace(train, weights=(("books", 1.0), ("poems", 1.0))))
+    books_only = {source: sentences for source, sentences in TEXT.items() if group_of(source) == "books"}
+    assert train_restorer(books_only, books_only, TINY, replace(train, steps=2, weights=PunctuationTrainConfig().weights))[1]  # sotu, ding, wordnet absent
 
 
 def test_restorer_keeps_every_word_on_odd_and_long_input():

@@ -56,9 +56,12 @@ class ResumeError(ValueError):
     """A checkpoint cannot be resumed (other text or settings, a foreign file); one line naming it."""
 
 
+GROUPS = ("books", "sotu", "ding", "wordnet")  # what PunctuationTrainConfig.weights may name
+
+
 def group_of(source: str) -> str:
     """A source's group in PunctuationTrainConfig.weights: every novel is 'books'."""
-    return source if source in ("sotu", "ding", "wordnet") else "books"
+    return source if source in GROUPS else "books"
 
 
 def read_tsv(path: str | Path) -> dict[str, list[str]]:
@@ -207,9 +210,9 @@ def train_restorer(train_text: Mapping[str, Sequence[str]], dev_text: Mapping[st
     dev_streams = streams_by_group({s: [x for x in map(label_sentence, t) if x.words] for s, t in dev_text.items()}, train.seed)
     dev = dev_windows({name: _Stream(model, stream) for name, stream in dev_streams.items()})
     weights = dict(train.weights)
-    unknown = sorted(set(weights) - set(encoded))
+    unknown = sorted(set(weights) - set(GROUPS))  # a known group the text lacks is skipped, as the defaults name all four
     if unknown:
-        raise ValueError(f"no training text in source group {unknown[0]!r} (the text's groups: {', '.join(sorted(encoded))})")
+        raise ValueError(f"no training text in source group {unknown[0]!r} (the groups: {', '.join(GROUPS)})")
     groups = [name for name in sorted(encoded) if weights.get(name, 0) > 0 and len(encoded[name]) > train.max_words]
     if not groups:
         raise ValueError(f"no source longer than {train.max_words} words with a weight")
