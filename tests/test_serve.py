@@ -356,16 +356,16 @@ def test_a_decoding_process_whose_pipe_closed_is_not_alive_before_the_system_say
 
     from speech_s2s.serve.workers import DecodingProcess, WorkerError, busy_count
 
-    worker = DecodingProcess.__new__(DecodingProcess)  # no real process: one that still looks alive
-    worker._connection, child = multiprocessing.Pipe()
+    connection, child = multiprocessing.Pipe()
     child.close()
-    worker.process = types.SimpleNamespace(is_alive=lambda: True, exitcode=None)
-    worker._lock, worker._busy, worker._gone = threading.Lock(), busy_count(), False
+    busy = busy_count()
+    # no real process: one that still looks alive
+    worker = DecodingProcess(connection, types.SimpleNamespace(is_alive=lambda: True, exitcode=None), busy)
     assert worker.alive
     with pytest.raises(WorkerError, match="^decoding process"):
         worker.call("push", 0, np.zeros(160, dtype=np.float32), 0.0)
     assert not worker.alive
-    assert worker._busy.value == 0  # the count came down with the failed call
+    assert busy.value == 0  # the count came down with the failed call
 
 
 # ---------------------------------------------------------------------------- who may connect

@@ -118,7 +118,7 @@ class CaptionServer:
         self._stopping: asyncio.Future | None = None
 
     def _start_worker(self) -> DecodingProcess:
-        worker = DecodingProcess(self.recognizer, self.config.stream, self.threads, self._busy)
+        worker = DecodingProcess.start(self.recognizer, self.config.stream, self.threads, self._busy)
         try:
             worker.wait_ready()
         except WorkerError:

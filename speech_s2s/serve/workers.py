@@ -113,14 +113,11 @@ def _counted(busy: Synchronized) -> Iterator[None]:
 class DecodingProcess:
     """One decoding process and the pipe to it; `call` blocks (run it in a thread)."""
 
-    def __init__(self, config: RecognizerConfig, options: StreamOptions, threads: int, busy: Synchronized):
-        """`busy`: from `busy_count()`, one for all the server's processes."""
-        context = multiprocessing.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self.process = context.Process(target=_serve_sessions, args=(child, config, options, threads, busy, usable_cores()),
-                                       daemon=True, name="speech-s2s-decode")
-        self.process.start()
-        child.close()
+    def __init__(self, connection: Connection, process: multiprocessing.process.BaseProcess, busy: Synchronized):
+        """A process already started with the other end of `connection` (`start` makes both).
+        `busy`: from `busy_count()`, one for all the server's processes."""
+        self._connection = connection
+        self.process = process
         self._lock = threading.Lock()
         self._busy = busy
         self.sessions = 0  # connections whose session lives here
@@ -129,6 +126,17 @@ class DecodingProcess:
         # system reports it dead, so `alive` checked only the process, a server could keep sending
         # new sessions to it (tests/test_serve.py caught this under load).
         self._gone = False
+
+    @classmethod
+    def start(cls, config: RecognizerConfig, options: StreamOptions, threads: int, busy: Synchronized) -> DecodingProcess:
+        """A new process that builds the recogniser of `config` and serves sessions over a pipe."""
+        context = multiprocessing.get_context("spawn")
+        connection, child = context.Pipe()
+        process = context.Process(target=_serve_sessions, args=(child, config, options, threads, busy, usable_cores()),
+                                  daemon=True, name="speech-s2s-decode")
+        process.start()
+        child.close()
+        return cls(connection, process, busy)
 
     def wait_ready(self) -> None:
         """Until the recogniser is built; WorkerError with the reason if it could not be."""
