@@ -16,6 +16,8 @@
 # Needs the campaign's data and dev manifests (recipes/campaign/run.sh --stop-stage 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=recipes/campaign/greedy.sh
+source recipes/campaign/greedy.sh
 
 DATA=${DATA:-data}
 EXP=${EXP:-exp/campaign}
@@ -54,9 +56,8 @@ for name in $RUNS; do
     --max-steps "$STEPS" --threads "$THREADS" $COMMON_ARGS "${extra[@]}"
   scores="{"
   for dev in dev-tts dev-asterisk; do
-    speech-s2s transcribe --file-list "$EXP/$dev.files" --model "$run/last.safetensors" --beam 1 --threads "$THREADS" \
-      --output "$run/$dev.txt" --overwrite
-    scores+="\"$dev\": $(speech-s2s score --ref "$EXP/$dev.ref.txt" --hyp "$run/$dev.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
+    greedy_transcribe "$run/last.safetensors" "$EXP/$dev" "$run/$dev.txt"
+    scores+="\"$dev\": $(wer_of "$EXP/$dev" "$run/$dev.txt"),"
   done
   echo "${scores%,}}" > "$run/scores.json"
 done

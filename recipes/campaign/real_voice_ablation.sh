@@ -24,6 +24,8 @@
 # (tools/make_real_heldout.py --out $DATA/heldout).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=recipes/campaign/greedy.sh
+source recipes/campaign/greedy.sh
 
 DATA=${DATA:-data}
 EXP=${EXP:-exp/campaign}
@@ -59,10 +61,8 @@ score() {  # model, output folder
   local scores="{" name prefix
   mkdir -p "$2"
   while read -r name prefix; do
-    [[ -f $2/$name.txt ]] || speech-s2s transcribe --file-list "$prefix.files" --model "$1" --beam 1 --threads "$THREADS" \
-      --no-punctuation --output "$2/$name.txt.part" --overwrite
-    [[ -f $2/$name.txt ]] || mv "$2/$name.txt.part" "$2/$name.txt"
-    scores+="\"$name\": $(speech-s2s score --ref "$prefix.ref.txt" --hyp "$2/$name.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
+    [[ -f $2/$name.txt ]] || greedy_transcribe "$1" "$prefix" "$2/$name.txt"
+    scores+="\"$name\": $(wer_of "$prefix" "$2/$name.txt"),"
   done < <(sets)
   echo "${scores%,}}" > "$2/scores.json"
 }

@@ -24,6 +24,8 @@ set -euo pipefail
 # so an edit committed while a long run trains would otherwise change the lines it has yet to read.
 {
 cd "$(dirname "$0")/../.."
+# shellcheck source=recipes/campaign/greedy.sh
+source recipes/campaign/greedy.sh
 
 stage=0
 stop_stage=5
@@ -324,12 +326,11 @@ dev_sets() {  # the dev sets stage 1 prepared (dev-tts: only the sentences the b
   done
 }
 
-score_model() {  # model, output json
+score_model() {  # model, output json: greedy WER on every dev set (greedy.sh)
   local scores="{"
   for name in $(dev_sets); do
-    # greedy: the comparison the campaign log has always made, and the cheapest
-    speech-s2s transcribe --file-list "$EXP/$name.files" --model "$1" --beam 1 --threads "$THREADS" --output "$2.$name.txt" --overwrite
-    scores+="\"$name\": $(speech-s2s score --ref "$EXP/$name.ref.txt" --hyp "$2.$name.txt" --json | python -c 'import json,sys; print(json.load(sys.stdin)["wer"])'),"
+    greedy_transcribe "$1" "$EXP/$name" "$2.$name.txt"
+    scores+="\"$name\": $(wer_of "$EXP/$name" "$2.$name.txt"),"
   done
   echo "${scores%,}}" > "$2"
 }
