@@ -345,7 +345,11 @@ class StreamingRecognizer:
         self._finals.append(latency)
         self._utterances += 1
         self._new_utterance()
-        return Event("final", result.text, result.start, result.end, round(latency, 1))
+        # Restored alone: a live final cannot wait for the words after it (offline transcripts read a
+        # recording's segments together; speech_s2s.transcribe.restored_in_order).
+        restorer = self.recognizer.restorer
+        text = restorer.restore(result.text) if restorer is not None else result.text
+        return Event("final", text, result.start, result.end, round(latency, 1))
 
     def _discarded(self) -> Event:
         """The open utterance turned out not to be speech: an empty final replaces its partial."""

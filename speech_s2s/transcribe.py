@@ -30,7 +30,7 @@ from speech_s2s.frontend.vad import Segmenter, SegmenterConfig, SpeechDetector
 from speech_s2s.input_files import InputFile
 from speech_s2s.model.encoder import EncoderOutput
 from speech_s2s.model.seq2seq import Seq2Seq
-from speech_s2s.punctuation.restore import Restorer
+from speech_s2s.punctuation.restore import RecordingRestorer, Restorer
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,11 @@ class PendingFile:
     def done(self) -> bool:
         return self.error is not None or (self.read and len(self.texts) == self.segments)
 
-    def result(self) -> FileTranscript | FailedFile:
+    def result(self, restorer: Restorer | None = None) -> FileTranscript | FailedFile:
+        """The file's transcript; `restorer`: case and punctuation restored over the whole file (`restored_in_order`)."""
         if self.error is not None:
             return FailedFile(self.input.path, self.input.id, self.error)
-        segments = tuple(self.texts[i] for i in range(self.segments))
+        segments = tuple(restored_in_order((self.texts[i] for i in range(self.segments)), restorer))
         text = " ".join(s.text for s in segments if s.text)
         return FileTranscript(self.input.path, self.input.id, text, self.samples / SAMPLE_RATE, segments)
 
@@ -111,8 +112,8 @@ Entry = TypeVar("Entry")
 class SegmentBatcher(Generic[Entry]):
     """Which segments are decoded together: the one rule `Recognizer.transcribe_files` and the Ray
     runner (speech_s2s/cluster/ray_runner.py) both follow, so that their batches, and so their
-    results, are the same. It matters: the case-and-punctuation restorer pads each word's letters
-    to the longest word of its batch, so a segment's restored text can change with its neighbours.
+    results, are the same: a batch's shape can change the last bits of the arithmetic (padding, the
+    kernels chosen for its size), and a beam search can turn on them.
 
     Segments queue in input order (one entry each, across files); the queue is decoded whole when it
     holds `batch_size` entries the first time (so the first results come soon), then
@@ -165,7 +166,8 @@ class Recognizer:
                  encoder: Callable[[torch.Tensor, torch.Tensor], EncoderOutput] | None = None, restorer: Restorer | None = None):
         """lm: fused into beam search (a character LM, or one with a word LM: `with_word_lm`).
         encoder: computes `model.encode` another way (an `onnx_encoder.OnnxEncoder`); full context only.
-        restorer: puts case and punctuation into each segment's text (speech_s2s.punctuation); raw_text keeps the words."""
+        restorer: puts case and punctuation into the segments' text, reading each recording's segments
+        together (speech_s2s.punctuation; `restored_in_order`); raw_text keeps the words."""
         self.restorer = restorer
         if encoder is not None and options.decoding.chunk is not None:
             raise ValueError("another encoder computes the full-context form only; it cannot encode in chunks")
@@ -188,7 +190,8 @@ class Recognizer:
     # ------------------------------------------------------------------ decoding
     @torch.no_grad()
     def decode_segments(self, segments: list[AudioSegment]) -> list[Segment]:
-        """Decode segments (in any order) as batches of similar length; results in input order."""
+        """Decode segments (in any order) as batches of similar length; results in input order, as the
+        model spells them (the restorer reads a recording's segments together: `restored_in_order`)."""
         results: list[Segment | None] = [None] * len(segments)
         order = sorted(range(len(segments)), key=lambda i: len(segments[i].samples))
         size = self.options.batch_size
@@ -207,9 +210,6 @@ class Recognizer:
                     frames = int(encoded.ctc_lengths[row])
                     words = tuple(word_times(ctc[row, :frames], result.tokens, self.model.vocabulary, self.ctc_frame_seconds, start, end))
                 results[i] = Segment(round(start, 3), round(end, 3), result.text, words, result.text)
-        if self.restorer is not None and results:
-            restored = self.restorer.restore_many([s.text for s in results])  # type: ignore[union-attr]
-            results = [replace(s, text=text) for s, text in zip(results, restored)]  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ one input
@@ -227,6 +227,9 @@ class Recognizer:
         return self._segments(blocks), info
 
     def _segments(self, blocks: Iterable[np.ndarray]) -> Iterator[Segment]:
+        return restored_in_order(self._decoded(blocks), self.restorer)
+
+    def _decoded(self, blocks: Iterable[np.ndarray]) -> Iterator[Segment]:
         window = self.options.batch_size  # the first results come after one batch, later ones in bigger windows
         pending: list[AudioSegment] = []
         for segment in self.segments_of(blocks):
@@ -252,7 +255,7 @@ class Recognizer:
                     state.segments += 1
                     if batch:
                         self._decode_queue(batch)
-                        yield from ready_in_order(pending)
+                        yield from ready_in_order(pending, self.restorer)
                 state.read = True
             except Exception as error:  # a reader's surprise must not end the batch; --verbose shows where
                 if not isinstance(error, AudioError):
@@ -260,9 +263,9 @@ class Recognizer:
                 state.error = reading_error(item.path, error)
             batcher.drop(lambda entry: entry[0].error is None)
             if not batcher.queue:
-                yield from ready_in_order(pending)
+                yield from ready_in_order(pending, self.restorer)
         self._decode_queue(batcher.rest())
-        yield from ready_in_order(pending)
+        yield from ready_in_order(pending, self.restorer)
 
     def _decode_queue(self, queue: list[tuple[PendingFile, int, AudioSegment]]) -> None:
         for (state, index, _), segment in zip(queue, self.decode_segments([entry[2] for entry in queue])):
@@ -276,7 +279,24 @@ def counted_blocks(blocks: Iterator[np.ndarray], state: PendingFile) -> Iterator
         yield block
 
 
-def ready_in_order(pending: deque[PendingFile]) -> Iterator[FileTranscript | FailedFile]:
+def ready_in_order(pending: deque[PendingFile], restorer: Restorer | None = None) -> Iterator[FileTranscript | FailedFile]:
     """The results of the files at the front of `pending` that are done, removing them."""
     while pending and pending[0].done():
-        yield pending.popleft().result()
+        yield pending.popleft().result(restorer)
+
+
+def restored_in_order(segments: Iterable[Segment], restorer: Restorer | None) -> Iterator[Segment]:
+    """One recording's segments, in time order, with case and punctuation restored over the recording
+    as one text (`RecordingRestorer`: a pause cut between two segments is not a sentence end by
+    itself). A segment comes out once the words it needs for that have been decoded, or at the end."""
+    if restorer is None:
+        yield from segments
+        return
+    recording = RecordingRestorer(restorer)
+    held: deque[Segment] = deque()
+    for segment in segments:
+        held.append(segment)
+        for words in recording.add(segment.raw_text.split()):
+            yield replace(held.popleft(), text=" ".join(words))
+    for words in recording.finish():
+        yield replace(held.popleft(), text=" ".join(words))

@@ -1,5 +1,6 @@
 """The punctuation-and-case restorer: labels, model files, training (overfit, exact resume), the Restorer, the CLI."""
 
+import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -10,7 +11,7 @@ import torch
 
 from speech_s2s.punctuation.labels import CAPITAL, COMMA, LOWER, NONE, QUESTION, STOP, UPPER, baseline, join, label_sentence, render, score
 from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel, PunctuationModelError, load_restorer, save_restorer
-from speech_s2s.punctuation.restore import BUNDLED, Restorer, chunks
+from speech_s2s.punctuation.restore import BUNDLED, CHUNK_WORDS, RecordingRestorer, Restorer, chunks
 from speech_s2s.punctuation.train import Checkpointing, PunctuationTrainConfig, ResumeError, checkpoint_step, group_of, train_restorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +122,45 @@ def test_a_line_is_restored_the_same_whatever_it_is_batched_with():
              "the extraordinarily uncharacteristically long words were incomprehensible to us", "i am here now", "no"]
     assert restorer.restore_many(lines) == [restorer.restore(line) for line in lines]
     assert restorer.restore_many(lines[::-1]) == [restorer.restore(line) for line in lines[::-1]]
+
+
+def test_a_recording_is_restored_as_one_text_however_its_segments_arrive():
+    """Segments out one for one, each as soon as its labels are settled, and together exactly the
+    recording's words restored as one line with a pause after each segment."""
+    torch.manual_seed(0)
+    restorer = Restorer(PunctuationModel(PunctuationConfig(vocabulary=("the", "and"), word_size=8, char_size=4, char_filters=8, hidden_size=16)))
+    rng = random.Random(0)
+    words = [rng.choice(["the", "and", "cat", "sat", "on", "mat", "i", "was", "here"]) for _ in range(400)]
+    for trial in range(6):
+        cuts = sorted(rng.sample(range(1, len(words)), rng.randint(1, 80)))
+        segments = [words[a:b] for a, b in zip([0] + cuts, cuts + [len(words)])]
+        segments.insert(trial, [])  # a segment the recogniser heard no word in
+        recording, out, early = RecordingRestorer(restorer), [], 0
+        for segment in segments:
+            out += recording.add(segment)
+            early = len(out)
+        out += recording.finish()
+        assert [len(x) for x in out] == [len(x) for x in segments]
+        assert early > 0  # segments came out before the end of a recording longer than a chunk
+        ends = [sum(map(len, segments[:i + 1])) - 1 for i in range(len(segments))]
+        whole = restorer.label_many([words], pauses=[[e for e in ends if e >= 0]])[0]
+        assert [w for x in out for w in x] == render(whole.words, whole.cases, whole.marks).split(" ")
+    short = RecordingRestorer(restorer)  # a recording of one chunk or less: nothing settles before the end
+    assert short.add(words[:CHUNK_WORDS // 2]) == [] and short.add(words[:CHUNK_WORDS // 2]) == []
+    assert [len(x) for x in short.finish()] == [CHUNK_WORDS // 2] * 2
+    assert RecordingRestorer(restorer).finish() == []
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled restorer")
+def test_a_pause_inside_a_sentence_does_not_end_it():
+    """Restored alone, a segment ends a sentence and the next starts one; read together, a pause after
+    "the" is no sentence end."""
+    restorer = Restorer.load()
+    segments = ["i went to the", "store and bought some bread"]
+    assert [restorer.restore(x) for x in segments] == ["I went to the.", "Store, and bought some bread."]
+    recording = RecordingRestorer(restorer)
+    assert recording.add(segments[0].split()) == [] and recording.add(segments[1].split()) == []
+    assert recording.finish() == [["I", "went", "to", "the"], ["store", "and", "bought", "some", "bread."]]
 
 
 def test_punctuate_command(tmp_path):

@@ -96,3 +96,23 @@ def test_the_python_api_transcribes_a_path_or_an_array_as_a_generator_of_segment
     segments = list(segments)
     assert [s.raw_text for s in segments] == [SENTENCE, SENTENCE]
     assert 0.7 < segments[0].start < 1.4 and segments[1].start > 3.4
+
+
+def test_a_recording_is_restored_as_one_text_the_same_by_every_path(recognizer, tmp_path):
+    """The segments of one recording are cased and punctuated together (a pause inside a sentence is
+    no sentence end), and the generator, the file pipeline and the segments restored afterwards agree."""
+    from speech_s2s.punctuation.labels import render
+    from speech_s2s.punctuation.restore import Restorer
+    from speech_s2s.transcribe import restored_in_order
+
+    restoring = Recognizer(recognizer.model, recognizer.options, restorer=Restorer.load())
+    sentence, rng = load_audio(BUNDLED_SAMPLE), np.random.default_rng(1)
+    audio = np.concatenate([np.concatenate([sentence, np.zeros(int(rng.uniform(0.4, 1.0) * SAMPLE_RATE), np.float32)]) for _ in range(14)])
+    raw = recognizer.decode_segments(list(recognizer.segments_of([audio])))
+    generated = list(restoring.transcribe(audio)[0])
+    [filed] = list(restoring.transcribe_files([InputFile(_write(tmp_path / "long.flac", audio), "long")]))
+    assert [s.raw_text for s in generated] == [SENTENCE] * 14
+    assert generated == list(filed.segments) == list(restored_in_order(raw, restoring.restorer))
+    joined = restoring.restorer.label_many([" ".join([SENTENCE] * 14).split()], pauses=[[9 * i - 1 for i in range(1, 15)]])[0]
+    assert " ".join(s.text for s in generated) == render(joined.words, joined.cases, joined.marks)
+    assert [len(s.text.split()) for s in generated] == [9] * 14 and generated[0].text[0] == "A" and generated[-1].text[-1] in ".?!"

@@ -7,10 +7,12 @@ This process (the driver) lists the inputs and writes the results; Ray runs the 
   the driver                            queues the segments in input order with the `SegmentBatcher`
                                         the single process uses, so each decoding call gets exactly
                                         the segments it gets there (only their count is sent here)
-  decoder actors (--workers)            load the model, LMs and restorer once; decode a queue's
-                                        segments (`Recognizer.decode_segments`) and return the text
-  the driver                            gathers each file's segments and hands the files out in
-                                        input order, as soon as each and every earlier one is done
+  decoder actors (--workers)            load the model and LMs once; decode a queue's segments
+                                        (`Recognizer.decode_segments`) and return the text
+  the driver                            gathers each file's segments, restores their case and
+                                        punctuation over the file (the restorer reads a recording's
+                                        segments together) and hands the files out in input order,
+                                        as soon as each and every earlier one is done
 
 Results are byte-identical to `transcribe` in one process with the same options on the same kind of
 CPU: same segments, same batches, same code, same thread count. Faults: Ray restarts an actor that
@@ -20,7 +22,7 @@ files, each named, and the rest goes on. Nothing is written twice: each call has
 the driver writes each file once.
 
 Ray Data is not used: its batches are formed by its own rule, not the single process's, and a
-segment's restored text can depend on its batch (speech_s2s.transcribe.SegmentBatcher).
+segment's decoded text can depend on its batch (speech_s2s.transcribe.SegmentBatcher).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from speech_s2s.frontend.audio import stream_audio
 from speech_s2s.frontend.vad import Segment as AudioSegment
 from speech_s2s.frontend.vad import SegmenterConfig, SpeechDetector
 from speech_s2s.input_files import InputFile
+from speech_s2s.punctuation.restore import Restorer
 from speech_s2s.transcribe import (
     FailedFile,
     FileTranscript,
@@ -273,12 +276,19 @@ class RayTranscriber:
         self._busy: list[int] = []  # calls in flight per decoder
         self._calls: dict = {}  # ObjectRef -> _Call
         self._reads = 0  # files sent to readers so far
+        self.restorer: Restorer | None = None  # loaded by `start`, used here on the driver
 
     def start(self) -> None:
         """Start the readers and decoders and wait until each is loaded. Raises what `build_recognizer`
         raises (ValueError naming the file, ImportError) when the decoders cannot load."""
+        punctuation_file = self.config.punctuation_file()
+        try:
+            self.restorer = Restorer.load(punctuation_file) if punctuation_file else None
+        except ValueError as error:
+            raise ValueError(_as_given(str(error), self._given)) from None
         decoder = _DecoderActor.options(num_cpus=self.threads, scheduling_strategy="SPREAD")
-        self.workers = [decoder.remote(self.config, self.options.batch_size, self.options.keep_level, self.threads) for _ in range(self.size)]
+        decoding = replace(self.config, punctuation=False)  # the driver restores whole files
+        self.workers = [decoder.remote(decoding, self.options.batch_size, self.options.keep_level, self.threads) for _ in range(self.size)]
         reader = _ReaderActor.options(scheduling_strategy="SPREAD")
         self.readers = [reader.remote(self.options.segmenter, self.threads) for _ in range(-(-self.size // WORKERS_PER_READER))]
         self._busy = [0] * self.size
@@ -351,7 +361,7 @@ class RayTranscriber:
             yield from self._submit(rest, pending)
         while self._calls:
             yield from self._collect(pending, wait=True)
-        yield from ready_in_order(pending)
+        yield from ready_in_order(pending, self.restorer)
 
     @staticmethod
     def _chunks(state: PendingFile, stream: Iterator) -> Iterator[tuple[object, int]]:
@@ -405,7 +415,7 @@ class RayTranscriber:
                     continue
                 for (state, number), segment in zip(call.entries, segments):
                     state.texts[number] = segment
-        yield from ready_in_order(pending)
+        yield from ready_in_order(pending, self.restorer)
 
     @staticmethod
     def _fail(call: _Call, reason: str) -> None:

@@ -5,11 +5,18 @@ times stay aligned with the restored words one to one. A long line is read in ov
 CHUNK_WORDS words; each word takes its labels from the chunk where it has OVERLAP_WORDS of context or more on
 both sides (or the line's edge). The line's first word and every word after a sentence end are capitalised,
 and the line's last word ends a sentence.
+
+A recording is restored as one text (`RecordingRestorer`), not segment by segment: the speech detector cuts
+at every pause of 0.3 s, commas included, so a segment restored alone ended in a full stop and the next
+began with a capital wherever the speaker drew breath. Its segments' words are read as one line, each
+segment's last word with PAUSE_BONUS added to its full stop's logit (a pause makes a sentence end likelier,
+without forcing one); segments come out as soon as the chunks reading their words have all the words they read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import torch
@@ -20,6 +27,12 @@ from speech_s2s.punctuation.model import PunctuationModel, load_restorer, pad_ba
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "punctuation.safetensors"
 CHUNK_WORDS = 96  # longer lines are read in chunks; training windows held 16..64 words
 OVERLAP_WORDS = 24  # context each side of the words a chunk decides
+# Added to the full stop's logit after a word that ends a segment (a pause). Chosen on the dev text cut as
+# pauses cut speech (every sentence end, half the commas, 2 % of other words, at most 27 words a segment;
+# tools/bench_punctuation.py --segmented): over 0, 1, 2 and 3, 2 was best or within 0.01 F1 of it on book
+# and modern text, and again with pauses at sentence ends only (docs/history/punctuation.md, 2026-12-07).
+PAUSE_BONUS = 2.0
+_ENDS = torch.tensor(sorted(SENTENCE_ENDS))  # the marks a pause raises
 
 
 def chunks(length: int, size: int = CHUNK_WORDS, overlap: int = OVERLAP_WORDS) -> list[tuple[int, int, int, int]]:
@@ -42,32 +55,40 @@ class Restorer:
         """The restorer in `path` (default: the bundled one). Raises PunctuationModelError for a bad file."""
         return cls(load_restorer(path or BUNDLED))
 
-    @torch.inference_mode()
-    def label_many(self, lines: Sequence[Sequence[str]]) -> list[Labelled]:
-        """Each line's words with a case and a mark each (the words unchanged)."""
+    def label_many(self, lines: Sequence[Sequence[str]], pauses: Sequence[Sequence[int]] | None = None) -> list[Labelled]:
+        """Each line's words with a case and a mark each (the words unchanged). `pauses`: per line, the
+        positions of words a pause follows (PAUSE_BONUS)."""
         pieces = [(row, c) for row, words in enumerate(lines) for c in chunks(len(words))]
         cases: list[list[int]] = [[LOWER] * len(words) for words in lines]
         marks: list[list[int]] = [[0] * len(words) for words in lines]
-        for start in range(0, len(pieces), self.batch_size):
-            batch = pieces[start:start + self.batch_size]
-            encoded = [self.model.encode(lines[row][a:b]) for row, (a, b, _, _) in batch]
-            words, chars = pad_batch(encoded, self.model.config.max_chars)
-            lengths = torch.tensor([len(ids) for ids, _ in encoded])
-            case_logits, mark_logits = self.model(words, chars, lengths)
-            case_ids, mark_ids = case_logits.argmax(-1).tolist(), mark_logits.argmax(-1).tolist()
-            for index, (row, (read, _, keep_start, keep_end)) in enumerate(batch):
-                cases[row][keep_start:keep_end] = case_ids[index][keep_start - read:keep_end - read]
-                marks[row][keep_start:keep_end] = mark_ids[index][keep_start - read:keep_end - read]
+        labelled = self._label_chunks([(lines[row], piece, pauses[row] if pauses else ()) for row, piece in pieces])
+        for (row, (_, _, keep_start, keep_end)), (piece_cases, piece_marks) in zip(pieces, labelled):
+            cases[row][keep_start:keep_end], marks[row][keep_start:keep_end] = piece_cases, piece_marks
         out = []
         for words, line_cases, line_marks in zip(lines, cases, marks):
             if words:
-                line_cases[0] = max(line_cases[0], CAPITAL)
-                for index in range(1, len(words)):  # a sentence starts after each sentence end
-                    if line_marks[index - 1] in SENTENCE_ENDS:
-                        line_cases[index] = max(line_cases[index], CAPITAL)
-                if line_marks[-1] not in SENTENCE_ENDS:
-                    line_marks[-1] = STOP
+                sentence_starts(line_cases, line_marks, 0, len(words), True)
+                end_sentence(line_marks)
             out.append(Labelled(tuple(words), tuple(line_cases), tuple(line_marks)))
+        return out
+
+    @torch.inference_mode()
+    def _label_chunks(self, pieces: Sequence[tuple[Sequence[str], tuple[int, int, int, int], Collection[int]]]) -> list[tuple[list[int], list[int]]]:
+        """(words, (read_start, read_end, keep_start, keep_end), pause positions) -> the kept words' cases and
+        marks, as the model labels them (no sentence rules yet)."""
+        out = []
+        for start in range(0, len(pieces), self.batch_size):
+            batch = pieces[start:start + self.batch_size]
+            encoded = [self.model.encode(words[read:end]) for words, (read, end, _, _), _ in batch]
+            words, chars = pad_batch(encoded, self.model.config.max_chars)
+            lengths = torch.tensor([len(ids) for ids, _ in encoded])
+            case_logits, mark_logits = self.model(words, chars, lengths)
+            for index, (_, (read, end, _, _), pauses) in enumerate(batch):
+                rows = torch.tensor([p - read for p in pauses if read <= p < end], dtype=torch.long)
+                mark_logits[index, rows[:, None], _ENDS[None, :]] += PAUSE_BONUS
+            case_ids, mark_ids = case_logits.argmax(-1).tolist(), mark_logits.argmax(-1).tolist()
+            for index, (_, (read, _, keep_start, keep_end), _) in enumerate(batch):
+                out.append((case_ids[index][keep_start - read:keep_end - read], mark_ids[index][keep_start - read:keep_end - read]))
         return out
 
     def restore_words(self, lines: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -80,3 +101,72 @@ class Restorer:
     def restore(self, text: str) -> str:
         """One line of words (split on white space) -> the same words cased and punctuated; "" for none."""
         return self.restore_many([text])[0]
+
+
+def sentence_starts(cases: list[int], marks: Sequence[int], start: int, end: int, first_starts: bool) -> None:
+    """Capitalise words start..end-1 that begin a sentence: the one after a sentence end, and the first
+    if `first_starts` (the text's first word)."""
+    for index in range(start, end):
+        if (first_starts if index == 0 else marks[index - 1] in SENTENCE_ENDS):
+            cases[index] = max(cases[index], CAPITAL)
+
+
+def end_sentence(marks: list[int]) -> None:
+    """A text's last word ends a sentence."""
+    if marks and marks[-1] not in SENTENCE_ENDS:
+        marks[-1] = STOP
+
+
+class RecordingRestorer:
+    """One recording's segments, in order, restored as one text (`Restorer.label_many` of their words
+    joined, a pause after each segment), each as soon as its words' labels are settled.
+
+    `add(words)` -> the restored words of the segments settled now (in order, maybe none); `finish()` ->
+    the rest. The result never depends on how the segments arrived: a word's labels come from the chunk
+    that keeps it (a fixed span of the line, reaching CHUNK_WORDS - OVERLAP_WORDS - 1 words past it at
+    most) and from the word before it.
+    """
+
+    def __init__(self, restorer: Restorer):
+        self.restorer = restorer
+        self._words: list[str] = []
+        self._ends: list[int] = []  # each segment's end, in words
+        self._cases: list[int] = []
+        self._marks: list[int] = []
+        self._settled = 0  # words labelled for good
+        self._given = 0  # segments returned
+
+    def add(self, words: Sequence[str]) -> list[list[str]]:
+        self._words.extend(words)
+        self._ends.append(len(self._words))
+        return self._settle(finished=False)
+
+    def finish(self) -> list[list[str]]:
+        return self._settle(finished=True)
+
+    def _settle(self, finished: bool) -> list[list[str]]:
+        total = len(self._words)
+        if finished:
+            ready = [c for c in chunks(total) if c[2] >= self._settled]
+        elif total > CHUNK_WORDS:
+            # A longer line is read in chunks on a fixed grid; one that reads its full width, up to
+            # OVERLAP_WORDS past the words it keeps, is the same whatever words come later. A line that
+            # may still end at CHUNK_WORDS or fewer is read whole, so nothing settles before that.
+            ready = [c for c in chunks(total) if c[2] >= self._settled and c[1] - c[2] == CHUNK_WORDS - OVERLAP_WORDS]
+        else:
+            ready = []
+        pauses = sorted({end - 1 for end in self._ends if end})
+        pieces = [(self._words, c, pauses[bisect_left(pauses, c[0]):bisect_left(pauses, c[1])]) for c in ready]
+        for (_, _, keep_start, keep_end), (cases, marks) in zip(ready, self.restorer._label_chunks(pieces)):
+            self._cases[keep_start:keep_end], self._marks[keep_start:keep_end] = cases, marks
+            sentence_starts(self._cases, self._marks, keep_start, keep_end, True)
+            self._settled = keep_end
+        if finished:
+            end_sentence(self._marks)
+        out = []
+        while self._given < len(self._ends) and (finished or self._ends[self._given] <= self._settled):
+            start = self._ends[self._given - 1] if self._given else 0
+            end = self._ends[self._given]
+            out.append(render(self._words[start:end], self._cases[start:end], self._marks[start:end]).split(" ") if end > start else [])
+            self._given += 1
+        return out
