@@ -9,7 +9,7 @@ and the line's last word ends a sentence.
 A recording is restored as one text (`RecordingRestorer`), not segment by segment: the speech detector cuts
 at every pause of 0.3 s, commas included, so a segment restored alone ended in a full stop and the next
 began with a capital wherever the speaker drew breath. Its segments' words are read as one line, each
-segment's last word with PAUSE_BONUS added to its full stop's logit (a pause makes a sentence end likelier,
+segment's last word with PAUSE_BONUS added to the sentence ends' logits (a pause makes a sentence end likelier,
 without forcing one); segments come out as soon as the chunks reading their words have all the words they read.
 """
 
@@ -27,10 +27,11 @@ from speech_s2s.punctuation.model import PunctuationModel, load_restorer, pad_ba
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "punctuation.safetensors"
 CHUNK_WORDS = 96  # longer lines are read in chunks; training windows held 16..64 words
 OVERLAP_WORDS = 24  # context each side of the words a chunk decides
-# Added to the full stop's logit after a word that ends a segment (a pause). Chosen on the dev text cut as
-# pauses cut speech (every sentence end, half the commas, 2 % of other words, at most 27 words a segment;
-# tools/bench_punctuation.py --segmented): over 0, 1, 2 and 3, 2 was best or within 0.01 F1 of it on book
-# and modern text, and again with pauses at sentence ends only (docs/history/punctuation.md, 2026-12-07).
+# Added to the logits of the sentence ends (. ? !) after a word that ends a segment (a pause). Chosen on
+# the dev text cut as pauses cut speech (every sentence end, half the commas, 2 % of other words, at most
+# 27 words a segment; tools/bench_punctuation.py --segmented): of 0, 1, 2 and 3, 2 was within 0.005 F1 of
+# the best on book and on modern text. With pauses at sentence ends only, 3 was 0.015 better on book
+# text and 0.011 on modern, 0 about 0.05 worse (docs/history/punctuation.md, 2026-12-07).
 PAUSE_BONUS = 2.0
 _ENDS = torch.tensor(sorted(SENTENCE_ENDS))  # the marks a pause raises
 
