@@ -141,8 +141,8 @@ def load(
     `speech-s2s transcribe` does by default (DecodingOptions()); any argument given overrides it.
     `lm`, `word_lm`: an LM file; True (default) = the bundled one with the bundled model and none
     with any other; None or False = none. `beam_size` 1 is greedy search, which uses no LM.
-    `punctuation`: restore case and punctuation in each segment's text (True: the bundled restorer; a
-    file; False: none), the model's own words staying in `Segment.raw_text`.
+    `punctuation`: restore case and punctuation in the segments' text, each recording read as one text
+    (True: the bundled restorer; a file; False: none), the model's own words staying in `Segment.raw_text`.
     Raises ModelFileError / LMError / WordLMError / PunctuationModelError naming the file."""
     from speech_s2s.decoding.options import with_overrides
 
