@@ -68,7 +68,7 @@ class Restorer:
         out = []
         for words, line_cases, line_marks in zip(lines, cases, marks):
             if words:
-                sentence_starts(line_cases, line_marks, 0, len(words), True)
+                sentence_starts(line_cases, line_marks, 0, len(words))
                 end_sentence(line_marks)
             out.append(Labelled(tuple(words), tuple(line_cases), tuple(line_marks)))
         return out
@@ -104,11 +104,11 @@ class Restorer:
         return self.restore_many([text])[0]
 
 
-def sentence_starts(cases: list[int], marks: Sequence[int], start: int, end: int, first_starts: bool) -> None:
-    """Capitalise words start..end-1 that begin a sentence: the one after a sentence end, and the first
-    if `first_starts` (the text's first word)."""
+def sentence_starts(cases: list[int], marks: Sequence[int], start: int, end: int) -> None:
+    """Capitalise the words start..end-1 of a text that begin a sentence: its first word, and each
+    word after a sentence end."""
     for index in range(start, end):
-        if (first_starts if index == 0 else marks[index - 1] in SENTENCE_ENDS):
+        if index == 0 or marks[index - 1] in SENTENCE_ENDS:
             cases[index] = max(cases[index], CAPITAL)
 
 
@@ -132,6 +132,7 @@ class RecordingRestorer:
         self.restorer = restorer
         self._words: list[str] = []
         self._ends: list[int] = []  # each segment's end, in words
+        self._pauses: list[int] = []  # the words a segment ends with, in order
         self._cases: list[int] = []
         self._marks: list[int] = []
         self._settled = 0  # words labelled for good
@@ -140,6 +141,8 @@ class RecordingRestorer:
     def add(self, words: Sequence[str]) -> list[list[str]]:
         self._words.extend(words)
         self._ends.append(len(self._words))
+        if words:
+            self._pauses.append(len(self._words) - 1)
         return self._settle(finished=False)
 
     def finish(self) -> list[list[str]]:
@@ -156,11 +159,11 @@ class RecordingRestorer:
             ready = [c for c in chunks(total) if c[2] >= self._settled and c[1] - c[2] == CHUNK_WORDS - OVERLAP_WORDS]
         else:
             ready = []
-        pauses = sorted({end - 1 for end in self._ends if end})
+        pauses = self._pauses
         pieces = [(self._words, c, pauses[bisect_left(pauses, c[0]):bisect_left(pauses, c[1])]) for c in ready]
         for (_, _, keep_start, keep_end), (cases, marks) in zip(ready, self.restorer._label_chunks(pieces)):
             self._cases[keep_start:keep_end], self._marks[keep_start:keep_end] = cases, marks
-            sentence_starts(self._cases, self._marks, keep_start, keep_end, True)
+            sentence_starts(self._cases, self._marks, keep_start, keep_end)
             self._settled = keep_end
         if finished:
             end_sentence(self._marks)
