@@ -72,6 +72,34 @@ def test_save_load_roundtrip_and_errors(tmp_path):
         load_restorer(ROOT / "speech_s2s" / "assets" / "lm.safetensors")
 
 
+def test_large_matrices_are_stored_as_int8_rows_and_float16_files_still_load(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = PunctuationModel(PunctuationConfig(vocabulary=tuple(f"w{i}" for i in range(100)), word_size=8, char_size=4, char_filters=8, hidden_size=16))
+    path = tmp_path / "p.safetensors"
+    save_restorer(model, path)
+    stored, loaded = load_file(str(path)), load_restorer(path).state_dict()
+    for name, value in model.state_dict().items():
+        if value.dim() == 2 and value.numel() >= 1024:  # each value within half a step of its row's scale
+            assert stored[name].dtype == torch.int8 and stored[name + ".row_scale"].shape == (value.shape[0], 1)
+            step = value.abs().amax(dim=1, keepdim=True) / 127
+            assert ((loaded[name] - value).abs() <= step * 0.51 + 1e-7).all(), name
+        else:
+            assert stored[name].dtype == torch.float16 and torch.equal(loaded[name], value.half().float()), name
+    old = tmp_path / "float16.safetensors"  # as restorers were written before int8 rows
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(old),
+              metadata={"format": "speech_s2s_punctuation", "config": json.dumps(asdict(model.config))})
+    assert all(torch.equal(t, model.state_dict()[k].half().float()) for k, t in load_restorer(old).state_dict().items())
+    renamed = {(k + "x" if k.endswith(".row_scale") else k): v for k, v in stored.items()}
+    save_file(renamed, str(old), metadata={"format": "speech_s2s_punctuation", "config": json.dumps(asdict(model.config))})
+    with pytest.raises(PunctuationModelError, match="weights do not match its config"):
+        load_restorer(old)
+
+
 def test_training_overfits_and_resumes_exactly(tmp_path):
     train = PunctuationTrainConfig(steps=150, batch_size=8, min_words=8, max_words=16, learning_rate=2e-2, dev_every=50,
                                    weights=(("books", 1.0), ("wordnet", 0.5)))

