@@ -46,6 +46,7 @@ from speech_s2s.frontend.vad import (
 )
 from speech_s2s.model.encoder import ChunkConfig
 from speech_s2s.model.seq2seq import Seq2Seq
+from speech_s2s.punctuation.restore import LiveRestorer
 from speech_s2s.text import BLANK_ID
 from speech_s2s.transcribe import Recognizer
 from speech_s2s.transcribe import Segment as TextSegment
@@ -199,10 +200,13 @@ class StreamingRecognizer:
         self._segmenter = Segmenter(recognizer.options.segmenter, SpeechDetector(vad))
         self._update = round(options.update_seconds * SAMPLE_RATE)
         self._chunked = ChunkedCTC(recognizer.model, options.chunk) if options.mode == "chunked" else None
+        self._live = LiveRestorer(recognizer.restorer) if recognizer.restorer is not None else None
         self.reset()
 
     def reset(self) -> None:
         self._segmenter.reset()
+        if self._live is not None:
+            self._live.reset()
         self._position = 0  # samples received
         self._arrived = self._clock()  # when the newest block arrived
         self._processing = 0.0
@@ -345,10 +349,10 @@ class StreamingRecognizer:
         self._finals.append(latency)
         self._utterances += 1
         self._new_utterance()
-        # Restored alone: a live final cannot wait for the words after it (offline transcripts read a
-        # recording's segments together; speech_s2s.transcribe.restored_in_order).
-        restorer = self.recognizer.restorer
-        text = restorer.restore(result.text) if restorer is not None else result.text
+        # A live final cannot wait for the words after it: it is restored after the finals before it,
+        # the pause that ended it raising a sentence end (LiveRestorer); files are restored as one text
+        # (speech_s2s.transcribe.restored_in_order).
+        text = " ".join(self._live.restore(result.text.split(), last=flushed)) if self._live is not None else result.text
         return Event("final", text, result.start, result.end, round(latency, 1))
 
     def _discarded(self) -> Event:

@@ -11,7 +11,7 @@ import torch
 
 from speech_s2s.punctuation.labels import CAPITAL, COMMA, LOWER, NONE, QUESTION, STOP, UPPER, baseline, join, label_sentence, render, score
 from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel, PunctuationModelError, load_restorer, save_restorer
-from speech_s2s.punctuation.restore import BUNDLED, CHUNK_WORDS, RecordingRestorer, Restorer, chunks
+from speech_s2s.punctuation.restore import BUNDLED, CHUNK_WORDS, LiveRestorer, RecordingRestorer, Restorer, chunks
 from speech_s2s.punctuation.train import Checkpointing, PunctuationTrainConfig, ResumeError, checkpoint_step, group_of, train_restorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +189,22 @@ def test_a_pause_inside_a_sentence_does_not_end_it():
     recording = RecordingRestorer(restorer)
     assert recording.add(segments[0].split()) == [] and recording.add(segments[1].split()) == []
     assert recording.finish() == [["I", "went", "to", "the"], ["store", "and", "bought", "some", "bread."]]
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled restorer")
+def test_live_finals_go_on_from_the_finals_before_them():
+    """A live final is read after the ones before it: a pause inside a sentence leaves it open, and the
+    next final goes on in lowercase; the stream's last final ends a sentence; `reset` forgets."""
+    live = LiveRestorer(Restorer.load())
+    assert live.restore("i went to the".split()) == ["I", "went", "to", "the"]
+    assert live.restore("store and bought some bread".split()) == ["store", "and", "bought", "some", "bread."]
+    assert live.restore("it was late".split()) == ["It", "was", "late."]
+    assert live.restore([]) == []
+    assert live.restore("so that was".split(), last=True)[-1][-1] in ".?!"
+    live.reset()
+    assert live.restore("store".split())[0].rstrip(".?!") == "Store"  # a new sentence again
+    long = ("and then we walked along the river " * 30).split()  # longer than a chunk: still one for one
+    assert [w.lower().rstrip(".,?!") for w in live.restore(long)] == long
 
 
 def test_punctuate_command(tmp_path):

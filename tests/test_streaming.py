@@ -8,6 +8,7 @@ import pytest
 from speech_s2s.builder import BUNDLED_SAMPLE, load
 from speech_s2s.evaluation.scoring import normalize_for_scoring
 from speech_s2s.frontend.audio import SAMPLE_RATE, load_audio
+from speech_s2s.punctuation.restore import LiveRestorer
 from speech_s2s.sources import FileSource
 from speech_s2s.streaming import LocalAgreement, StreamingRecognizer, StreamOptions
 
@@ -49,8 +50,8 @@ def test_finals_equal_offline_decoding_of_the_same_segments_and_partials_only_gr
     elapsed = time.perf_counter() - began
     finals = [e for e in events if e.type == "final"]
     offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))  # the model's words
-    # each final restored alone: live text cannot wait for the words after it
-    assert [(e.text, e.start, e.end) for e in finals] == [(recognizer.restorer.restore(s.raw_text), s.start, s.end) for s in offline]
+    live = LiveRestorer(recognizer.restorer)  # each final restored after the ones before it (all end at pauses here)
+    assert [(e.text, e.start, e.end) for e in finals] == [(" ".join(live.restore(s.raw_text.split())), s.start, s.end) for s in offline]
     assert len(finals) == 2 and normalize_for_scoring(finals[0].text) == "AND YOUR BROTHER AND SISTER WERE NOT VERY KIND"
     assert finals[0].text[0] == "A" and finals[0].text[-1] in ".?!"  # finals restored (partials stay raw)
 
@@ -102,8 +103,8 @@ def test_a_final_decoded_in_the_pause_is_used_once_and_only_for_its_own_segment(
     events += streamer.finish()
     finals = [e for e in events if e.type == "final"]
     offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))  # the model's words
-    # each final restored alone: live text cannot wait for the words after it
-    assert [(e.text, e.start, e.end) for e in finals] == [(recognizer.restorer.restore(s.raw_text), s.start, s.end) for s in offline]
+    live = LiveRestorer(recognizer.restorer)  # each final restored after the ones before it (all end at pauses here)
+    assert [(e.text, e.start, e.end) for e in finals] == [(" ".join(live.restore(s.raw_text.split())), s.start, s.end) for s in offline]
     segments = len(offline)
     assert segments == 1  # the short pause did not end the utterance
     calls.pop()  # the offline decoding above
@@ -194,7 +195,8 @@ def test_chunked_mode_finals_still_equal_offline_decoding(recognizer):
     audio = _audio()
     events = list(streamer.stream([audio[i : i + 800] for i in range(0, len(audio), 800)]))
     offline = recognizer.decode_segments(list(recognizer.segments_of([audio])))
-    assert [e.text for e in events if e.type == "final"] == [recognizer.restorer.restore(s.raw_text) for s in offline]
+    live = LiveRestorer(recognizer.restorer)
+    assert [e.text for e in events if e.type == "final"] == [" ".join(live.restore(s.raw_text.split())) for s in offline]
     partials = [e for e in events if e.type == "partial"]
     assert len(partials) >= 4
     for before, after in zip(partials, partials[1:]):

@@ -12,7 +12,8 @@ of speech in segments of SEGMENT_WORDS words.
 
 --segmented measures what `transcribe` shows: recordings of RECORDING_SENTENCES sentences cut where a
 speaker pauses (every sentence end, a share of the commas and of other words, at most MAX_SEGMENT_WORDS
-words a segment), restored segment by segment and as one text (speech_s2s.punctuation.restore.RecordingRestorer).
+words a segment), restored segment by segment, as one text (speech_s2s.punctuation.restore.RecordingRestorer,
+what `transcribe` does) and final by final as live finals are (LiveRestorer).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch  # noqa: E402
 
 import speech_s2s.punctuation.restore as restore  # noqa: E402
 from speech_s2s.punctuation.labels import COMMA, MARKS, NONE, SENTENCE_ENDS, Labelled, baseline, join, label_sentence, score  # noqa: E402
-from speech_s2s.punctuation.restore import RecordingRestorer, Restorer  # noqa: E402
+from speech_s2s.punctuation.restore import LiveRestorer, RecordingRestorer, Restorer  # noqa: E402
 from speech_s2s.punctuation.train import read_tsv  # noqa: E402
 
 LINE_SENTENCES = (3, 6)  # sentences per line, drawn with the seed
@@ -83,17 +84,20 @@ def segmented(restorer: Restorer, data: Path, comma_pauses: float, other_pauses:
     for name in ("test_book", "test_modern"):
         recordings = recordings_of(data / f"{name}.tsv", comma_pauses, other_pauses)
         refs = [recording for recording, _ in recordings]
-        alone, together, trivial = [], [], []
+        alone, together, live, trivial = [], [], [], []
         for recording, cuts in recordings:
             pieces = [list(recording.words[a:b]) for a, b in zip([0, *cuts], cuts)]
             labelled = restorer.label_many(pieces)
             alone.append(join(labelled))
             trivial.append(join([baseline(piece) for piece in pieces]))
+            finals = LiveRestorer(restorer)
+            live.append(join([finals.label(piece, last=i == len(pieces) - 1) for i, piece in enumerate(pieces)]))
             # what RecordingRestorer gives, segment after segment (tests/test_punctuation.py)
             together.append(restorer.label_many([list(recording.words)], pauses=[[cut - 1 for cut in cuts]])[0])
         segments = sum(len(cuts) for _, cuts in recordings)
         words = sum(len(x.words) for x in refs)
         print(row(f"{name} ({len(refs)} recordings, {segments} segments, {words} words) restored as one text", score(refs, together)))
+        print(row(f"{name} live, final by final (pause bonus {restore.LIVE_PAUSE_BONUS})", score(refs, live)))
         print(row(f"{name} segment by segment", score(refs, alone)))
         print(row(f"{name} baseline, segment by segment", score(refs, trivial)))
 
@@ -111,10 +115,13 @@ def main() -> int:
     parser.add_argument("--comma-pauses", type=float, default=0.5, help="--segmented: the share of commas a pause follows (default 0.5)")
     parser.add_argument("--other-pauses", type=float, default=0.02, help="--segmented: the share of other words (default 0.02)")
     parser.add_argument("--pause-bonus", type=float, help=f"added to the full stop's logit after a pause (default {restore.PAUSE_BONUS})")
+    parser.add_argument("--live-pause-bonus", type=float, help=f"the same for live finals (default {restore.LIVE_PAUSE_BONUS})")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.pause_bonus is not None:
         restore.PAUSE_BONUS = args.pause_bonus
+    if args.live_pause_bonus is not None:
+        restore.LIVE_PAUSE_BONUS = args.live_pause_bonus
     restorer = Restorer.load(args.model)
     print("| set / system | F1 | P/R/F1 , . ? ! | case acc % | SER |")
     print("|---|---|---|---|---|")
