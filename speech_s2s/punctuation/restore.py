@@ -11,6 +11,7 @@ at every pause of 0.3 s, commas included, so a segment restored alone ended in a
 began with a capital wherever the speaker drew breath. Its segments' words are read as one line, each
 segment's last word with PAUSE_BONUS added to the sentence ends' logits (a pause makes a sentence end likelier,
 without forcing one); segments come out as soon as the chunks reading their words have all the words they read.
+A live final cannot wait for the words after it: `LiveRestorer` reads each after the finals before it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Restorer:
         pieces = [(row, c) for row, words in enumerate(lines) for c in chunks(len(words))]
         cases: list[list[int]] = [[LOWER] * len(words) for words in lines]
         marks: list[list[int]] = [[0] * len(words) for words in lines]
-        labelled = self._label_chunks([(lines[row], piece, pauses[row] if pauses else ()) for row, piece in pieces])
+        labelled = self.label_chunks([(lines[row], piece, pauses[row] if pauses else ()) for row, piece in pieces])
         for (row, (_, _, keep_start, keep_end)), (piece_cases, piece_marks) in zip(pieces, labelled):
             cases[row][keep_start:keep_end], marks[row][keep_start:keep_end] = piece_cases, piece_marks
         out = []
@@ -80,7 +81,7 @@ class Restorer:
         return out
 
     @torch.inference_mode()
-    def _label_chunks(self, pieces: Sequence[tuple[Sequence[str], tuple[int, int, int, int], Collection[int]]],
+    def label_chunks(self, pieces: Sequence[tuple[Sequence[str], tuple[int, int, int, int], Collection[int]]],
                       pause_bonus: float | None = None) -> list[tuple[list[int], list[int]]]:
         """(words, (read_start, read_end, keep_start, keep_end), pause positions) -> the kept words' cases and
         marks, as the model labels them (no sentence rules yet), `pause_bonus` (default PAUSE_BONUS) added to the
@@ -170,7 +171,7 @@ class RecordingRestorer:
             ready = []
         pauses = self._pauses
         pieces = [(self._words, c, pauses[bisect_left(pauses, c[0]):bisect_left(pauses, c[1])]) for c in ready]
-        for (_, _, keep_start, keep_end), (cases, marks) in zip(ready, self.restorer._label_chunks(pieces)):
+        for (_, _, keep_start, keep_end), (cases, marks) in zip(ready, self.restorer.label_chunks(pieces)):
             self._cases[keep_start:keep_end], self._marks[keep_start:keep_end] = cases, marks
             sentence_starts(self._cases, self._marks, keep_start, keep_end)
             self._settled = keep_end
@@ -210,7 +211,7 @@ class LiveRestorer:
             return Labelled((), (), ())
         line = [*self._context, *words]
         pieces = chunks(len(line))
-        labelled = self.restorer._label_chunks([(line, piece, [len(line) - 1]) for piece in pieces], LIVE_PAUSE_BONUS)
+        labelled = self.restorer.label_chunks([(line, piece, [len(line) - 1]) for piece in pieces], LIVE_PAUSE_BONUS)
         cases = [c for piece_cases, _ in labelled for c in piece_cases][len(self._context):]
         marks = [m for _, piece_marks in labelled for m in piece_marks][len(self._context):]
         for index in range(len(words)):
