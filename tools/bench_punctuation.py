@@ -76,7 +76,8 @@ def recordings_of(path: Path, comma_pauses: float, other_pauses: float, seed: in
 
 
 def segmented(restorer: Restorer, data: Path, comma_pauses: float, other_pauses: float) -> None:
-    """The --segmented table: each recording's segments restored alone, and as one text."""
+    """The --segmented table: each recording restored as one text, final by final (live), segment by
+    segment, and by the baseline segment by segment."""
     print(f"\nRecordings cut where a speaker pauses (every sentence end, {comma_pauses:.0%} of commas, {other_pauses:.0%} of "
           f"other words, at most {MAX_SEGMENT_WORDS} words a segment; pause bonus {restore.PAUSE_BONUS}):\n")
     print("| set / system | F1 | P/R/F1 , . ? ! | case acc % | SER |")
@@ -111,10 +112,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="restorer (default: the bundled one)")
     parser.add_argument("--data", default="data/punctuation")
-    parser.add_argument("--segmented", action="store_true", help="also recordings cut where a speaker pauses, restored alone and as one text")
+    parser.add_argument("--segmented", action="store_true", help="also recordings cut where a speaker pauses, restored as one text, live, and alone")
     parser.add_argument("--comma-pauses", type=float, default=0.5, help="--segmented: the share of commas a pause follows (default 0.5)")
     parser.add_argument("--other-pauses", type=float, default=0.02, help="--segmented: the share of other words (default 0.02)")
-    parser.add_argument("--pause-bonus", type=float, help=f"added to the full stop's logit after a pause (default {restore.PAUSE_BONUS})")
+    parser.add_argument("--pause-bonus", type=float, help=f"added to the sentence ends' logits after a pause (default {restore.PAUSE_BONUS})")
     parser.add_argument("--live-pause-bonus", type=float, help=f"the same for live finals (default {restore.LIVE_PAUSE_BONUS})")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -114,11 +114,11 @@ class Restorer:
         return self.restore_many([text])[0]
 
 
-def sentence_starts(cases: list[int], marks: Sequence[int], start: int, end: int) -> None:
-    """Capitalise the words start..end-1 of a text that begin a sentence: its first word, and each
-    word after a sentence end."""
+def sentence_starts(cases: list[int], marks: Sequence[int], start: int, end: int, first_starts: bool = True) -> None:
+    """Capitalise the words start..end-1 of a text that begin a sentence: each word after a sentence
+    end, and its first word if `first_starts` (a live final's does only where the one before ended a sentence)."""
     for index in range(start, end):
-        if index == 0 or marks[index - 1] in SENTENCE_ENDS:
+        if (first_starts if index == 0 else marks[index - 1] in SENTENCE_ENDS):
             cases[index] = max(cases[index], CAPITAL)
 
 
@@ -214,9 +214,7 @@ class LiveRestorer:
         labelled = self.restorer.label_chunks([(line, piece, [len(line) - 1]) for piece in pieces], LIVE_PAUSE_BONUS)
         cases = [c for piece_cases, _ in labelled for c in piece_cases][len(self._context):]
         marks = [m for _, piece_marks in labelled for m in piece_marks][len(self._context):]
-        for index in range(len(words)):
-            if (self._ended if index == 0 else marks[index - 1] in SENTENCE_ENDS):
-                cases[index] = max(cases[index], CAPITAL)
+        sentence_starts(cases, marks, 0, len(words), first_starts=self._ended)
         if last:
             end_sentence(marks)
         self._context = line[-OVERLAP_WORDS:]
