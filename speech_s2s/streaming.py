@@ -216,6 +216,7 @@ class StreamingRecognizer:
         self._intervals: list[float] = []
         self._partials = 0
         self._utterances = 0
+        self._last_final_end: float | None = None  # seconds into the stream where the last final with words ended
         self._new_utterance()
 
     def _new_utterance(self) -> None:
@@ -352,7 +353,11 @@ class StreamingRecognizer:
         # A live final cannot wait for the words after it: it is restored after the finals before it,
         # the pause that ended it raising a sentence end (LiveRestorer); files are restored as one text
         # (speech_s2s.transcribe.restored_in_order).
-        text = " ".join(self._live.restore(result.text.split(), last=flushed)) if self._live is not None else result.text
+        words = result.text.split()
+        silence = result.start - self._last_final_end if self._last_final_end is not None else 0.0
+        text = " ".join(self._live.restore(words, last=flushed, silence_before=silence)) if self._live is not None else result.text
+        if words:
+            self._last_final_end = result.end
         return Event("final", text, result.start, result.end, round(latency, 1))
 
     def _discarded(self) -> Event:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import speech_s2s.punctuation.restore as restore
 from speech_s2s.punctuation.labels import CAPITAL, COMMA, LOWER, NONE, QUESTION, STOP, UPPER, baseline, join, label_sentence, render, score
 from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel, PunctuationModelError, load_restorer, save_restorer
 from speech_s2s.punctuation.restore import BUNDLED, CHUNK_WORDS, LiveRestorer, RecordingRestorer, Restorer, chunks
@@ -205,6 +206,20 @@ def test_live_finals_go_on_from_the_finals_before_them():
     assert live.restore("store".split())[0].rstrip(".?!") == "Store"  # a new sentence again
     long = ("and then we walked along the river " * 30).split()  # longer than a chunk: still one for one
     assert [w.lower().rstrip(".,?!") for w in live.restore(long)] == long
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled restorer")
+def test_a_live_final_after_a_long_silence_starts_a_new_text():
+    """Within LIVE_NEW_TEXT_SILENCE_SECONDS the next final goes on with the open sentence; after that
+    much silence it starts one, as after `reset`."""
+    live = LiveRestorer(Restorer.load())
+    assert live.restore("i went to the".split()) == ["I", "went", "to", "the"]
+    below = restore.LIVE_NEW_TEXT_SILENCE_SECONDS - 0.1
+    assert live.restore("store and bought some bread".split(), silence_before=below)[0] == "store"
+    live.reset()
+    live.restore("i went to the".split())
+    after = live.restore("store and bought some bread".split(), silence_before=restore.LIVE_NEW_TEXT_SILENCE_SECONDS)
+    assert after[0].rstrip(",.?!") == "Store" and after == LiveRestorer(Restorer.load()).restore("store and bought some bread".split())
 
 
 def test_punctuate_command(tmp_path):

@@ -190,6 +190,25 @@ def test_chunked_ctc_partials_equal_ctc_over_the_offline_chunked_encoder(recogni
     assert text == model.vocabulary.decode(tokens)
 
 
+def test_each_final_is_restored_with_the_silence_since_the_final_before_it(recognizer, monkeypatch):
+    """The stream tells the live restorer how long the pause before a final was (a long one starts a
+    new text): the gap between one final's end and the next one's start, nothing before the first."""
+    seen = []
+    original = LiveRestorer.restore
+
+    def recording(self, words, last=False, silence_before=0.0):
+        seen.append(silence_before)
+        return original(self, words, last, silence_before)
+
+    monkeypatch.setattr(LiveRestorer, "restore", recording)
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    audio = np.concatenate([silence, SPEECH, np.zeros(5 * SAMPLE_RATE, dtype=np.float32), SPEECH, silence])
+    finals = [e for e in StreamingRecognizer(recognizer).stream([audio[i:i + 1600] for i in range(0, len(audio), 1600)]) if e.type == "final"]
+    assert len(finals) == 2 and len(seen) == 2
+    assert seen[0] == 0.0 and seen[1] == pytest.approx(finals[1].start - finals[0].end) and seen[1] > 4.0
+    assert finals[1].text[0].isupper()
+
+
 def test_chunked_mode_finals_still_equal_offline_decoding(recognizer):
     streamer = StreamingRecognizer(recognizer, StreamOptions(mode="chunked"))
     audio = _audio()

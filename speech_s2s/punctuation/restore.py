@@ -41,6 +41,11 @@ _ENDS = torch.tensor(sorted(SENTENCE_ENDS))  # the marks a pause raises
 # half the commas and at sentence ends only, and better than each final restored alone (before) in
 # F1, case accuracy and slot errors on book and modern text (docs/history/punctuation.md, 2026-12-07).
 LIVE_PAUSE_BONUS = 4.0
+# A live final after this much silence starts a new text: the finals before it are no longer its context
+# and its first word starts a sentence. Pauses inside a sentence are rarely longer than a second or two;
+# a caption that ran on in lowercase after half a minute of silence read as a mistake. A product choice,
+# not a measured one: the dev text has no pause lengths.
+LIVE_NEW_TEXT_SILENCE_SECONDS = 3.0
 
 
 def chunks(length: int, size: int = CHUNK_WORDS, overlap: int = OVERLAP_WORDS) -> list[tuple[int, int, int, int]]:
@@ -190,7 +195,8 @@ class LiveRestorer:
     """Live finals, one at a time: each is read after the last OVERLAP_WORDS words of the finals before it
     (as context only: what was shown stays shown), with a pause after its last word (LIVE_PAUSE_BONUS).
     Its first word starts a sentence only where the final before it ended one, and no full stop is
-    forced at its end: the next final may go on with the sentence (`restore(words, last=True)` ends it)."""
+    forced at its end: the next final may go on with the sentence (`restore(words, last=True)` ends it).
+    A final after LIVE_NEW_TEXT_SILENCE_SECONDS of silence (`silence_before`) starts afresh, as after `reset`."""
 
     def __init__(self, restorer: Restorer):
         self.restorer = restorer
@@ -200,13 +206,16 @@ class LiveRestorer:
         self._context: list[str] = []  # the last words shown
         self._ended = True  # the last final ended a sentence (or there was none)
 
-    def restore(self, words: Sequence[str], last: bool = False) -> list[str]:
-        """A final's words (the model's), restored; `last`: the stream ends with it."""
-        labelled = self.label(words, last)
+    def restore(self, words: Sequence[str], last: bool = False, silence_before: float = 0.0) -> list[str]:
+        """A final's words (the model's), restored; `last`: the stream ends with it; `silence_before`: seconds
+        since the final before it ended."""
+        labelled = self.label(words, last, silence_before)
         return render(labelled.words, labelled.cases, labelled.marks).split(" ") if words else []
 
-    def label(self, words: Sequence[str], last: bool = False) -> Labelled:
+    def label(self, words: Sequence[str], last: bool = False, silence_before: float = 0.0) -> Labelled:
         """A final's words with their case and mark (`restore` writes them)."""
+        if silence_before >= LIVE_NEW_TEXT_SILENCE_SECONDS:
+            self.reset()
         if not words:
             return Labelled((), (), ())
         line = [*self._context, *words]
