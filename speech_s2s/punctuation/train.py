@@ -143,10 +143,7 @@ def evaluate(model: PunctuationModel, windows: Sequence[tuple[torch.Tensor, ...]
 
 
 def _fingerprint(model: PunctuationModel, streams: Mapping[str, Labelled], train: PunctuationTrainConfig) -> str:
-    config = asdict(model.config)
-    if config["layers"] == 1:  # as before the field existed, so checkpoints from then still resume
-        del config["layers"]
-    digest = hashlib.sha256(json.dumps([config, asdict(train)], sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps([asdict(model.config), asdict(train)], sort_keys=True).encode())
     for name in sorted(streams):
         digest.update(name.encode())
         digest.update(" ".join(streams[name].words).encode())
