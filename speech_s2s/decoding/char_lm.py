@@ -24,6 +24,7 @@ from tqdm import tqdm
 from speech_s2s.atomic import replacing
 from speech_s2s.configs import flat_config_from_json
 from speech_s2s.errors import first_line
+from speech_s2s.random_states import restore_random_states, saved_random_states
 from speech_s2s.text import EOS_ID, Vocabulary
 
 
@@ -146,10 +147,8 @@ def _fingerprint(model: CharLM, sentences: list[list[int]], train: CharLMTrainCo
 
 
 def _save_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimizer, step: int, rng: random.Random, fingerprint: str) -> None:
-    version, internal, gauss = rng.getstate()
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "fingerprint": fingerprint,
-             "torch_rng": torch.get_rng_state(), "python_rng": torch.tensor(internal, dtype=torch.int64),
-             "python_rng_version": version, "python_rng_gauss": gauss if gauss is not None else float("nan")}
+             **saved_random_states(rng)}
     with replacing(path) as temporary:
         torch.save(state, temporary)
 
@@ -165,9 +164,7 @@ def _load_lm_checkpoint(path: Path, model: CharLM, optimizer: torch.optim.Optimi
         raise LMResumeError(f"{path}: saved with another text, LM shape or training settings; it cannot be resumed by this run")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    gauss = state["python_rng_gauss"]
-    rng.setstate((state["python_rng_version"], tuple(int(v) for v in state["python_rng"]), None if math.isnan(gauss) else gauss))
+    restore_random_states(state, rng)
     return int(state["step"])
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from speech_s2s.atomic import replacing
 from speech_s2s.errors import first_line
 from speech_s2s.punctuation.labels import MARKS, NONE, Labelled, join
 from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel
+from speech_s2s.random_states import restore_random_states, saved_random_states
 
 
 @dataclass(frozen=True)
@@ -153,10 +153,8 @@ def _fingerprint(model: PunctuationModel, streams: Mapping[str, Labelled], train
 
 def _save_checkpoint(path: Path, model: PunctuationModel, optimizer: torch.optim.Optimizer, step: int, rng: random.Random,
                      fingerprint: str, history: list[dict]) -> None:
-    version, internal, gauss = rng.getstate()
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "fingerprint": fingerprint,
-             "torch_rng": torch.get_rng_state(), "python_rng": torch.tensor(internal, dtype=torch.int64),
-             "python_rng_version": version, "python_rng_gauss": gauss if gauss is not None else float("nan"),
+             **saved_random_states(rng),
              "history": json.dumps(history), "vocabulary": json.dumps(model.config.vocabulary)}
     with replacing(path) as temporary:
         torch.save(state, temporary)
@@ -173,9 +171,7 @@ def _load_checkpoint(path: Path, model: PunctuationModel, optimizer: torch.optim
         raise ResumeError(f"{path}: saved with another text, model shape or training settings; it cannot be resumed by this run")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    gauss = state["python_rng_gauss"]
-    rng.setstate((state["python_rng_version"], tuple(int(v) for v in state["python_rng"]), None if math.isnan(gauss) else gauss))
+    restore_random_states(state, rng)
     return int(state["step"]), json.loads(state["history"])
 
 
