@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Measure the punctuation-and-case restorer on held-out text arranged as a transcript is.
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 python tools/bench_punctuation.py [--model FILE] [--data data/punctuation]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python tools/bench_punctuation.py [--model FILE] [--data data/punctuation] [--dev]
 
 Reads test_book.tsv and test_modern.tsv (tools/punctuation_text.py; no choice of the restorer looked at
-them), puts LINE_SENTENCES consecutive sentences of a source on a line, drops case and marks, and restores
-them with the model and with the trivial baseline (first word capitalised, a full stop at the end, ``I``
-upper). Prints per-mark precision/recall/F1, overall F1, case accuracy and slot error rate, then the
-restorer's cost: seconds of CPU (one thread) per second of audio, taking WORDS_PER_SECOND words a second
-of speech in segments of SEGMENT_WORDS words.
+them), or with --dev the dev sentences (dev.tsv) arranged the same way, the novels as book text and the
+rest as modern text (what chooses between restorers and settings); puts LINE_SENTENCES consecutive
+sentences of a source on a line, drops case and marks, and restores them with the model and with the
+trivial baseline (first word capitalised, a full stop at the end, ``I`` upper). Prints per-mark
+precision/recall/F1, overall F1, case accuracy and slot error rate, then the restorer's cost: seconds
+of CPU (one thread) per second of audio, taking WORDS_PER_SECOND words a second of speech in segments
+of SEGMENT_WORDS words.
 
 --segmented measures what `transcribe` shows: recordings of RECORDING_SENTENCES sentences cut where a
 speaker pauses (every sentence end, a share of the commas and of other words, at most MAX_SEGMENT_WORDS
@@ -31,7 +33,7 @@ import torch  # noqa: E402
 import speech_s2s.punctuation.restore as restore  # noqa: E402
 from speech_s2s.punctuation.labels import COMMA, MARKS, NONE, SENTENCE_ENDS, Labelled, baseline, join, label_sentence, score  # noqa: E402
 from speech_s2s.punctuation.restore import LiveRestorer, RecordingRestorer, Restorer  # noqa: E402
-from speech_s2s.punctuation.train import read_tsv  # noqa: E402
+from speech_s2s.punctuation.train import group_of, read_tsv  # noqa: E402
 
 LINE_SENTENCES = (3, 6)  # sentences per line, drawn with the seed
 WORDS_PER_SECOND = 2.7  # LibriSpeech-like read speech
@@ -40,11 +42,20 @@ RECORDING_SENTENCES = 20  # --segmented: sentences read in one recording
 MAX_SEGMENT_WORDS = 27  # the speech detector's longest segment, 10 s, at WORDS_PER_SECOND
 
 
-def lines_of(path: Path, seed: int = 0) -> dict[str, list]:
+def text_sets(data: Path, dev: bool) -> dict[str, dict[str, list[str]]]:
+    """The book and the modern set's sentences per source: the held-out ones, or the dev ones (`dev`)."""
+    if not dev:
+        return {name: read_tsv(data / f"{name}.tsv") for name in ("test_book", "test_modern")}
+    sentences = read_tsv(data / "dev.tsv")
+    return {"dev_book": {s: x for s, x in sentences.items() if group_of(s) == "books"},
+            "dev_modern": {s: x for s, x in sentences.items() if group_of(s) != "books"}}
+
+
+def lines_of(text: dict[str, list[str]], seed: int = 0) -> dict[str, list]:
     """Per source, reference lines (Labelled) of consecutive sentences."""
     rng = random.Random(f"bench-{seed}")
     out = {}
-    for source, sentences in read_tsv(path).items():
+    for source, sentences in text.items():
         labelled = [x for x in map(label_sentence, sentences) if x.words]
         lines, start = [], 0
         while start < len(labelled):
@@ -55,13 +66,13 @@ def lines_of(path: Path, seed: int = 0) -> dict[str, list]:
     return out
 
 
-def recordings_of(path: Path, comma_pauses: float, other_pauses: float, seed: int = 0) -> list[tuple[Labelled, list[int]]]:
+def recordings_of(text: dict[str, list[str]], comma_pauses: float, other_pauses: float, seed: int = 0) -> list[tuple[Labelled, list[int]]]:
     """Recordings of RECORDING_SENTENCES consecutive sentences of a source (Labelled), each with the
     word counts at which a pause cuts it: after every sentence end, after a comma with probability
     `comma_pauses`, after another word with `other_pauses`, and after MAX_SEGMENT_WORDS words without one."""
     rng = random.Random(f"segmented-{seed}")
     out = []
-    for sentences in read_tsv(path).values():
+    for sentences in text.values():
         labelled = [x for x in map(label_sentence, sentences) if x.words]
         for start in range(0, len(labelled), RECORDING_SENTENCES):
             recording, cuts, length = join(labelled[start:start + RECORDING_SENTENCES]), [], 0
@@ -75,15 +86,15 @@ def recordings_of(path: Path, comma_pauses: float, other_pauses: float, seed: in
     return out
 
 
-def segmented(restorer: Restorer, data: Path, comma_pauses: float, other_pauses: float) -> None:
+def segmented(restorer: Restorer, sets: dict[str, dict[str, list[str]]], comma_pauses: float, other_pauses: float) -> None:
     """The --segmented table: each recording restored as one text, final by final (live), segment by
     segment, and by the baseline segment by segment."""
     print(f"\nRecordings cut where a speaker pauses (every sentence end, {comma_pauses:.0%} of commas, {other_pauses:.0%} of "
           f"other words, at most {MAX_SEGMENT_WORDS} words a segment; pause bonus {restore.PAUSE_BONUS}):\n")
     print("| set / system | F1 | P/R/F1 , . ? ! | case acc % | SER |")
     print("|---|---|---|---|---|")
-    for name in ("test_book", "test_modern"):
-        recordings = recordings_of(data / f"{name}.tsv", comma_pauses, other_pauses)
+    for name, text in sets.items():
+        recordings = recordings_of(text, comma_pauses, other_pauses)
         refs = [recording for recording, _ in recordings]
         alone, together, live, trivial = [], [], [], []
         for recording, cuts in recordings:
@@ -112,6 +123,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="restorer (default: the bundled one)")
     parser.add_argument("--data", default="data/punctuation")
+    parser.add_argument("--dev", action="store_true", help="the dev sentences (dev.tsv) instead of the held-out ones, arranged the same way")
     parser.add_argument("--segmented", action="store_true", help="also recordings cut where a speaker pauses, restored as one text, live, and alone")
     parser.add_argument("--comma-pauses", type=float, default=0.5, help="--segmented: the share of commas a pause follows (default 0.5)")
     parser.add_argument("--other-pauses", type=float, default=0.02, help="--segmented: the share of other words (default 0.02)")
@@ -124,10 +136,11 @@ def main() -> int:
     if args.live_pause_bonus is not None:
         restore.LIVE_PAUSE_BONUS = args.live_pause_bonus
     restorer = Restorer.load(args.model)
+    sets = text_sets(Path(args.data), args.dev)
     print("| set / system | F1 | P/R/F1 , . ? ! | case acc % | SER |")
     print("|---|---|---|---|---|")
-    for name in ("test_book", "test_modern"):
-        per_source = lines_of(Path(args.data) / f"{name}.tsv")
+    for name, text in sets.items():
+        per_source = lines_of(text)
         groups = {"all": [x for lines in per_source.values() for x in lines]}
         if len(per_source) > 1:
             groups.update(per_source)
@@ -139,8 +152,8 @@ def main() -> int:
             print(row(f"{label} ({len(refs)} lines, {words} words; {counts}) restorer", score(refs, hyps)))
             print(row(f"{label} baseline", score(refs, [baseline(x.words) for x in refs])))
     if args.segmented:
-        segmented(restorer, Path(args.data), args.comma_pauses, args.other_pauses)
-    refs = next(iter(lines_of(Path(args.data) / "test_book.tsv").values()))
+        segmented(restorer, sets, args.comma_pauses, args.other_pauses)
+    refs = next(iter(lines_of(next(iter(sets.values()))).values()))
     words = [w for x in refs for w in x.words][: 20 * int(60 * WORDS_PER_SECOND)]  # twenty minutes of speech
     segments = [words[i:i + SEGMENT_WORDS] for i in range(0, len(words), SEGMENT_WORDS)]
     restorer.label_many(segments[:8])  # warm up
