@@ -152,22 +152,23 @@ def test_the_page_sends_16khz_pcm_in_50ms_frames_then_eof(captioned, speech):
     assert [f["text"] for f in run.frames if "text" in f] == ['{"eof":true}'] and "text" in run.frames[-1]
     assert all(size % 2 == 0 for size in sizes) and set(sizes[:-1]) == {2 * SAMPLE_RATE // 20} and 0 < sizes[-1] <= 1600
     assert abs(sum(sizes) / 2 / SAMPLE_RATE - run.stopped_at) < 0.06  # the page's audio clock is what it sent
-    # The audio sent is the file at 16 kHz: aligned at the offset found, each second of speech matches
-    # it closely (the median second: one glitch of a starved audio thread on a busy machine may not
-    # count). Each second is aligned again within 20 ms of that offset: on a busy machine the
-    # fake microphone can drop or repeat a block, which moves every later sample (CI, 2026-12-07: every
-    # second at -18 to -27 dB at the first offset; the same run passed on a quieter machine).
+    # The audio sent is the file at 16 kHz: aligned at the offset found, each quarter second of speech
+    # matches it closely (the median: a glitch of a starved audio thread on a busy machine may not
+    # count). Each is aligned again within 20 ms of that offset: on a busy machine the fake microphone
+    # can drop or repeat a block, which moves every later sample (CI, 2026-12-07: every second at -18 to
+    # -27 dB at the first offset; a loaded build machine, the same day: seconds re-aligned at -28 to
+    # -37 dB, a dropped block inside a second counting against it; quarter seconds leave it to fewer).
     offset = round(offset_in_file(run.pcm, audio) * SAMPLE_RATE)
-    shift = SAMPLE_RATE // 50
+    shift, window = SAMPLE_RATE // 50, SAMPLE_RATE // 4
     residuals = []
-    for start in range(max(0, offset) + shift, len(audio) - SAMPLE_RATE, SAMPLE_RATE):
-        played = audio[start : start + SAMPLE_RATE]
-        around = run.pcm[start - offset - shift : start - offset + SAMPLE_RATE + shift]
-        if np.mean(played**2) > 1e-4 and len(around) == SAMPLE_RATE + 2 * shift:
+    for start in range(max(0, offset) + shift, len(audio) - window, window):
+        played = audio[start : start + window]
+        around = run.pcm[start - offset - shift : start - offset + window + shift]
+        if np.mean(played**2) > 1e-4 and len(around) == window + 2 * shift:
             lag = int(np.argmax(np.correlate(around, played, "valid")))
-            sent = around[lag : lag + SAMPLE_RATE]
+            sent = around[lag : lag + window]
             residuals.append(10 * np.log10(np.mean((sent - played) ** 2) / np.mean(played**2)))
-    assert abs(offset) < SAMPLE_RATE // 2 and len(residuals) >= 8 and np.median(residuals) < -30, (offset, residuals)
+    assert abs(offset) < SAMPLE_RATE // 2 and len(residuals) >= 32 and np.median(residuals) < -30, (offset, residuals)
 
 
 def test_final_times_and_latency(captioned, speech, speech_browser):

@@ -23,10 +23,10 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from speech_s2s.atomic import replacing
+from speech_s2s.data.random_states import restore_random_states, saved_random_states
 from speech_s2s.errors import first_line
 from speech_s2s.punctuation.labels import MARKS, NONE, Labelled, join
 from speech_s2s.punctuation.model import PunctuationConfig, PunctuationModel
-from speech_s2s.random_states import restore_random_states, saved_random_states
 
 
 @dataclass(frozen=True)
