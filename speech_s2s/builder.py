@@ -39,6 +39,9 @@ class RecognizerConfig:
     device: str = "cpu"
     threads: int | None = None  # torch's CPU threads; None leaves them as they are
     int8: bool = False  # int8 weights in the encoder's LSTMs and the CTC head (CPU)
+    # The search's recurrent products (the decoder's, the character LM's) with int8 weights, on the CPU (other
+    # devices ignore it): a quarter less decoding time for the same words but for rare near-ties (RESULTS.md).
+    int8_search: bool = True
     onnx_encoder: str | Path | None = None  # encode with ONNX Runtime from this file (export-onnx of the same model)
     punctuation: str | Path | bool = True  # restore case and punctuation: True = the bundled restorer, a file, or False = none
 
@@ -96,6 +99,8 @@ def build_decoding(config: RecognizerConfig = RecognizerConfig()) -> Decoding:
         encoder = OnnxEncoder(config.onnx_encoder, model)  # checked against the float weights
     if config.int8:
         model = quantize_int8(model)
+    if config.int8_search and config.device == "cpu":
+        model.decoder.use_int8_search()
     lm = None
     options = config.decoding
     lm_file = config.lm_file()
@@ -103,6 +108,8 @@ def build_decoding(config: RecognizerConfig = RecognizerConfig()) -> Decoding:
         from speech_s2s.decoding.char_lm import load_lm
 
         lm = load_lm(lm_file, vocabulary=model.vocabulary).to(config.device)
+        if config.int8_search and config.device == "cpu":
+            lm.use_int8_search()
     else:
         options = options.without_lm()
     word_lm_file = config.word_lm_file()
@@ -135,7 +142,7 @@ def load(
     model: str | Path | None = None, *, beam_size: int | None = None, lm: str | Path | None | bool = True, lm_weight: float | None = None,
     internal_lm_weight: float | None = None, word_lm: str | Path | None | bool = True, word_lm_weight: float | None = None,
     batch_size: int = 8, word_timestamps: bool = True, threads: int | None = None, device: str = "cpu",
-    decoding: DecodingOptions | None = None, punctuation: str | Path | bool = True,
+    decoding: DecodingOptions | None = None, punctuation: str | Path | bool = True, int8_search: bool = True,
 ) -> Recognizer:
     """`speech_s2s.load()`: a Recognizer for a model file (default: the bundled model) that decodes as
     `speech-s2s transcribe` does by default (DecodingOptions()); any argument given overrides it.
@@ -143,6 +150,7 @@ def load(
     with any other; None or False = none. `beam_size` 1 is greedy search, which uses no LM.
     `punctuation`: restore case and punctuation in the segments' text, each recording read as one text
     (True: the bundled restorer; a file; False: none), the model's own words staying in `Segment.raw_text`.
+    `int8_search`: the search's recurrent products with int8 weights on the CPU (default; False: float32).
     Raises ModelFileError / LMError / WordLMError / PunctuationModelError naming the file."""
     from speech_s2s.decoding.options import with_overrides
 
@@ -150,7 +158,7 @@ def load(
                              word_lm_weight=word_lm_weight)
     config = RecognizerConfig(model=model, lm=bool(lm) if lm in (None, False, True) else lm,
                               word_lm=bool(word_lm) if word_lm in (None, False, True) else word_lm,
-                              decoding=options, device=device, threads=threads, punctuation=punctuation)
+                              decoding=options, device=device, threads=threads, punctuation=punctuation, int8_search=int8_search)
     return build_recognizer(config, batch_size=batch_size, word_timestamps=word_timestamps)
 
 

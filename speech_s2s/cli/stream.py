@@ -35,6 +35,9 @@ def add_live_decoding(p: argparse.ArgumentParser) -> None:
                    help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
     p.add_argument("--threads", type=int, default=None, help="torch's CPU threads of each decoding (default 1); "
                                                                    "decoding also borrows a second core where one is free")
+    p.add_argument("--float-search", action="store_true",
+                   help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
+                   "the CPU: a quarter faster, the same words but for rare near-ties; RESULTS.md)")
     p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
                    "by default their case and punctuation are restored (partials stay raw)")
 
@@ -112,7 +115,8 @@ def live_config(args: argparse.Namespace) -> tuple[RecognizerConfig, StreamOptio
     from speech_s2s.model.encoder import ChunkConfig
     from speech_s2s.streaming import StreamOptions
 
-    config = RecognizerConfig(model=args.model, decoding=decoding_from_args(args), punctuation=not args.no_punctuation)
+    config = RecognizerConfig(model=args.model, decoding=decoding_from_args(args), punctuation=not args.no_punctuation,
+                              int8_search=not args.float_search)
     return config, StreamOptions(mode=args.mode, update_seconds=args.update_seconds, chunk=ChunkConfig(*(args.chunk or (32, 16))))
 
 

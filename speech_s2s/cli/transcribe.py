@@ -60,6 +60,9 @@ def add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
     p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
+    p.add_argument("--float-search", action="store_true",
+                   help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
+                   "the CPU: a quarter faster, the same words but for rare near-ties; RESULTS.md)")
     p.add_argument("--onnx-encoder",
         help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
     p.add_argument("--threads", type=positive, default=None, help="torch's CPU threads (default 1: faster than more for this small model; see RESULTS.md); "
@@ -164,7 +167,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     from speech_s2s.builder import RecognizerConfig
 
     config = RecognizerConfig(
-        model=args.model, lm=args.lm or not args.no_lm, word_lm=args.word_lm or not args.no_word_lm, int8=args.int8, onnx_encoder=args.onnx_encoder,
+        model=args.model, lm=args.lm or not args.no_lm, word_lm=args.word_lm or not args.no_word_lm, int8=args.int8, int8_search=not args.float_search,
+        onnx_encoder=args.onnx_encoder,
         decoding=decoding_from_args(args, length_bonus=args.length_bonus),
         punctuation=False if args.no_punctuation else (args.punctuation_model or True),
     )

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from speech_s2s.atomic import replacing
 from speech_s2s.configs import flat_config_from_json
+from speech_s2s.data.random_states import restore_random_states, saved_random_states
 from speech_s2s.errors import first_line
-from speech_s2s.random_states import restore_random_states, saved_random_states
+from speech_s2s.model.int8_product import Int8Product
 from speech_s2s.text import EOS_ID, Vocabulary
 
 
@@ -57,6 +58,12 @@ class CharLM(nn.Module):
         self.lstm = nn.LSTM(config.embedding_size, config.hidden_size, config.num_layers, batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.output = nn.Linear(config.hidden_size, len(self.vocabulary))
+        self.int8_recurrent: list[Int8Product] = []  # `use_int8_search`
+
+    def use_int8_search(self) -> None:
+        """`step` multiplies each layer's hidden state by its recurrent weights in int8 from now on
+        (inference only: training is not seen by the int8 copies)."""
+        self.int8_recurrent = [Int8Product(getattr(self.lstm, f"weight_hh_l{i}")) for i in range(self.config.num_layers)]
 
     def forward(self, tokens: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """tokens [B, L] -> logits [B, L, V] and the LSTM state."""
@@ -80,7 +87,8 @@ class CharLM(nn.Module):
         x = None
         for i, (input_weight, hidden_weight, bias) in enumerate(layers):
             gates = table[tokens] if i == 0 else torch.addmm(bias, x, input_weight.T)
-            i_gate, f_gate, g_gate, o_gate = gates.addmm_(hidden[i], hidden_weight.T).chunk(4, dim=1)
+            recurrent = gates.add_(self.int8_recurrent[i](hidden[i])) if self.int8_recurrent else gates.addmm_(hidden[i], hidden_weight.T)
+            i_gate, f_gate, g_gate, o_gate = recurrent.chunk(4, dim=1)
             c = torch.sigmoid(f_gate) * cell[i] + torch.sigmoid(i_gate) * torch.tanh(g_gate)
             x = torch.sigmoid(o_gate) * torch.tanh(c)
             next_hidden.append(x)

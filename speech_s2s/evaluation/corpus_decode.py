@@ -53,9 +53,9 @@ def partial_path(output: Path) -> Path:
 
 
 def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str | Path | None, level: LevelConfig | None = LevelConfig(),
-                  word_lm_file: str | Path | None = None, word_lm_weights: WordFusionWeights | None = None) -> str:
+                  word_lm_file: str | Path | None = None, word_lm_weights: WordFusionWeights | None = None, int8_search: bool = False) -> str:
     """What a partial file's lines depend on: the model and LM files (path, size, time), the options, the
-    level range, and the word LM with its weights when the search uses one."""
+    level range, the word LM with its weights when the search uses one, and whether its recurrent products were int8."""
     def identity(path: str | Path | None) -> list | None:
         if path is None:
             return None
@@ -66,6 +66,8 @@ def run_signature(model_file: str | Path, options: DecodingOptions, lm_file: str
     if word_lm_file is not None:  # absent otherwise, so the runs before word LMs existed keep their signature
         # "in the search": a re-ranking of the finished hypotheses (before 2026-11-30) had the same weights
         signed["word_lm"] = [identity(word_lm_file), "in the search", asdict(word_lm_weights) if word_lm_weights is not None else None]
+    if int8_search:  # absent otherwise, as for the word LM
+        signed["int8_search"] = True
     return json.dumps(signed, sort_keys=True, default=str)
 
 

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from speech_s2s.model.attention import AttentionConfig, LocationAwareAttention
 from speech_s2s.model.encoder import padding_mask
+from speech_s2s.model.int8_product import Int8Product
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class AttentionDecoder(nn.Module):
         self.output = nn.Sequential(
             nn.Linear(config.hidden_size + memory_size, config.hidden_size), nn.Tanh(), nn.Linear(config.hidden_size, vocab_size)
         )
+        self.int8_recurrent: Int8Product | None = None  # `use_int8_search`
+
+    def use_int8_search(self) -> None:
+        """Search multiplies the first LSTM layer's hidden state by its recurrent weights in int8 from now on
+        (inference only: training is not seen by the int8 copy)."""
+        self.int8_recurrent = Int8Product(self.cells[0].weight_hh)
 
     def prepare(self, memory: torch.Tensor, lengths: torch.Tensor) -> Memory:
         return Memory(memory, self.attention.project_memory(memory), padding_mask(lengths, memory.shape[1]))
@@ -236,7 +243,9 @@ def _lstm_layers(decoder: AttentionDecoder, input_gates: torch.Tensor, hidden: l
                  cell: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """One step of the decoder's LSTM layers from the first layer's input gates [N, 4H] (a fresh
     tensor: its recurrent part is added in place): the top layer's output and each layer's (h, c)."""
-    x, c = _lstm_gates(input_gates.addmm_(hidden[0], decoder.cells[0].weight_hh.T), cell[0])
+    recurrent = decoder.int8_recurrent
+    gates = input_gates.add_(recurrent(hidden[0])) if recurrent is not None else input_gates.addmm_(hidden[0], decoder.cells[0].weight_hh.T)
+    x, c = _lstm_gates(gates, cell[0])
     next_hidden, next_cell = [x], [c]
     for i, lstm in enumerate(decoder.cells[1:], start=1):
         x, c = lstm(x, (hidden[i], cell[i]))

@@ -333,10 +333,11 @@ def _portable_name(path: str | Path) -> str:
         return path.name
 
 
-# What int8 dynamic quantisation covers: the encoder's LSTMs and the CTC head. The decoder stays
-# float32: search runs it as a `ProjectedDecoder`, which reads its float weights and was as fast
+# What int8 dynamic quantisation covers: the encoder's LSTMs and the CTC head. The decoder's modules
+# stay float32: search runs it as a `ProjectedDecoder`, which reads its float weights and was as fast
 # as the int8 decoder's plain steps (greedy and beam 8 on 100 test-tts utterances, within this
-# machine's noise); the attention reads its small layers' weights directly too.
+# machine's noise); the attention reads its small layers' weights directly too. Its one large
+# per-step product, the recurrent one, is int8 by default on the CPU (`AttentionDecoder.use_int8_search`).
 INT8_PARTS = ("encoder", "ctc_head")
 
 
