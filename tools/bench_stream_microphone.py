@@ -4,9 +4,10 @@
 A private PulseAudio server gets a null sink whose monitor is the default source, so what is played
 into the sink is what the microphone hears. `speech-s2s stream --output-format jsonl` listens to it;
 this script writes held-out utterances (trimmed, a pause after each) to `pacat` in real time, so it
-knows when each utterance's speech ended, and notes when each final line arrives. The difference
-includes everything a user waits for: pacat's playback buffer (`--latency-msec`, counted against us),
-PulseAudio and PortAudio's capture buffers, the queue, the decoding and the pipe.
+knows when each utterance's speech was heard (its place in the audio, plus what still waited in the
+pipe to pacat when it was written), and notes when each final line arrives. The difference includes
+everything a user waits for: pacat's playback buffer (`--latency-msec`, counted against us),
+PulseAudio and PortAudio's capture buffers, the queue, the decoding and the pipe back.
 
     python tools/bench_stream_microphone.py --split $DATA/evalcorpus/test-tts --utterances 20
 """
@@ -14,6 +15,8 @@ PulseAudio and PortAudio's capture buffers, the queue, the decoding and the pipe
 from __future__ import annotations
 
 import argparse
+import array
+import fcntl
 import json
 import os
 import shutil
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -35,6 +39,13 @@ from speech_s2s.data.corpus import read_librispeech  # noqa: E402
 from speech_s2s.frontend.audio import SAMPLE_RATE  # noqa: E402
 
 WRITE_SECONDS = 0.01  # pacat is fed 10 ms at a time, each when it would have been spoken
+
+
+def _unread_bytes(fd: int) -> int:
+    """Bytes written to a pipe and not yet read from it (Linux: FIONREAD works on either end)."""
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
 
 
 def main() -> int:
@@ -81,11 +92,21 @@ def main() -> int:
         step = 2 * round(WRITE_SECONDS * SAMPLE_RATE)
         started[0] = time.monotonic()
         # `event.start/end` are on the stream's own clock (its first sample); ours starts here, a
-        # moment later, so finals are matched to utterances by order of their end, not by time
+        # moment later, so finals are matched to utterances by order of their end, not by time.
+        # An end of speech is heard once the bytes before it in the pipe to pacat have been played:
+        # pacat reads its input only as fast as PulseAudio plays it, so audio written before its stream
+        # ran stays queued in the pipe for the whole run (50-155 ms in runs of 2026-12-07, a steady
+        # offset each), which the schedule alone counted against the recogniser.
+        end_samples, end_times, queued = [round(end * SAMPLE_RATE) for end in ends], [], []
         for i in range(0, len(pcm), step):
             time.sleep(max(0.0, started[0] + i / 2 / SAMPLE_RATE - time.monotonic()))
             player.stdin.write(pcm[i : i + step])
             player.stdin.flush()
+            while len(end_times) < len(end_samples) and end_samples[len(end_times)] < (i + step) // 2:
+                # bytes still in the pipe, less this write's (it may hold audio after the end): errs against us
+                waiting = max(0, _unread_bytes(player.stdin.fileno()) - step) / 2 / SAMPLE_RATE
+                queued.append(waiting)
+                end_times.append(end_samples[len(end_times)] / SAMPLE_RATE + waiting)
         time.sleep(2.0)
         stream.send_signal(signal.SIGINT)
         summary = stream.stderr.read().strip().splitlines()[-1]
@@ -98,10 +119,11 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     arrivals = [arrived for arrived, _ in finals]
     # each end of speech: the first final to arrive after it
-    latencies = [min(a for a in arrivals if a > end) - end for end in ends if any(a > end for a in arrivals)]
+    latencies = [min(a for a in arrivals if a > end) - end for end in end_times if any(a > end for a in arrivals)]
     print(f"{len(finals)} finals for {len(ends)} utterances; end of speech -> final on the wall clock: median "
           f"{1000 * np.median(latencies):.0f} ms, p90 {1000 * np.percentile(latencies, 90):.0f} ms "
-          f"(pacat buffer {args.playback_latency_ms} ms included)")
+          f"(pacat buffer {args.playback_latency_ms} ms included; audio still in the pipe to pacat at an end of speech: "
+          f"median {1000 * np.median(queued):.0f} ms, added to when it was heard)")
     print(f"stream's own summary: {summary}")
     return 0
 
