@@ -40,8 +40,7 @@ class RecognizerConfig:
     threads: int | None = None  # torch's CPU threads; None leaves them as they are
     int8: bool = False  # int8 weights in the encoder's LSTMs and the CTC head (CPU)
     # The search's recurrent products (the decoder's, the character LM's) with int8 weights, on the CPU (other
-    # devices ignore it): 7 % less decoding time on a quiet machine, a quarter less on a busy one, for the same
-    # words but for rare near-ties (RESULTS.md).
+    # devices ignore it): 6 % less decoding time for the same words but for rare near-ties (RESULTS.md).
     int8_search: bool = True
     onnx_encoder: str | Path | None = None  # encode with ONNX Runtime from this file (export-onnx of the same model)
     punctuation: str | Path | bool = True  # restore case and punctuation: True = the bundled restorer, a file, or False = none

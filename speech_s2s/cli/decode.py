@@ -28,7 +28,7 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=positive, default=1, help="beam size; 1 = greedy (default)")
     p.add_argument("--float-search", action="store_true",
                    help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
-                   "the CPU: faster, most of all on a busy machine; the same words but for rare near-ties; RESULTS.md)")
+                   "the CPU: faster, the same words but for rare near-ties; RESULTS.md)")
     p.add_argument("--ctc-weight", type=float, default=None, help=f"CTC share of the joint beam score (default {DEFAULTS.ctc_weight:g}; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
     p.add_argument("--lm-weight", type=float, default=None, help=f"LM weight for shallow fusion (default {DEFAULTS.lm_weight:g} with --lm)")

@@ -37,7 +37,7 @@ def add_live_decoding(p: argparse.ArgumentParser) -> None:
                                                                    "decoding also borrows a second core where one is free")
     p.add_argument("--float-search", action="store_true",
                    help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
-                   "the CPU: faster, most of all on a busy machine; the same words but for rare near-ties; RESULTS.md)")
+                   "the CPU: faster, the same words but for rare near-ties; RESULTS.md)")
     p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
                    "by default their case and punctuation are restored (partials stay raw)")
 
