@@ -186,7 +186,7 @@ def test_a_pause_inside_a_sentence_does_not_end_it():
     "the" is no sentence end."""
     restorer = Restorer.load()
     segments = ["i went to the", "store and bought some bread"]
-    assert [restorer.restore(x) for x in segments] == ["I went to the.", "Store, and bought some bread."]
+    assert [restorer.restore(x) for x in segments] == ["I went to the.", "Store and bought some bread."]
     recording = RecordingRestorer(restorer)
     assert recording.add(segments[0].split()) == [] and recording.add(segments[1].split()) == []
     assert recording.finish() == [["I", "went", "to", "the"], ["store", "and", "bought", "some", "bread."]]
