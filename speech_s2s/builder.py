@@ -45,6 +45,11 @@ class RecognizerConfig:
     onnx_encoder: str | Path | None = None  # encode with ONNX Runtime from this file (export-onnx of the same model)
     punctuation: str | Path | bool = True  # restore case and punctuation: True = the bundled restorer, a file, or False = none
 
+    @property
+    def int8_search_used(self) -> bool:
+        """Whether the search's recurrent products are int8: asked for, and on the CPU."""
+        return self.int8_search and self.device == "cpu"
+
     def punctuation_file(self) -> Path | None:
         if self.punctuation is False or self.punctuation is None:
             return None
@@ -99,7 +104,7 @@ def build_decoding(config: RecognizerConfig = RecognizerConfig()) -> Decoding:
         encoder = OnnxEncoder(config.onnx_encoder, model)  # checked against the float weights
     if config.int8:
         model = quantize_int8(model)
-    if config.int8_search and config.device == "cpu":
+    if config.int8_search_used:
         model.decoder.use_int8_search()
     lm = None
     options = config.decoding
@@ -108,7 +113,7 @@ def build_decoding(config: RecognizerConfig = RecognizerConfig()) -> Decoding:
         from speech_s2s.decoding.char_lm import load_lm
 
         lm = load_lm(lm_file, vocabulary=model.vocabulary).to(config.device)
-        if config.int8_search and config.device == "cpu":
+        if config.int8_search_used:
             lm.use_int8_search()
     else:
         options = options.without_lm()

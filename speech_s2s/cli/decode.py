@@ -8,6 +8,7 @@ from pathlib import Path
 
 from speech_s2s.cli.options import (
     DEFAULTS,
+    add_float_search,
     apply_threads,
     decoding_from_args,
     fail,
@@ -26,9 +27,7 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model file (.safetensors)")
     p.add_argument("--output", required=True, help="hypothesis file to write")
     p.add_argument("--beam", type=positive, default=1, help="beam size; 1 = greedy (default)")
-    p.add_argument("--float-search", action="store_true",
-                   help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
-                   "the CPU: faster, the same words but for rare near-ties; RESULTS.md)")
+    add_float_search(p)
     p.add_argument("--ctc-weight", type=float, default=None, help=f"CTC share of the joint beam score (default {DEFAULTS.ctc_weight:g}; beam search only)")
     p.add_argument("--lm", help="character LM (.safetensors) for shallow fusion (beam search only)")
     p.add_argument("--lm-weight", type=float, default=None, help=f"LM weight for shallow fusion (default {DEFAULTS.lm_weight:g} with --lm)")
@@ -89,7 +88,7 @@ def _run_decode(args: argparse.Namespace) -> int:
         output.unlink()
     level = decoding_level(model.input_level_db, args.keep_level)
     signature = run_signature(args.model, options, args.lm, level, args.word_lm, built.word_lm_weights,
-                              int8_search=config.int8_search and device == "cpu")
+                              int8_search=config.int8_search_used)
     done = decode_utterances(model, utterances, output, options, signature, lm, args.batch_size, device, keep_level=args.keep_level)
     if done.reused:
         print(f"speech-s2s: resumed: {done.reused} of {done.total} utterances were already decoded", file=sys.stderr)

@@ -38,6 +38,13 @@ def apply_threads(args: argparse.Namespace, decoding: bool = False) -> None:
     torch.set_num_threads(min(MAX_DEFAULT_THREADS, usable))
 
 
+def add_float_search(p: argparse.ArgumentParser) -> None:
+    """`--float-search`, for every command that decodes (RecognizerConfig.int8_search)."""
+    p.add_argument("--float-search", action="store_true",
+                   help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
+                   "the CPU: faster, the same words but for rare near-ties; RESULTS.md)")
+
+
 def positive(text: str) -> int:
     value = int(text)
     if value < 1:

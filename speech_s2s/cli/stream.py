@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from speech_s2s.streaming import Event, StreamOptions
     from speech_s2s.transcribe import Recognizer
 
-from speech_s2s.cli.options import DEFAULTS, apply_threads, decoding_from_args
+from speech_s2s.cli.options import DEFAULTS, add_float_search, apply_threads, decoding_from_args
 
 STREAM_FORMATS = ("txt", "jsonl")
 
@@ -35,9 +35,7 @@ def add_live_decoding(p: argparse.ArgumentParser) -> None:
                    help="chunked: chunk and look-ahead in 10 ms frames, multiples of 8 (default 32 16)")
     p.add_argument("--threads", type=int, default=None, help="torch's CPU threads of each decoding (default 1); "
                                                                    "decoding also borrows a second core where one is free")
-    p.add_argument("--float-search", action="store_true",
-                   help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
-                   "the CPU: faster, the same words but for rare near-ties; RESULTS.md)")
+    add_float_search(p)
     p.add_argument("--no-punctuation", action="store_true", help="finals as the model spells them (lowercase, no marks); "
                    "by default their case and punctuation are restored (partials stay raw)")
 

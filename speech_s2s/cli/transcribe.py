@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from speech_s2s import atomic
 from speech_s2s.cli.options import (
     DEFAULTS,
+    add_float_search,
     apply_threads,
     decoding_from_args,
     fail,
@@ -60,9 +61,7 @@ def add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="skip inputs already in --output or --output-dir")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output instead of refusing")
     p.add_argument("--int8", action="store_true", help="int8 weights for the encoder's LSTMs and the CTC head (CPU; dynamic quantisation)")
-    p.add_argument("--float-search", action="store_true",
-                   help="the search's recurrent products (the decoder's and the character LM's) in float32 instead of int8 (the default on "
-                   "the CPU: faster, the same words but for rare near-ties; RESULTS.md)")
+    add_float_search(p)
     p.add_argument("--onnx-encoder",
         help="encode with ONNX Runtime from this file, written by export-onnx for the same model (faster on CPU; needs onnxruntime)")
     p.add_argument("--threads", type=positive, default=None, help="torch's CPU threads (default 1: faster than more for this small model; see RESULTS.md); "

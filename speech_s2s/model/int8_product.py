@@ -27,7 +27,6 @@ class Int8Product:
         weight = weight.detach().float().cpu()
         self._scales = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)  # [out]
         self._weight = (weight / self._scales[:, None]).round().to(torch.int8).T.contiguous()  # [in, out]
-        self.shape = tuple(weight.shape)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, in] -> x @ weight.T [N, out], float32."""
